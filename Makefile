@@ -1,0 +1,69 @@
+# Aidline — developer commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+INFRA := deploy/local/infra.sh
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Aidline needs Python 3.11 or newer (found: $$($(PYTHON) --version))"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> installing Aidline and its pinned dependencies into $(VENV)"
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e '.[dev,bench]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+.PHONY: install
+install: $(STAMP) ## Create the virtual environment and install the project
+
+.PHONY: infra-up
+infra-up: ## Start local Kafka (KRaft) and PostgreSQL; prints their addresses
+	@$(INFRA) up
+
+.PHONY: infra-down
+infra-down: ## Stop the local Kafka and PostgreSQL started by infra-up
+	@$(INFRA) down
+
+.PHONY: infra-status
+infra-status: ## Is local Kafka / PostgreSQL running?
+	@$(INFRA) status
+
+.PHONY: test
+test: $(STAMP) ## Run the whole test suite against real Kafka and PostgreSQL
+	@deploy/local/with-infra.sh $(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## Only the pure unit tests (no infrastructure)
+	@$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff and mypy
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy shared services
+
+.PHONY: run
+run: $(STAMP) ## Start Kafka and the four services with demo data; prints the dashboard address
+	@$(BIN)/aidline run
+
+.PHONY: up
+up: ## Docker Compose: the whole stack (for machines with Docker)
+	docker compose up -d --build
+
+.PHONY: down
+down: ## Docker Compose: stop the stack
+	docker compose down
+
+.PHONY: clean
+clean: ## Remove the virtual environment and local state (keeps the Kafka jar cache)
+	-@$(INFRA) down
+	rm -rf $(VENV) .aidline .pytest_cache .mypy_cache .ruff_cache

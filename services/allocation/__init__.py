@@ -1,0 +1,1 @@
+"""The allocation service: Matching confirmed pledges to endorsed needs."""

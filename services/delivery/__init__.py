@@ -1,0 +1,1 @@
+"""The delivery service: Shipments through the hubs to handover at the border."""

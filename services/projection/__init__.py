@@ -1,0 +1,1 @@
+"""The projection service: Read models, the live event stream and the operators' dashboard."""

@@ -1,0 +1,12 @@
+"""Settings of the request service (environment variables; see README)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+
+class RequestSettings(ServiceSettings):
+    service_name: str = "request"
+    port: int = Field(default=8001, ge=1, le=65535, validation_alias="REQUEST_PORT")

@@ -1,0 +1,72 @@
+"""Roles, scopes and the access rules each service declares in one table.
+
+Each service keeps its rules in `services/<name>/access.py` as an `AccessPolicy`: one named rule
+per endpoint. A route states its rule by name, so a route without a rule cannot be written, and
+the table renders into the docs and drives the role-by-endpoint test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    RECIPIENT = "recipient"
+    DONOR = "donor"
+    FORUM = "forum"
+    PLANNER = "planner"
+    HUB = "hub"
+    OBSERVER = "observer"
+    ADMIN = "admin"
+
+
+class Scope(StrEnum):
+    """A further check on the resource, done by the handler once the resource is loaded."""
+
+    NONE = "none"
+    OWN_NATION = "own nation"  # donors act only for their own nation
+    OWN_HUB = "own hub"  # hub operators act only at their own hub
+
+
+READERS = frozenset(Role)  # every authenticated role may read unless a rule says otherwise
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: frozenset[Role]
+    description: str
+    scope: Scope = Scope.NONE
+
+    def allows(self, roles: frozenset[Role]) -> bool:
+        return bool(self.roles & roles)
+
+
+class AccessPolicy(Mapping[str, Rule]):
+    def __init__(self, service: str, rules: Mapping[str, Rule]) -> None:
+        self.service = service
+        self._rules = dict(rules)
+
+    def __getitem__(self, name: str) -> Rule:
+        try:
+            return self._rules[name]
+        except KeyError:
+            raise KeyError(f"{self.service} has no access rule named {name!r}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rules)
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def markdown(self) -> str:
+        lines = ["| rule | roles | scope | what |", "|---|---|---|---|"]
+        for name, rule in self._rules.items():
+            roles = ", ".join(sorted(rule.roles))
+            lines.append(f"| `{name}` | {roles} | {rule.scope} | {rule.description} |")
+        return "\n".join(lines)
+
+
+def rule(*roles: Role, description: str, scope: Scope = Scope.NONE) -> Rule:
+    return Rule(frozenset(roles), description, scope)

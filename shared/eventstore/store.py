@@ -1,0 +1,201 @@
+"""The append-only event store: the service's source of truth and the relay's outbox.
+
+Ordering guarantee: readers following `position` never skip an event whose transaction commits
+late. On PostgreSQL every appending transaction takes one transaction-scoped advisory lock just
+before it inserts and keeps it until commit, so positions are handed out and committed strictly
+one transaction after another (a rolled-back transaction leaves a gap, never a late arrival). On
+SQLite writers are serialised by the database lock (`BEGIN IMMEDIATE`), which gives the same.
+The lock is taken as late as possible (at flush, after the command's own reads), so it is held
+only for the inserts and the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import Database
+from shared.eventstore.events import Metadata, NewEvent, StoredEvent
+from shared.eventstore.tables import events
+
+EVENTS_APPENDED = Counter(
+    "aidline_events_appended_total", "Events appended to the store", ["store"]
+)
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to the stream since the caller read it."""
+
+    def __init__(self, stream_id: str, expected_version: int) -> None:
+        super().__init__(f"stream {stream_id!r} is no longer at version {expected_version}")
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+
+
+@dataclass
+class _PendingAppend:
+    stream_id: str
+    expected_version: int
+    events: Sequence[NewEvent]
+
+
+@dataclass
+class Transaction:
+    """One unit of work: reads and appends to any number of streams, committed together."""
+
+    conn: AsyncConnection
+    store: EventStore
+    _pending: list[_PendingAppend] = field(default_factory=list)
+    stored: list[StoredEvent] = field(default_factory=list)
+
+    def append(self, stream_id: str, expected_version: int, new_events: Sequence[NewEvent]) -> None:
+        """Queue events for `stream_id`, which the caller read at `expected_version` (0 = new)."""
+        if new_events:
+            self._pending.append(_PendingAppend(stream_id, expected_version, new_events))
+
+    async def flush(self) -> list[StoredEvent]:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        stored = await self.store.insert(self.conn, pending)
+        self.stored.extend(stored)
+        return stored
+
+
+class EventStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        # Commit-order lock key and wake-up channel are per schema: one store, one relay.
+        self.lock_key = zlib.crc32(f"aidline.events.{db.schema}".encode())
+        self.channel = f"aidline_events_{db.schema}"
+        # In-process wake-up for the relay (SQLite has no LISTEN/NOTIFY).
+        self.appended = asyncio.Event()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.db.engine.begin() as conn:
+            tx = Transaction(conn, self)
+            yield tx
+            await tx.flush()
+        if tx.stored:
+            self.appended.set()
+
+    async def append(
+        self, stream_id: str, expected_version: int, new_events: Sequence[NewEvent]
+    ) -> list[StoredEvent]:
+        async with self.transaction() as tx:
+            tx.append(stream_id, expected_version, new_events)
+        return tx.stored
+
+    async def insert(
+        self, conn: AsyncConnection, pending: Sequence[_PendingAppend]
+    ) -> list[StoredEvent]:
+        if self.db.postgres:
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(self.lock_key)))
+        now = datetime.now(UTC)
+        rows = []
+        for append in pending:
+            for offset, event in enumerate(append.events, start=1):
+                rows.append(
+                    {
+                        "stream_id": append.stream_id,
+                        "stream_version": append.expected_version + offset,
+                        "event_id": event.event_id,
+                        "event_type": event.event_type,
+                        "schema_version": event.schema_version,
+                        "data": event.data,
+                        "meta": event.meta.as_dict(),
+                        "recorded_at": now,
+                    }
+                )
+        try:
+            result = await conn.execute(
+                events.insert().returning(events.c.position, sort_by_parameter_order=True), rows
+            )
+        except IntegrityError as exc:
+            conflict = _conflicting_append(exc, pending)
+            if conflict is not None:
+                raise ConcurrencyError(conflict.stream_id, conflict.expected_version) from exc
+            raise
+        positions = [row.position for row in result]
+        if self.db.postgres:
+            await conn.execute(sa.select(sa.func.pg_notify(self.channel, str(positions[-1]))))
+        EVENTS_APPENDED.labels(self.db.schema).inc(len(rows))
+        return [_stored(position, row) for position, row in zip(positions, rows, strict=True)]
+
+    async def read_stream(
+        self, conn: AsyncConnection, stream_id: str, after_version: int = 0
+    ) -> list[StoredEvent]:
+        query = (
+            sa.select(events)
+            .where(events.c.stream_id == stream_id, events.c.stream_version > after_version)
+            .order_by(events.c.stream_version)
+        )
+        return [_from_row(row) for row in await conn.execute(query)]
+
+    async def read_after(
+        self, conn: AsyncConnection, position: int, limit: int
+    ) -> list[StoredEvent]:
+        query = (
+            sa.select(events)
+            .where(events.c.position > position)
+            .order_by(events.c.position)
+            .limit(limit)
+        )
+        return [_from_row(row) for row in await conn.execute(query)]
+
+    async def head_position(self, conn: AsyncConnection) -> int:
+        value = await conn.scalar(sa.select(sa.func.max(events.c.position)))
+        return int(value or 0)
+
+    async def stream_version(self, conn: AsyncConnection, stream_id: str) -> int:
+        value = await conn.scalar(
+            sa.select(sa.func.max(events.c.stream_version)).where(events.c.stream_id == stream_id)
+        )
+        return int(value or 0)
+
+
+def _conflicting_append(
+    exc: IntegrityError, pending: Sequence[_PendingAppend]
+) -> _PendingAppend | None:
+    message = str(exc.orig).lower()
+    if (
+        "uq_events_stream_version" in message
+        or "events.stream_id, events.stream_version" in message
+    ):
+        return pending[0] if len(pending) == 1 else _first_named(message, pending)
+    return None
+
+
+def _first_named(message: str, pending: Sequence[_PendingAppend]) -> _PendingAppend:
+    for append in pending:
+        if append.stream_id.lower() in message:
+            return append
+    return pending[0]
+
+
+def _stored(position: int, row: dict[str, object]) -> StoredEvent:
+    return StoredEvent(
+        position=position,
+        stream_id=str(row["stream_id"]),
+        stream_version=int(row["stream_version"]),  # type: ignore[call-overload]
+        event_id=row["event_id"],  # type: ignore[arg-type]
+        event_type=str(row["event_type"]),
+        schema_version=int(row["schema_version"]),  # type: ignore[call-overload]
+        data=row["data"],  # type: ignore[arg-type]
+        meta=Metadata.from_dict(row["meta"]),  # type: ignore[arg-type]
+        recorded_at=row["recorded_at"],  # type: ignore[arg-type]
+    )
+
+
+def _from_row(row: sa.Row[object]) -> StoredEvent:
+    return _stored(row.position, row._mapping)  # type: ignore[arg-type, attr-defined]

@@ -1,0 +1,71 @@
+"""The tables every service keeps in its own schema: the event log (which is also the outbox),
+the relay's checkpoint, the consumers' tracking records, and HTTP idempotency records."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+# JSONB on PostgreSQL, JSON text on SQLite.
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+# BIGINT identity on PostgreSQL; INTEGER PRIMARY KEY (the rowid) on SQLite.
+Position = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("position", Position, sa.Identity(), primary_key=True),
+    sa.Column("stream_id", sa.String(200), nullable=False),
+    sa.Column("stream_version", sa.Integer, nullable=False),
+    sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("meta", Json, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    # A second writer at the same expected version hits this and loses.
+    sa.UniqueConstraint("stream_id", "stream_version", name="uq_events_stream_version"),
+)
+
+relay_checkpoints = sa.Table(
+    "relay_checkpoints",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Where each consumer is in each partition; written in the same transaction as its effect.
+consumer_offsets = sa.Table(
+    "consumer_offsets",
+    metadata,
+    sa.Column("consumer", sa.String(100), primary_key=True),
+    sa.Column("topic", sa.String(200), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Which events a consumer has applied: the relay may publish an event twice (at different
+# offsets), and this is what keeps the second copy from having a second effect.
+processed_events = sa.Table(
+    "processed_events",
+    metadata,
+    sa.Column("consumer", sa.String(100), primary_key=True),
+    sa.Column("event_id", sa.Uuid, primary_key=True),
+    sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("scope", sa.String(200), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", Json, nullable=False),
+    sa.Column("headers", Json, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)

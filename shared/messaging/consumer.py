@@ -1,0 +1,395 @@
+"""The consumer loop every service uses to apply other services' events.
+
+Exactly-once effect: a batch of messages from one partition is applied in one database
+transaction together with (a) the ids of the events applied and (b) the partition's next offset.
+On assignment the consumer seeks to the offsets stored in its own database, so the database,
+not Kafka's committed offsets, is the truth; a redelivered or re-published event (same ce_id)
+is skipped. Kafka offsets are committed afterwards only so that tools show sensible lag.
+
+Poison messages: each message runs in a savepoint; one that fails `max_attempts` times (or is
+not a well-formed CloudEvent) is published to `<topic>.dlq.<consumer>` with the error in headers,
+recorded as processed, counted, and the batch goes on. Errors of the database connection itself
+are not the message's fault: the whole batch is rolled back and retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from prometheus_client import Counter, Gauge
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.eventstore.store import EventStore, Transaction
+from shared.eventstore.tables import consumer_offsets, processed_events
+from shared.messaging import envelope
+from shared.messaging.envelope import Envelope, EnvelopeError
+from shared.messaging.kafka import new_producer
+from shared.messaging.topics import TopicSpec, dlq_topic, ensure_topics
+
+log = logging.getLogger(__name__)
+
+APPLIED = Counter("aidline_consumer_applied_total", "Events applied", ["consumer", "topic"])
+DUPLICATES = Counter(
+    "aidline_consumer_duplicates_total", "Redelivered events skipped", ["consumer", "topic"]
+)
+DEAD_LETTERS = Counter(
+    "aidline_consumer_dlq_total", "Messages sent to the dead-letter topic", ["consumer", "topic"]
+)
+LAG = Gauge(
+    "aidline_consumer_lag", "Messages behind the partition end", ["consumer", "topic", "partition"]
+)
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    event: Envelope
+
+
+Handler = Callable[[Transaction, Message], Awaitable[None]]
+
+
+@dataclass
+class ConsumerHealth:
+    running: bool
+    seconds_since_poll: float | None
+    lag: int
+    lag_growing_seconds: float
+    applied: int
+    dead_lettered: int
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    return (isinstance(exc, DBAPIError) and exc.connection_invalidated) or isinstance(
+        exc, (ConnectionError, OSError)
+    )
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        name: str,
+        topics: Sequence[str],
+        handler: Handler,
+        store: EventStore,
+        *,
+        bootstrap_servers: str,
+        max_attempts: int = 3,
+        batch_size: int = 500,
+        stall_seconds: float = 60.0,
+        retry_backoff_seconds: float = 0.05,
+    ) -> None:
+        self.name = name
+        self.topics = list(topics)
+        self.handler = handler
+        self.store = store
+        self.bootstrap_servers = bootstrap_servers
+        self.max_attempts = max_attempts
+        self.batch_size = batch_size
+        self.stall_seconds = stall_seconds
+        self.retry_backoff_seconds = retry_backoff_seconds
+        self.applied = 0
+        self.dead_lettered = 0
+        self.last_event_time: datetime | None = None
+        self._running = False
+        self._last_poll: float | None = None
+        self._lag: dict[TopicPartition, int] = {}
+        self._lag_total = 0
+        self._lag_growing_since: float | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: Any = None
+        self.assigned = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume until cancelled; restart the Kafka client after any unexpected failure."""
+        await ensure_topics(
+            self.bootstrap_servers, [TopicSpec(dlq_topic(t, self.name), 1) for t in self.topics]
+        )
+        while True:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("consumer %s failed; restarting", self.name)
+                await asyncio.sleep(1.0)
+
+    async def _consume(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.batch_size,
+        )
+        self._producer = new_producer(self.bootstrap_servers)
+        await self._producer.start()
+        await self._consumer.start()
+        self._consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
+        self._running = True
+        try:
+            while True:
+                batches = await self._consumer.getmany(timeout_ms=1000, max_records=self.batch_size)
+                self._last_poll = time.monotonic()
+                for tp, records in batches.items():
+                    await self._apply_batch(tp, records)
+                await self._update_lag()
+        finally:
+            self._running = False
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+
+    # -- applying --------------------------------------------------------------------------
+
+    async def _apply_batch(
+        self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
+    ) -> None:
+        while True:
+            try:
+                applied, dead = await self._apply_in_transaction(tp, records)
+                break
+            except Exception as exc:
+                if not _is_connection_failure(exc):
+                    raise
+                log.warning("consumer %s: database unavailable, retrying batch: %r", self.name, exc)
+                await asyncio.sleep(1.0)
+        self.applied += applied
+        self.dead_lettered += dead
+        APPLIED.labels(self.name, tp.topic).inc(applied)
+        assert self._consumer is not None
+        with contextlib.suppress(Exception):  # advisory only: our database holds the truth
+            await self._consumer.commit({tp: records[-1].offset + 1})
+
+    async def _apply_in_transaction(
+        self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
+    ) -> tuple[int, int]:
+        applied = dead = 0
+        async with self.store.db.engine.begin() as conn:
+            tx = Transaction(conn, self.store)
+            done = await self._already_processed(conn, records)
+            for record in records:
+                try:
+                    event = envelope.decode(record.headers, record.value)
+                except EnvelopeError as exc:
+                    await self._dead_letter(record, exc, attempts=1)
+                    dead += 1
+                    continue
+                if event.event_id in done:
+                    DUPLICATES.labels(self.name, record.topic).inc()
+                    continue
+                message = Message(record.topic, record.partition, record.offset, event)
+                error = await self._apply_one(tx, message)
+                if error is None:
+                    applied += 1
+                    self.last_event_time = event.time
+                else:
+                    await self._dead_letter(record, error, attempts=self.max_attempts)
+                    dead += 1
+                done.add(event.event_id)
+                await conn.execute(
+                    processed_events.insert().values(
+                        consumer=self.name, event_id=event.event_id, processed_at=datetime.now(UTC)
+                    )
+                )
+            await self._save_offset(conn, tp, records[-1].offset + 1)
+        return applied, dead
+
+    async def _apply_one(self, tx: Transaction, message: Message) -> Exception | None:
+        """Apply one message in a savepoint; returns the last error if every attempt failed."""
+        error: Exception | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                async with tx.conn.begin_nested():
+                    await self.handler(tx, message)
+                    await tx.flush()
+                return None
+            except Exception as exc:
+                if _is_connection_failure(exc):
+                    raise
+                tx._pending.clear()
+                error = exc
+                log.warning(
+                    "consumer %s: %s at %s/%d/%d failed (attempt %d/%d): %r",
+                    self.name,
+                    message.event.event_type,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    attempt,
+                    self.max_attempts,
+                    exc,
+                )
+                if attempt < self.max_attempts:
+                    await asyncio.sleep(self.retry_backoff_seconds * attempt)
+        return error
+
+    async def _already_processed(
+        self, conn: AsyncConnection, records: list[ConsumerRecord[Any, Any]]
+    ) -> set[uuid.UUID]:
+        ids = set()
+        for record in records:
+            for name, value in record.headers:
+                if name == "ce_id":
+                    with contextlib.suppress(ValueError, UnicodeDecodeError):
+                        ids.add(uuid.UUID(value.decode()))
+        if not ids:
+            return set()
+        rows = await conn.execute(
+            sa.select(processed_events.c.event_id).where(
+                processed_events.c.consumer == self.name, processed_events.c.event_id.in_(ids)
+            )
+        )
+        return {row.event_id for row in rows}
+
+    async def _save_offset(
+        self, conn: AsyncConnection, tp: TopicPartition, next_offset: int
+    ) -> None:
+        now = datetime.now(UTC)
+        key = (
+            (consumer_offsets.c.consumer == self.name)
+            & (consumer_offsets.c.topic == tp.topic)
+            & (consumer_offsets.c.partition == tp.partition)
+        )
+        result = await conn.execute(
+            consumer_offsets.update().where(key).values(next_offset=next_offset, updated_at=now)
+        )
+        if result.rowcount == 0:
+            await conn.execute(
+                consumer_offsets.insert().values(
+                    consumer=self.name,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    next_offset=next_offset,
+                    updated_at=now,
+                )
+            )
+
+    async def stored_offsets(
+        self, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        async with self.store.db.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(consumer_offsets).where(consumer_offsets.c.consumer == self.name)
+            )
+            stored = {TopicPartition(r.topic, r.partition): int(r.next_offset) for r in rows}
+        return {tp: stored[tp] for tp in partitions if tp in stored}
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[Any, Any], error: BaseException, attempts: int
+    ) -> None:
+        headers = [
+            *record.headers,
+            ("dlq_consumer", self.name.encode()),
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+            ("dlq_attempts", str(attempts).encode()),
+            ("dlq_error_type", type(error).__name__.encode()),
+            ("dlq_error", str(error)[:4000].encode()),
+        ]
+        topic = dlq_topic(record.topic, self.name)
+        await self._producer.send_and_wait(
+            topic, value=record.value, key=record.key, headers=headers
+        )
+        DEAD_LETTERS.labels(self.name, record.topic).inc()
+        log.error(
+            "consumer %s: message %s/%d/%d dead-lettered to %s: %r",
+            self.name,
+            record.topic,
+            record.partition,
+            record.offset,
+            topic,
+            error,
+        )
+
+    # -- liveness --------------------------------------------------------------------------
+
+    async def _update_lag(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        total = 0
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            lag = max(0, highwater - await consumer.position(tp))
+            self._lag[tp] = lag
+            LAG.labels(self.name, tp.topic, str(tp.partition)).set(lag)
+            total += lag
+        now = time.monotonic()
+        if total == 0 or total < self._lag_total:
+            self._lag_growing_since = None
+        elif total > self._lag_total and self._lag_growing_since is None:
+            self._lag_growing_since = now
+        self._lag_total = total
+
+    @property
+    def lag(self) -> dict[TopicPartition, int]:
+        return dict(self._lag)
+
+    def health(self) -> ConsumerHealth:
+        now = time.monotonic()
+        since_poll = None if self._last_poll is None else now - self._last_poll
+        growing = 0.0 if self._lag_growing_since is None else now - self._lag_growing_since
+        problems = []
+        if not self._running:
+            problems.append("not running")
+        elif since_poll is not None and since_poll > self.stall_seconds:
+            problems.append(f"has not polled for {since_poll:.0f}s")
+        if growing > self.stall_seconds:
+            problems.append(f"lag has grown for {growing:.0f}s (now {self._lag_total})")
+        return ConsumerHealth(
+            running=self._running,
+            seconds_since_poll=since_poll,
+            lag=self._lag_total,
+            lag_growing_seconds=growing,
+            applied=self.applied,
+            dead_lettered=self.dead_lettered,
+            ok=not problems,
+            problems=problems,
+        )
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: EventConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.owner._consumer
+        assert consumer is not None
+        stored = await self.owner.stored_offsets(list(assigned))
+        for tp in assigned:
+            if tp in stored:
+                consumer.seek(tp, stored[tp])
+            else:
+                await consumer.seek_to_beginning(tp)
+        log.info(
+            "consumer %s assigned %s (stored offsets: %s)",
+            self.owner.name,
+            sorted(assigned),
+            stored,
+        )
+        self.owner.assigned.set()

@@ -1,0 +1,174 @@
+"""The relay: publishes the store's events, in position order, to the service's topic.
+
+- At-least-once: the checkpoint is saved only after Kafka acknowledged the batch; after a crash
+  the unacknowledged tail is published again with the same ce_id.
+- One publisher per store: on PostgreSQL the relay holds a session advisory lock on a dedicated
+  connection; a copy that dies loses the lock with its connection and another takes over.
+  SQLite is the embedded, single-process default, where the one relay is always the leader.
+- Wake-up without busy polling: LISTEN/NOTIFY on PostgreSQL (the store notifies on commit) and an
+  in-process event for appends from the same process; a slow poll is only a safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import Counter, Gauge
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.eventstore.store import EventStore
+from shared.eventstore.tables import relay_checkpoints
+from shared.messaging import envelope
+from shared.messaging.kafka import new_producer
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = Counter("aidline_relay_published_total", "Events published by the relay", ["topic"])
+RELAY_LAG = Gauge("aidline_relay_lag_events", "Stored events not yet published", ["topic"])
+RELAY_POSITION = Gauge("aidline_relay_position", "Last store position published", ["topic"])
+
+
+class Relay:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        topic: str,
+        source: str,
+        bootstrap_servers: str,
+        name: str = "relay",
+        batch_size: int = 500,
+        idle_poll_seconds: float = 2.0,
+        election_retry_seconds: float = 1.0,
+        producer_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.topic = topic
+        self.source = source
+        self.bootstrap_servers = bootstrap_servers
+        self.name = name
+        self.batch_size = batch_size
+        self.idle_poll_seconds = idle_poll_seconds
+        self.election_retry_seconds = election_retry_seconds
+        self.producer_options = producer_options or {}
+        self.is_leader = False
+        self.position = 0
+        self.last_error: str | None = None
+        self._lock_key = zlib.crc32(f"aidline.relay.{store.db.schema}.{name}".encode())
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until cancelled: win leadership, publish, and start over after any failure."""
+        while True:
+            try:
+                async with self._leadership() as leader_conn:
+                    self.is_leader = True
+                    log.info("relay %s is the publisher for %s", self.name, self.topic)
+                    await self._publish_until_failure(leader_conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = repr(exc)
+                log.warning("relay %s failed, retrying: %r", self.name, exc)
+                await asyncio.sleep(self.election_retry_seconds)
+            finally:
+                self.is_leader = False
+
+    @contextlib.asynccontextmanager
+    async def _leadership(self) -> AsyncIterator[AsyncConnection | None]:
+        if not self.store.db.postgres:
+            yield None
+            return
+        async with self.store.db.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            while not await conn.scalar(sa.select(sa.func.pg_try_advisory_lock(self._lock_key))):
+                await asyncio.sleep(self.election_retry_seconds)
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+
+            def _notified(*_args: object) -> None:
+                self.store.appended.set()
+
+            await raw.add_listener(self.store.channel, _notified)
+            try:
+                yield conn
+            finally:
+                with contextlib.suppress(Exception):
+                    await raw.remove_listener(self.store.channel, _notified)
+                    await conn.scalar(sa.select(sa.func.pg_advisory_unlock(self._lock_key)))
+
+    async def _publish_until_failure(self, leader_conn: AsyncConnection | None) -> None:
+        producer = new_producer(self.bootstrap_servers, **self.producer_options)
+        await producer.start()
+        try:
+            self.position = await self._load_checkpoint()
+            while True:
+                self.store.appended.clear()
+                published = await self.publish_batch(producer)
+                if published:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.store.appended.wait(), self.idle_poll_seconds)
+                if leader_conn is not None:
+                    await leader_conn.execute(sa.text("SELECT 1"))  # still holding the lock?
+        finally:
+            await producer.stop()
+
+    # -- one step --------------------------------------------------------------------------
+
+    async def publish_batch(self, producer: Any) -> int:
+        """Publish the next batch after the checkpoint; returns how many events it published."""
+        async with self.store.db.engine.connect() as conn:
+            batch = await self.store.read_after(conn, self.position, self.batch_size)
+            head = await self.store.head_position(conn)
+        RELAY_LAG.labels(self.topic).set(max(0, head - self.position))
+        if not batch:
+            return 0
+        started = time.perf_counter()
+        futures = []
+        for event in batch:
+            key, value, headers = envelope.encode(event, self.source)
+            futures.append(await producer.send(self.topic, value=value, key=key, headers=headers))
+        await asyncio.gather(*futures)
+        await self._save_checkpoint(batch[-1].position)
+        PUBLISHED.labels(self.topic).inc(len(batch))
+        RELAY_POSITION.labels(self.topic).set(self.position)
+        log.debug(
+            "relay published %d events up to %d in %.1f ms",
+            len(batch),
+            self.position,
+            (time.perf_counter() - started) * 1000,
+        )
+        return len(batch)
+
+    async def _load_checkpoint(self) -> int:
+        async with self.store.db.engine.begin() as conn:
+            position = await conn.scalar(
+                sa.select(relay_checkpoints.c.position).where(relay_checkpoints.c.name == self.name)
+            )
+            if position is None:
+                await conn.execute(
+                    relay_checkpoints.insert().values(
+                        name=self.name, position=0, updated_at=datetime.now(UTC)
+                    )
+                )
+                return 0
+            return int(position)
+
+    async def _save_checkpoint(self, position: int) -> None:
+        async with self.store.db.engine.begin() as conn:
+            await conn.execute(
+                relay_checkpoints.update()
+                .where(relay_checkpoints.c.name == self.name)
+                .values(position=position, updated_at=datetime.now(UTC))
+            )
+        self.position = position

@@ -1,0 +1,136 @@
+"""What a service runs besides its routes: database, event store, relay, consumers.
+
+Every service builds one `ServiceRuntime`; the web app starts and stops it in its lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaClient
+
+from shared.db import Database
+from shared.db.migrate import upgrade
+from shared.eventstore import EventStore
+from shared.messaging.consumer import EventConsumer, Handler
+from shared.messaging.relay import Relay
+from shared.messaging.topics import EVENT_TOPICS, ensure_topics
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """One consumer of a service: its group name, the topics it reads and its handler."""
+
+    name: str
+    topics: Sequence[str]
+    handler: Handler
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        schema: str,
+        migrations: Path,
+        topic: str | None = None,
+        source: str | None = None,
+        consumers: Sequence[ConsumerSpec] = (),
+    ) -> None:
+        self.settings = settings
+        self.migrations = migrations
+        self.db = Database(settings.database_url, schema)
+        self.store = EventStore(self.db)
+        bootstrap = settings.kafka_bootstrap_servers
+        self.relay = (
+            Relay(
+                self.store,
+                topic=topic,
+                source=source,
+                bootstrap_servers=bootstrap,
+                batch_size=settings.relay_batch_size,
+            )
+            if topic and source and settings.relay_enabled
+            else None
+        )
+        self.consumers = [
+            EventConsumer(
+                spec.name,
+                spec.topics,
+                spec.handler,
+                self.store,
+                bootstrap_servers=bootstrap,
+                max_attempts=settings.consumer_max_attempts,
+                stall_seconds=settings.consumer_stall_seconds,
+            )
+            for spec in consumers
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._kafka: AIOKafkaClient | None = None
+
+    async def start(self) -> None:
+        if self.settings.migrate_on_start:
+            await upgrade(self.db, self.migrations)
+        await ensure_topics(self.settings.kafka_bootstrap_servers, EVENT_TOPICS)
+        if self.relay is not None:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
+        if self.settings.consumers_enabled:
+            for consumer in self.consumers:
+                self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.name))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._kafka is not None:
+            await self._kafka.close()
+        await self.db.dispose()
+
+    async def readiness(self) -> dict[str, Any]:
+        """Database, Kafka and consumer liveness, each with a reason when it fails."""
+        checks: dict[str, Any] = {}
+        try:
+            await asyncio.wait_for(self.db.ping(), 3)
+            checks["database"] = {"ok": True}
+        except Exception as exc:
+            checks["database"] = {"ok": False, "error": repr(exc)}
+        try:
+            await asyncio.wait_for(self._kafka_ping(), 3)
+            checks["kafka"] = {"ok": True}
+        except Exception as exc:
+            checks["kafka"] = {"ok": False, "error": repr(exc)}
+        if self.relay is not None:
+            checks["relay"] = {
+                "ok": True,
+                "leader": self.relay.is_leader,
+                "position": self.relay.position,
+                "last_error": self.relay.last_error,
+            }
+        for consumer in self.consumers if self.settings.consumers_enabled else []:
+            health = consumer.health()
+            checks[f"consumer:{consumer.name}"] = {
+                "ok": health.ok,
+                "lag": health.lag,
+                "applied": health.applied,
+                "dead_lettered": health.dead_lettered,
+                "problems": health.problems,
+            }
+        return checks
+
+    async def _kafka_ping(self) -> None:
+        if self._kafka is None:
+            self._kafka = AIOKafkaClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+            await self._kafka.bootstrap()
+        await self._kafka.fetch_all_metadata()

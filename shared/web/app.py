@@ -1,0 +1,65 @@
+"""The FastAPI app every service is built from: lifespan, probes, metrics, problem+json."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.auth import TokenVerifier
+from shared.runtime import ServiceRuntime
+from shared.settings import ServiceSettings
+from shared.web.limits import BodySizeLimit
+from shared.web.problems import install_problem_handlers
+
+
+def _verifier(settings: ServiceSettings) -> TokenVerifier:
+    if settings.jwt_public_key_file:
+        return TokenVerifier(public_key=settings.jwt_public_key_file.read_text())
+    return TokenVerifier(secret=settings.jwt_secret)
+
+
+def create_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    description: str = "",
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.verifier = _verifier(runtime.settings)
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Database, Kafka and consumers are healthy")
+    async def readyz() -> JSONResponse:
+        checks = await runtime.readiness()
+        ready = all(check.get("ok", False) for check in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,83 @@
+"""FastAPI dependencies the routes of every service use, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from shared.auth import AccessPolicy, Principal, Role, Rule, TokenError
+from shared.runtime import ServiceRuntime
+from shared.web.problems import Problem
+
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="aidline"'}
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+
+
+def authenticate(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(401, "Unauthorized", "A bearer token is required.", headers=BEARER_CHALLENGE)
+    try:
+        principal: Principal = request.app.state.verifier.verify(token.strip())
+    except TokenError as exc:
+        raise Problem(
+            401, "Unauthorized", f"The bearer token is not valid: {exc}.", headers=BEARER_CHALLENGE
+        ) from exc
+    return principal
+
+
+class Authorize:
+    """`Depends(Authorize(policy, "rule"))`: 401 without a valid token, 403 without the role."""
+
+    def __init__(self, policy: AccessPolicy, name: str) -> None:
+        self.policy = policy
+        self.name = name
+        self.rule: Rule = policy[name]  # a route naming no rule fails at import
+
+    def __call__(self, request: Request) -> Principal:
+        principal = authenticate(request)
+        if not self.rule.allows(principal.roles):
+            allowed = ", ".join(sorted(self.rule.roles))
+            raise Problem(
+                403,
+                "Forbidden",
+                f"This needs one of the roles: {allowed}.",
+                kind="forbidden-role",
+            )
+        request.state.principal = principal
+        return principal
+
+
+def require_own_nation(principal: Principal, nation: str, *, unless: tuple[Role, ...] = ()) -> None:
+    """Donors act for their own nation only; roles in `unless` act for any nation."""
+    if principal.has(*unless):
+        return
+    if principal.nation is None or principal.nation != nation.upper():
+        raise Problem(
+            403,
+            "Forbidden",
+            f"Your token is for nation {principal.nation or '(none)'}, not {nation.upper()}.",
+            kind="forbidden-nation",
+        )
+
+
+def require_own_hub(principal: Principal, hub: str, *, unless: tuple[Role, ...] = ()) -> None:
+    """Hub operators act at their own hub only; roles in `unless` act at any hub."""
+    if principal.has(*unless):
+        return
+    if principal.hub is None or principal.hub != hub:
+        raise Problem(
+            403,
+            "Forbidden",
+            f"Your token is for hub {principal.hub or '(none)'}, not {hub}.",
+            kind="forbidden-hub",
+        )

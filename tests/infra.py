@@ -1,0 +1,117 @@
+"""Where the tests find the real Kafka and PostgreSQL (started by `make test` / `make infra-up`).
+
+Tests that need them fail with a clear message when they are missing; they never skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from shared.eventstore import Metadata, StoredEvent
+from shared.messaging import envelope
+from shared.messaging.kafka import new_producer
+
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+POSTGRES_URL = os.environ.get(
+    "DATABASE_URL", "postgresql+asyncpg://aidline:aidline@127.0.0.1:5433/aidline"
+)
+HOW_TO_START = "start them with `make infra-up` (or run the suite with `make test`)"
+
+
+async def require_kafka() -> str:
+    client = AIOKafkaClient(bootstrap_servers=KAFKA, request_timeout_ms=5000)
+    try:
+        await asyncio.wait_for(client.bootstrap(), 10)
+    except Exception as exc:  # noqa: BLE001 - turned into a test failure with the fix
+        pytest.fail(f"Kafka is not reachable at {KAFKA} ({exc!r}); {HOW_TO_START}", pytrace=False)
+    finally:
+        await client.close()
+    return KAFKA
+
+
+async def create_topic(partitions: int = 3, prefix: str = "test") -> str:
+    name = f"{prefix}.{uuid.uuid4().hex[:10]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+    return name
+
+
+def unique_schema() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+async def read_topic(topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every message currently in `topic`, read from offset 0 up to the end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # a new topic may not be cached yet
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while any([await consumer.position(tp) < end[tp] for tp in partitions]):
+            batch = await consumer.getmany(timeout_ms=1000)
+            for items in batch.values():
+                records.extend(items)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
+    return next(value.decode() for key, value in record.headers if key == name)
+
+
+async def eventually(
+    predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition"
+) -> None:
+    """Await a condition (polling gently) instead of sleeping a fixed time."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}", pytrace=False)
+        await asyncio.sleep(0.05)
+
+
+def stored_event(stream_id: str, version: int, data: dict[str, Any], **kw: Any) -> StoredEvent:
+    return StoredEvent(
+        position=kw.get("position", version),
+        stream_id=stream_id,
+        stream_version=version,
+        event_id=kw.get("event_id", uuid.uuid4()),
+        event_type=kw.get("event_type", "ledger.credited"),
+        schema_version=1,
+        data=data,
+        meta=Metadata(actor="tester"),
+        recorded_at=datetime.now(UTC),
+    )
+
+
+async def produce(topic: str, items: list[StoredEvent | bytes]) -> None:
+    """Publish CloudEvents (or raw bytes, for malformed messages) in order, keyed by stream."""
+    producer = new_producer(KAFKA)
+    await producer.start()
+    try:
+        for item in items:
+            if isinstance(item, bytes):
+                await producer.send_and_wait(topic, value=item, key=b"raw")
+            else:
+                key, value, headers = envelope.encode(item, "/aidline/test")
+                await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    finally:
+        await producer.stop()

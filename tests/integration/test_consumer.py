@@ -1,0 +1,150 @@
+"""The consumer machinery against the real broker: exactly-once effect, DLQ, crash recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import sqlalchemy as sa
+
+from shared.db import Database
+from shared.eventstore import EventStore, Transaction
+from shared.eventstore.tables import consumer_offsets
+from shared.messaging.consumer import EventConsumer, Message
+from shared.messaging.topics import dlq_topic
+from tests.infra import create_topic, eventually, header, produce, read_topic, stored_event
+from tests.integration.worker import effects
+
+
+class Poison(Exception):
+    pass
+
+
+async def _handler(tx: Transaction, message: Message) -> None:
+    if message.event.data["amount"] == 666:
+        raise Poison("666 is not an amount this handler accepts")
+    await tx.conn.execute(
+        effects.insert().values(
+            event_id=str(message.event.event_id), amount=message.event.data["amount"]
+        )
+    )
+
+
+@contextlib.asynccontextmanager
+async def consuming(db: Database, topic: str, group: str) -> AsyncIterator[EventConsumer]:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(effects.metadata.create_all)
+    consumer = EventConsumer(
+        group, [topic], _handler, EventStore(db), bootstrap_servers=os.environ.get(
+            "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), retry_backoff_seconds=0.01,
+    )  # fmt: skip
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield consumer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _effects(db: Database) -> tuple[int, int]:
+    """(rows, distinct events) in the effect table: equal unless something applied twice."""
+    async with db.engine.connect() as conn:
+        rows = await conn.scalar(sa.select(sa.func.count()).select_from(effects))
+        distinct = await conn.scalar(sa.select(sa.func.count(sa.distinct(effects.c.event_id))))
+    return int(rows or 0), int(distinct or 0)
+
+
+async def test_poison_messages_go_to_the_dlq_and_the_next_is_processed(
+    kafka: str, db: Database
+) -> None:
+    topic = await create_topic(partitions=1)
+    await produce(
+        topic,
+        [
+            stored_event("S-1", 1, {"amount": 1}),
+            stored_event("S-1", 2, {"amount": 666}),  # the handler fails on it every time
+            b"this is not a CloudEvent",
+            stored_event("S-1", 3, {"amount": 3}),
+        ],
+    )
+    group = f"g{uuid.uuid4().hex[:8]}"
+    async with consuming(db, topic, group) as consumer:
+        await eventually(lambda: _applied(consumer, 2), what="both good messages")
+        assert consumer.dead_lettered == 2
+    async with db.engine.connect() as conn:
+        amounts = sorted((await conn.execute(sa.select(effects.c.amount))).scalars())
+    assert amounts == [1, 3]
+    dead = await read_topic(dlq_topic(topic, group))
+    assert len(dead) == 2
+    assert header(dead[0], "dlq_error_type") == "Poison"
+    assert "666" in header(dead[0], "dlq_error")
+    assert header(dead[0], "dlq_attempts") == "3"
+    assert header(dead[1], "dlq_error_type") == "EnvelopeError"
+    assert {header(d, "dlq_original_offset") for d in dead} == {"1", "2"}
+
+
+async def test_duplicates_and_redelivery_have_no_second_effect(kafka: str, db: Database) -> None:
+    topic = await create_topic()
+    events = [stored_event(f"S-{i % 7}", i, {"amount": i}) for i in range(1, 101)]
+    # The relay may publish an event twice after a crash: same ce_id, another offset.
+    await produce(topic, events + events[:20])
+    group = f"g{uuid.uuid4().hex[:8]}"
+    async with consuming(db, topic, group) as consumer:
+        await eventually(lambda: _applied(consumer, 100), what="all events")
+        await eventually(lambda: _lag_zero(consumer), what="the duplicates to be read")
+    assert await _effects(db) == (100, 100)
+    # Reset the consumer's stored offsets to the start: everything is delivered again.
+    async with db.engine.begin() as conn:
+        await conn.execute(consumer_offsets.delete())
+    async with consuming(db, topic, group) as consumer:
+        await asyncio.wait_for(consumer.assigned.wait(), 30)
+        await eventually(lambda: _lag_zero(consumer), what="the redelivery to be read")
+        assert consumer.applied == 0
+    assert await _effects(db) == (100, 100)
+
+
+async def test_consumer_killed_between_effect_and_commit_applies_once(
+    kafka: str, pg_db: Database
+) -> None:
+    topic = await create_topic()
+    total = 400
+    await produce(topic, [stored_event(f"S-{i % 11}", i, {"amount": i}) for i in range(total)])
+    async with pg_db.engine.begin() as conn:
+        await conn.run_sync(effects.metadata.create_all)
+    args = [sys.executable, "-m", "tests.integration.worker", "consumer", pg_db.url, pg_db.schema]
+    group = f"g{uuid.uuid4().hex[:8]}"
+    # 5 ms inside each effect's transaction: the kill lands between effect and commit.
+    first = subprocess.Popen([*args, topic, group, "5"], env=os.environ.copy())
+    try:
+        await eventually(lambda: _distinct_at_least(pg_db, 60), what="the first effects")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert (await _effects(pg_db))[1] < total, "killed before it finished"
+    second = subprocess.Popen([*args, topic, group, "0"], env=os.environ.copy())
+    try:
+        await eventually(lambda: _distinct_at_least(pg_db, total), what="the restarted consumer")
+    finally:
+        second.terminate()
+        second.wait()
+    assert await _effects(pg_db) == (total, total)
+
+
+async def _applied(consumer: EventConsumer, count: int) -> bool:
+    return consumer.applied >= count
+
+
+async def _lag_zero(consumer: EventConsumer) -> bool:
+    lag = consumer.lag
+    return bool(lag) and not any(lag.values())
+
+
+async def _distinct_at_least(db: Database, count: int) -> bool:
+    return (await _effects(db))[1] >= count

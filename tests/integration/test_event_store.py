@@ -1,0 +1,100 @@
+"""The event store on both backends: appends, optimistic concurrency, atomic multi-stream writes."""
+
+import asyncio
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from shared.db import Database
+from shared.db.migrate import upgrade
+from shared.eventstore import ConcurrencyError, EventStore, Metadata, NewEvent, Repository
+from tests.conftest import MIGRATIONS
+from tests.sample_domain import Credited, Ledger, catalogue
+
+META = Metadata(actor="tester")
+
+
+def _credits(*amounts: int) -> list:
+    return [catalogue.encode(Credited(amount=a), META) for a in amounts]
+
+
+async def test_append_and_read_back(db: Database) -> None:
+    store = EventStore(db)
+    stored = await store.append("L-1", 0, _credits(1, 2))
+    await store.append("L-2", 0, _credits(3))
+    await store.append("L-1", 2, _credits(4))
+    async with db.engine.connect() as conn:
+        history = await store.read_stream(conn, "L-1")
+        everything = await store.read_after(conn, 0, 100)
+    assert [e.stream_version for e in history] == [1, 2, 3]
+    assert [e.data["amount"] for e in history] == [1, 2, 4]
+    assert [e.position for e in everything] == sorted(e.position for e in everything)
+    assert [e.stream_id for e in everything] == ["L-1", "L-1", "L-2", "L-1"]
+    assert stored[0].meta.actor == "tester"
+
+
+async def test_concurrent_appends_to_one_stream_exactly_one_wins(db: Database) -> None:
+    store = EventStore(db)
+    await store.append("L-1", 0, _credits(1))
+
+    async def writer(amount: int) -> bool:
+        try:
+            await store.append("L-1", 1, _credits(amount))
+            return True
+        except ConcurrencyError:
+            return False
+
+    results = await asyncio.gather(*(writer(i) for i in range(2, 12)))
+    assert results.count(True) == 1
+    async with db.engine.connect() as conn:
+        assert [e.stream_version for e in await store.read_stream(conn, "L-1")] == [1, 2]
+
+
+async def test_multi_stream_transaction_is_all_or_nothing(db: Database) -> None:
+    store = EventStore(db)
+    await store.append("L-2", 0, _credits(1))
+    with pytest.raises(ConcurrencyError):
+        async with store.transaction() as tx:
+            tx.append("L-1", 0, _credits(5))
+            tx.append("L-2", 0, _credits(6))  # L-2 is already at version 1
+    async with db.engine.connect() as conn:
+        assert await store.read_stream(conn, "L-1") == []
+        assert len(await store.read_after(conn, 0, 100)) == 1
+
+
+async def test_event_ids_are_unique_forever(db: Database) -> None:
+    store = EventStore(db)
+    event = _credits(1)[0]
+    await store.append("L-1", 0, [event])
+    with pytest.raises(IntegrityError):
+        await store.append("L-2", 0, [event])
+
+
+async def test_repository_saves_and_rehydrates_with_upcasting(db: Database) -> None:
+    store = EventStore(db)
+    repo = Repository(Ledger, catalogue)
+    async with store.transaction() as tx:
+        ledger = Ledger.open("L-9", "ua")
+        ledger.credit(10)
+        repo.save(tx, ledger, META)
+    # An "opened" event as release 1 stored it (schema v1, no currency) is upcast on load.
+    old = NewEvent(event_type="ledger.opened", schema_version=1, data={"owner": "pl"})
+    await store.append("L-10", 0, [old])
+    async with store.transaction() as tx:
+        loaded = await repo.get(tx, "L-9")
+        assert loaded is not None
+        assert (loaded.owner, loaded.currency, loaded.balance, loaded.version) == ("ua", "EUR", 10, 2)
+        loaded.credit(5)
+        repo.save(tx, loaded, META)
+    async with store.transaction() as tx:
+        again = await repo.get(tx, "L-9")
+        old_ledger = await repo.get(tx, "L-10")
+    assert again is not None and again.balance == 15 and again.version == 3
+    assert old_ledger is not None and (old_ledger.owner, old_ledger.currency) == ("pl", "EUR")
+
+
+async def test_migrations_are_idempotent(db: Database) -> None:
+    await upgrade(db, MIGRATIONS)
+    await upgrade(db, MIGRATIONS)
+    store = EventStore(db)
+    await store.append("L-1", 0, _credits(1))

@@ -1,0 +1,201 @@
+"""The relay against the real broker: order, completeness, crash recovery, one publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+from shared.db import Database
+from shared.eventstore import EventStore, Metadata
+from shared.messaging.relay import Relay
+from tests.infra import create_topic, eventually, header, read_topic
+from tests.sample_domain import Credited, catalogue
+
+META = Metadata(actor="tester")
+
+
+def _credit(amount: int) -> list:
+    return [catalogue.encode(Credited(amount=amount), META)]
+
+
+@contextlib.asynccontextmanager
+async def running(relay: Relay) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(relay.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _write_concurrently(store: EventStore, writers: int, appends: int) -> int:
+    """`writers` tasks each appending `appends` events to random streams; returns the count."""
+    versions: dict[str, int] = defaultdict(int)
+    locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+    rng = random.Random(7)
+
+    async def writer(w: int) -> None:
+        for i in range(appends):
+            stream = f"S-{rng.randrange(25)}"
+            async with locks[stream]:
+                await store.append(stream, versions[stream], _credit(w * 10_000 + i))
+                versions[stream] += 1
+
+    await asyncio.gather(*(writer(w) for w in range(writers)))
+    return writers * appends
+
+
+def _check_published(records: list, stored_ids: set[str]) -> None:
+    ids = [header(r, "ce_id") for r in records]
+    assert set(ids) == stored_ids, "every stored event is on the topic, nothing else"
+    per_partition: dict[int, list[int]] = defaultdict(list)
+    per_key: dict[bytes, list[int]] = defaultdict(list)
+    for r in records:
+        per_partition[r.partition].append(int(header(r, "ce_position")))
+        per_key[r.key].append(int(header(r, "ce_streamversion")))
+    for positions in per_partition.values():
+        first_seen = list(dict.fromkeys(positions))
+        assert first_seen == sorted(first_seen), "positions go up within each partition"
+    for versions in per_key.values():
+        first_seen = list(dict.fromkeys(versions))
+        assert first_seen == list(range(1, len(first_seen) + 1)), "no stream version skipped"
+
+
+async def test_many_writers_every_event_published_once_in_order(kafka: str, db: Database) -> None:
+    store = EventStore(db)
+    topic = await create_topic()
+    # A small batch makes the relay read many times while writers are still committing.
+    relay = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka, batch_size=7)
+    async with running(relay):
+        written = await _write_concurrently(store, writers=16, appends=40)
+
+        async def caught_up() -> bool:
+            return relay.position > 0 and relay.position == await _head(store)
+
+        await eventually(caught_up, what="the relay to publish every event")
+    records = await read_topic(topic)
+    stored = await _all_ids(store)
+    assert len(stored) == written
+    assert len(records) == written, "no failure happened, so no duplicates either"
+    _check_published(records, stored)
+
+
+async def test_idle_relay_is_woken_by_commit_not_by_polling(kafka: str, db: Database) -> None:
+    """With a 60 s safety poll, only the commit notification can deliver within the timeout."""
+    topic = await create_topic(partitions=1)
+    relay = Relay(
+        EventStore(db), topic=topic, source="/aidline/test", bootstrap_servers=kafka,
+        idle_poll_seconds=60,
+    )  # fmt: skip
+    async with running(relay):
+        await eventually(lambda: _leader(relay), what="the relay to start")
+        # Another engine, as another process would: on PostgreSQL only NOTIFY can wake the relay.
+        writer = EventStore(Database(db.url, db.schema)) if db.postgres else relay.store
+        await writer.append("S-1", 0, _credit(1))
+        await eventually(lambda: _published(relay, 1), timeout=10, what="the event on Kafka")
+        if db.postgres:
+            await writer.db.dispose()
+
+
+async def test_relay_killed_mid_batch_loses_nothing(kafka: str, pg_db: Database) -> None:
+    store = EventStore(pg_db)
+    total = 3000
+    for start in range(0, total, 500):
+        async with store.transaction() as tx:
+            for i in range(start, start + 500):
+                tx.append(f"S-{i}", 0, _credit(i))
+    topic = await create_topic()
+    args = [sys.executable, "-m", "tests.integration.worker", "relay", pg_db.url, pg_db.schema]
+    first = subprocess.Popen([*args, topic, "50"], env=os.environ.copy())
+    try:
+        await eventually(lambda: _checkpoint_beyond(store, 500), what="the first batches")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    published_before_restart = await _checkpoint(store)
+    assert published_before_restart < total, "killed before it finished"
+    second = subprocess.Popen([*args, topic, "50"], env=os.environ.copy())
+    try:
+        await eventually(lambda: _checkpoint_beyond(store, total - 1), what="the restarted relay")
+    finally:
+        second.terminate()
+        second.wait()
+    records = await read_topic(topic)
+    _check_published(records, await _all_ids(store))
+    assert len({header(r, "ce_id") for r in records}) == total
+
+
+async def test_only_one_relay_publishes_and_another_takes_over(kafka: str, pg_db: Database) -> None:
+    stores = [EventStore(pg_db), EventStore(Database(pg_db.url, pg_db.schema))]
+    topic = await create_topic()
+    relays = [
+        Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
+              election_retry_seconds=0.1)
+        for store in stores
+    ]  # fmt: skip
+    tasks = [asyncio.create_task(relay.run()) for relay in relays]
+    try:
+        await eventually(lambda: _any_leader(*relays), what="a leader")
+        assert [relay.is_leader for relay in relays].count(True) == 1
+        lead = 0 if relays[0].is_leader else 1
+        leader, follower = relays[lead], relays[1 - lead]
+        await stores[0].append("S-1", 0, _credit(1))
+        await eventually(lambda: _published(leader, 1), what="the leader to publish")
+        assert not follower.is_leader and follower.position == 0
+        tasks[lead].cancel()  # the leader's connection closes, releasing its lock
+        await eventually(lambda: _leader(follower), what="the follower to take over")
+        await stores[0].append("S-2", 0, _credit(2))
+        await eventually(lambda: _published(follower, 2), what="the new leader to publish")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await stores[1].db.dispose()
+    records = await read_topic(topic)
+    assert sorted(header(r, "ce_subject") for r in records) == ["S-1", "S-2"]
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+async def _head(store: EventStore) -> int:
+    async with store.db.engine.connect() as conn:
+        return await store.head_position(conn)
+
+
+async def _all_ids(store: EventStore) -> set[str]:
+    async with store.db.engine.connect() as conn:
+        return {str(e.event_id) for e in await store.read_after(conn, 0, 1_000_000)}
+
+
+async def _checkpoint(store: EventStore) -> int:
+    from sqlalchemy import select
+
+    from shared.eventstore.tables import relay_checkpoints
+
+    async with store.db.engine.connect() as conn:
+        return int(await conn.scalar(select(relay_checkpoints.c.position)) or 0)
+
+
+async def _checkpoint_beyond(store: EventStore, position: int) -> bool:
+    return await _checkpoint(store) > position
+
+
+async def _published(relay: Relay, count: int) -> bool:
+    return relay.position >= count
+
+
+async def _any_leader(a: Relay, b: Relay) -> bool:
+    return a.is_leader or b.is_leader
+
+
+async def _leader(relay: Relay) -> bool:
+    return relay.is_leader

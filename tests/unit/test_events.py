@@ -1,0 +1,91 @@
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.eventstore import Metadata, StoredEvent, UnknownEventType
+from shared.messaging import envelope
+from shared.messaging.envelope import EnvelopeError
+from tests.sample_domain import Credited, Ledger, Opened, catalogue
+
+
+def test_encode_uses_explicit_type_and_version() -> None:
+    new = catalogue.encode(Opened(owner="ua", currency="EUR"), Metadata(actor="alice"))
+    assert (new.event_type, new.schema_version) == ("ledger.opened", 2)
+    assert new.data == {"owner": "ua", "currency": "EUR"}
+    assert new.meta.actor == "alice"
+
+
+def test_old_versions_are_upcast_on_read() -> None:
+    event = catalogue.decode("ledger.opened", 1, {"owner": "ua"})
+    assert event == Opened(owner="ua", currency="EUR")
+
+
+def test_unknown_type_is_refused() -> None:
+    with pytest.raises(UnknownEventType):
+        catalogue.decode("ledger.renamed", 1, {})
+
+
+def test_registering_a_type_twice_fails() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        catalogue.register(Credited)
+
+
+def test_aggregate_changes_only_through_its_events() -> None:
+    ledger = Ledger.open("L-1", "ua")
+    ledger.credit(5)
+    ledger.credit(7)
+    assert (ledger.balance, ledger.version, ledger.persisted_version) == (12, 3, 0)
+    again = Ledger.rehydrate("L-1", ledger.pending)
+    assert (again.balance, again.owner, again.version, again.pending) == (12, "ua", 3, [])
+
+
+def _stored() -> StoredEvent:
+    return StoredEvent(
+        position=42,
+        stream_id="L-1",
+        stream_version=3,
+        event_id=uuid.uuid4(),
+        event_type="ledger.credited",
+        schema_version=1,
+        data={"amount": 5},
+        meta=Metadata(actor="alice", correlation_id="c-1", causation_id=None),
+        recorded_at=datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
+    )
+
+
+def test_cloudevents_binary_mode_round_trip() -> None:
+    stored = _stored()
+    key, value, headers = envelope.encode(stored, "/aidline/test")
+    names = {name for name, _ in headers}
+    assert key == b"L-1"
+    assert names >= {
+        "ce_specversion", "ce_id", "ce_source", "ce_type", "ce_subject", "ce_time",
+        "content-type", "ce_streamversion", "ce_position", "ce_schemaversion",
+        "ce_correlationid", "ce_causationid", "ce_actor",
+    }  # fmt: skip
+    decoded = envelope.decode(headers, value)
+    assert decoded.event_id == stored.event_id
+    assert (decoded.event_type, decoded.subject, decoded.position) == ("ledger.credited", "L-1", 42)
+    assert decoded.meta == stored.meta
+    assert decoded.data == {"amount": 5}
+    assert decoded.time == stored.recorded_at
+
+
+@pytest.mark.parametrize(
+    ("headers", "value"),
+    [
+        ([], b"{}"),
+        ([("ce_specversion", b"0.3")], b"{}"),
+        ([("ce_specversion", b"1.0"), ("ce_id", b"not-a-uuid")], b"{}"),
+        (None, b"[1, 2]"),
+        (None, b"\xff\xfe"),
+    ],
+)
+def test_malformed_messages_are_rejected(
+    headers: list[tuple[str, bytes]] | None, value: bytes
+) -> None:
+    if headers is None:
+        headers = envelope.encode(_stored(), "/aidline/test")[2]
+    with pytest.raises(EnvelopeError):
+        envelope.decode(headers, value)
