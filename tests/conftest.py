@@ -24,7 +24,9 @@ async def _database(url: str) -> Database:
         await upgrade(db, MIGRATIONS)
     except (OSError, DBAPIError) as exc:
         await db.dispose()
-        pytest.fail(f"PostgreSQL is not reachable at {url} ({exc!r}); {HOW_TO_START}", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL is not reachable at {url} ({exc!r}); {HOW_TO_START}", pytrace=False
+        )
     return db
 
 

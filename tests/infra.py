@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.eventstore import Metadata, StoredEvent
+from shared.domain import Metadata, StoredEvent
 from shared.messaging import envelope
 from shared.messaging.kafka import new_producer
 
@@ -31,7 +31,7 @@ async def require_kafka() -> str:
     client = AIOKafkaClient(bootstrap_servers=KAFKA, request_timeout_ms=5000)
     try:
         await asyncio.wait_for(client.bootstrap(), 10)
-    except Exception as exc:  # noqa: BLE001 - turned into a test failure with the fix
+    except Exception as exc:
         pytest.fail(f"Kafka is not reachable at {KAFKA} ({exc!r}); {HOW_TO_START}", pytrace=False)
     finally:
         await client.close()

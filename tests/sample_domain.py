@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.eventstore import Aggregate, DomainEvent, EventCatalogue
+from shared.domain import Aggregate, DomainEvent, EventCatalogue
 
 catalogue = EventCatalogue(source="/aidline/test", topic="test")
 

@@ -1,26 +1,6 @@
-"""The one way every service stores events: append-only log, aggregates, catalogue, tracking."""
+"""The one way every service stores events: the append-only log (also the outbox), repositories."""
 
-from shared.eventstore.aggregate import Aggregate, Repository
-from shared.eventstore.events import (
-    DomainEvent,
-    EventCatalogue,
-    Metadata,
-    NewEvent,
-    StoredEvent,
-    UnknownEventType,
-)
+from shared.eventstore.repository import Repository
 from shared.eventstore.store import ConcurrencyError, EventStore, Transaction
 
-__all__ = [
-    "Aggregate",
-    "ConcurrencyError",
-    "DomainEvent",
-    "EventCatalogue",
-    "EventStore",
-    "Metadata",
-    "NewEvent",
-    "Repository",
-    "StoredEvent",
-    "Transaction",
-    "UnknownEventType",
-]
+__all__ = ["ConcurrencyError", "EventStore", "Repository", "Transaction"]

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database
-from shared.eventstore.events import Metadata, NewEvent, StoredEvent
+from shared.domain.events import Metadata, NewEvent, StoredEvent
 from shared.eventstore.tables import events
 
 EVENTS_APPENDED = Counter(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.eventstore.events import Metadata, StoredEvent
+from shared.domain.events import Metadata, StoredEvent
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS, dlq_topic
+
+__all__ = ["ALLOCATIONS", "DELIVERIES", "EVENT_TOPICS", "REQUESTS", "TopicSpec", "dlq_topic"]
+
 log = logging.getLogger(__name__)
 
-REQUESTS = "aidline.requests"
-ALLOCATIONS = "aidline.allocations"
-DELIVERIES = "aidline.deliveries"
 
 # Topics are the system of record between services: never expire anything.
 INFINITE_RETENTION = {"retention.ms": "-1", "retention.bytes": "-1"}
@@ -25,10 +26,6 @@ class TopicSpec:
 
 
 EVENT_TOPICS = (TopicSpec(REQUESTS), TopicSpec(ALLOCATIONS), TopicSpec(DELIVERIES))
-
-
-def dlq_topic(topic: str, consumer: str) -> str:
-    return f"{topic}.dlq.{consumer}"
 
 
 class TopicError(RuntimeError):

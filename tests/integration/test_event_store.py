@@ -7,7 +7,8 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database
 from shared.db.migrate import upgrade
-from shared.eventstore import ConcurrencyError, EventStore, Metadata, NewEvent, Repository
+from shared.domain import Metadata, NewEvent
+from shared.eventstore import ConcurrencyError, EventStore, Repository
 from tests.conftest import MIGRATIONS
 from tests.sample_domain import Credited, Ledger, catalogue
 
@@ -83,7 +84,12 @@ async def test_repository_saves_and_rehydrates_with_upcasting(db: Database) -> N
     async with store.transaction() as tx:
         loaded = await repo.get(tx, "L-9")
         assert loaded is not None
-        assert (loaded.owner, loaded.currency, loaded.balance, loaded.version) == ("ua", "EUR", 10, 2)
+        assert (loaded.owner, loaded.currency, loaded.balance, loaded.version) == (
+            "ua",
+            "EUR",
+            10,
+            2,
+        )
         loaded.credit(5)
         repo.save(tx, loaded, META)
     async with store.transaction() as tx:

@@ -13,7 +13,8 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 
 from shared.db import Database
-from shared.eventstore import EventStore, Metadata
+from shared.domain import Metadata
+from shared.eventstore import EventStore
 from shared.messaging.relay import Relay
 from tests.infra import create_topic, eventually, header, read_topic
 from tests.sample_domain import Credited, catalogue

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.eventstore import Metadata, StoredEvent, UnknownEventType
+from shared.domain import Metadata, StoredEvent, UnknownEventType
 from shared.messaging import envelope
 from shared.messaging.envelope import EnvelopeError
 from tests.sample_domain import Credited, Ledger, Opened, catalogue

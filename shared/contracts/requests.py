@@ -1,0 +1,102 @@
+"""`aidline.requests` — produced by the request service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from shared.contracts.topics import REQUESTS
+from shared.domain import DomainEvent, EventCatalogue
+
+catalogue = EventCatalogue(source="/aidline/request", topic=REQUESTS)
+
+PledgeSource = Literal["stock", "procurement", "pooled"]
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class RequirementSubmitted(DomainEvent):
+    TYPE = "requirement.submitted"
+    requirement_id: str
+    item_code: str
+    quantity: int
+    unit: str
+    priority: int  # 1 critical … 4 routine
+    needed_by: date
+    destination: str
+    justification: str
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class RequirementEndorsed(DomainEvent):
+    TYPE = "requirement.endorsed"
+    priority: int  # the forum may re-rank
+    decision_id: str
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class RequirementAmended(DomainEvent):
+    TYPE = "requirement.amended"
+    quantity: int | None = None
+    priority: int | None = None
+    needed_by: date | None = None
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class RequirementCancelled(DomainEvent):
+    TYPE = "requirement.cancelled"
+    reason: str
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class RequirementDeliveryRecorded(DomainEvent):
+    TYPE = "requirement.delivery_recorded"
+    shipment_id: str
+    quantity: int
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class RequirementFulfilled(DomainEvent):
+    TYPE = "requirement.fulfilled"
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class PledgeAnnounced(DomainEvent):
+    TYPE = "pledge.announced"
+    pledge_id: str
+    donor: str  # ISO 3166-1 alpha-2, upper case
+    item_code: str
+    quantity: int
+    unit: str
+    source: PledgeSource
+    available_from: date
+    value_eur: float | None = None
+    source_url: str | None = None
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class PledgeConfirmed(DomainEvent):
+    TYPE = "pledge.confirmed"
+    decision_id: str  # the forum decision that hands the pledge to execution
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class PledgeReduced(DomainEvent):
+    TYPE = "pledge.reduced"
+    quantity: int  # the new total
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class PledgeWithdrawn(DomainEvent):
+    TYPE = "pledge.withdrawn"
+    reason: str

@@ -1,0 +1,24 @@
+"""The pure core every service's domain builds on: events, aggregates, domain errors (no I/O)."""
+
+from shared.domain.aggregate import Aggregate
+from shared.domain.errors import DomainError, NotFound
+from shared.domain.events import (
+    DomainEvent,
+    EventCatalogue,
+    Metadata,
+    NewEvent,
+    StoredEvent,
+    UnknownEventType,
+)
+
+__all__ = [
+    "Aggregate",
+    "DomainError",
+    "DomainEvent",
+    "EventCatalogue",
+    "Metadata",
+    "NewEvent",
+    "NotFound",
+    "StoredEvent",
+    "UnknownEventType",
+]
