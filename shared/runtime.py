@@ -64,7 +64,7 @@ class ServiceRuntime:
         )
         self.consumers = [
             EventConsumer(
-                spec.name,
+                settings.consumer_group_prefix + spec.name,
                 spec.topics,
                 spec.handler,
                 self.store,

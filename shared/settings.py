@@ -29,6 +29,8 @@ class ServiceSettings(BaseSettings):
     relay_enabled: bool = True
     consumers_enabled: bool = True
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Prepended to consumer group names, so parallel test runs on one broker stay apart.
+    consumer_group_prefix: str = ""
     consumer_max_attempts: int = Field(default=3, ge=1, le=100)
     # A consumer that has not polled for this long is reported as not ready.
     consumer_stall_seconds: float = Field(default=60.0, gt=0)
