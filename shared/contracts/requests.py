@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
@@ -100,3 +100,17 @@ class PledgeReduced(DomainEvent):
 class PledgeWithdrawn(DomainEvent):
     TYPE = "pledge.withdrawn"
     reason: str
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class CatalogueItemAdded(DomainEvent):
+    """An admin added an item to the catalogue (the base catalogue ships with the project)."""
+
+    TYPE = "catalogue.item_added"
+    item_code: str
+    name: str
+    capability: str
+    unit: str
+    eum_class: str
+    substitutes: list[str] = field(default_factory=list)
