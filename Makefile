@@ -45,6 +45,10 @@ test: $(STAMP) ## Run the whole test suite against real Kafka and PostgreSQL
 test-unit: $(STAMP) ## Only the pure unit tests (no infrastructure)
 	@$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks beside their baselines; writes bench-results/results.{json,md}
+	@deploy/local/with-infra.sh $(BIN)/python -m bench $(BENCH)
+
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy
 	@$(BIN)/ruff check .

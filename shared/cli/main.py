@@ -1,0 +1,34 @@
+"""The `aidline` command. Each command lives in its own module under `shared/cli/` and is
+registered here, so `aidline --help` lists everything in one place."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="aidline",
+    help="Aidline: run the stack, mint development tokens, watch events, import, rebuild.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Aidline's command line."""
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    from importlib.metadata import version as installed
+
+    typer.echo(installed("aidline"))
+
+
+# Commands registered by their modules (one line each):
+# from shared.cli import token; app.command("token")(token.token)
+
+
+if __name__ == "__main__":
+    app()
