@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Counter
@@ -183,19 +184,19 @@ def _first_named(message: str, pending: Sequence[_PendingAppend]) -> _PendingApp
     return pending[0]
 
 
-def _stored(position: int, row: dict[str, object]) -> StoredEvent:
+def _stored(position: int, row: Mapping[Any, Any]) -> StoredEvent:
     return StoredEvent(
         position=position,
-        stream_id=str(row["stream_id"]),
-        stream_version=int(row["stream_version"]),  # type: ignore[call-overload]
-        event_id=row["event_id"],  # type: ignore[arg-type]
-        event_type=str(row["event_type"]),
-        schema_version=int(row["schema_version"]),  # type: ignore[call-overload]
-        data=row["data"],  # type: ignore[arg-type]
-        meta=Metadata.from_dict(row["meta"]),  # type: ignore[arg-type]
-        recorded_at=row["recorded_at"],  # type: ignore[arg-type]
+        stream_id=row["stream_id"],
+        stream_version=row["stream_version"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        schema_version=row["schema_version"],
+        data=row["data"],
+        meta=Metadata.from_dict(row["meta"]),
+        recorded_at=row["recorded_at"],
     )
 
 
-def _from_row(row: sa.Row[object]) -> StoredEvent:
-    return _stored(row.position, row._mapping)  # type: ignore[arg-type, attr-defined]
+def _from_row(row: sa.Row[Any]) -> StoredEvent:
+    return _stored(row.position, row._mapping)

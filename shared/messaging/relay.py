@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import zlib
+from collections import deque
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.domain import StoredEvent
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import relay_checkpoints
 from shared.messaging import envelope
@@ -36,6 +38,13 @@ RELAY_LAG = Gauge("aidline_relay_lag_events", "Stored events not yet published",
 RELAY_POSITION = Gauge("aidline_relay_position", "Last store position published", ["topic"])
 
 
+@dataclass
+class _InFlight:
+    last_position: int
+    count: int
+    futures: list[asyncio.Future[Any]]
+
+
 class Relay:
     def __init__(
         self,
@@ -46,6 +55,7 @@ class Relay:
         bootstrap_servers: str,
         name: str = "relay",
         batch_size: int = 500,
+        max_in_flight: int = 4,
         idle_poll_seconds: float = 2.0,
         election_retry_seconds: float = 1.0,
         producer_options: dict[str, Any] | None = None,
@@ -56,6 +66,7 @@ class Relay:
         self.bootstrap_servers = bootstrap_servers
         self.name = name
         self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
         self.idle_poll_seconds = idle_poll_seconds
         self.election_retry_seconds = election_retry_seconds
         self.producer_options = producer_options or {}
@@ -107,48 +118,55 @@ class Relay:
                     await conn.scalar(sa.select(sa.func.pg_advisory_unlock(self._lock_key)))
 
     async def _publish_until_failure(self, leader_conn: AsyncConnection | None) -> None:
+        """Pipelined: the next batch is read and sent while earlier ones await their acks;
+        checkpoints are still saved strictly in order, each after its batch is acknowledged."""
         producer = new_producer(self.bootstrap_servers, **self.producer_options)
         await producer.start()
+        in_flight: deque[_InFlight] = deque()
         try:
             self.position = await self._load_checkpoint()
+            sent_up_to = self.position
             while True:
                 self.store.appended.clear()
-                published = await self.publish_batch(producer)
-                if published:
+                batch = await self._read_batch(sent_up_to)
+                if batch:
+                    in_flight.append(await self._send(producer, batch))
+                    sent_up_to = batch[-1].position
+                if in_flight and (len(in_flight) >= self.max_in_flight or not batch):
+                    await self._acknowledge(in_flight.popleft())
+                    continue
+                if batch:
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.store.appended.wait(), self.idle_poll_seconds)
                 if leader_conn is not None:
                     await leader_conn.execute(sa.text("SELECT 1"))  # still holding the lock?
         finally:
+            for pending in in_flight:
+                for future in pending.futures:
+                    future.cancel()
             await producer.stop()
 
-    # -- one step --------------------------------------------------------------------------
-
-    async def publish_batch(self, producer: Any) -> int:
-        """Publish the next batch after the checkpoint; returns how many events it published."""
+    async def _read_batch(self, after: int) -> list[StoredEvent]:
         async with self.store.db.engine.connect() as conn:
-            batch = await self.store.read_after(conn, self.position, self.batch_size)
-            head = await self.store.head_position(conn)
-        RELAY_LAG.labels(self.topic).set(max(0, head - self.position))
-        if not batch:
-            return 0
-        started = time.perf_counter()
+            batch = await self.store.read_after(conn, after, self.batch_size)
+            if len(batch) < self.batch_size:  # near the head: lag is what we have not acked
+                head = batch[-1].position if batch else await self.store.head_position(conn)
+                RELAY_LAG.labels(self.topic).set(max(0, head - self.position))
+        return batch
+
+    async def _send(self, producer: Any, batch: list[StoredEvent]) -> _InFlight:
         futures = []
         for event in batch:
             key, value, headers = envelope.encode(event, self.source)
             futures.append(await producer.send(self.topic, value=value, key=key, headers=headers))
-        await asyncio.gather(*futures)
-        await self._save_checkpoint(batch[-1].position)
-        PUBLISHED.labels(self.topic).inc(len(batch))
+        return _InFlight(batch[-1].position, len(batch), futures)
+
+    async def _acknowledge(self, pending: _InFlight) -> None:
+        await asyncio.gather(*pending.futures)
+        await self._save_checkpoint(pending.last_position)
+        PUBLISHED.labels(self.topic).inc(pending.count)
         RELAY_POSITION.labels(self.topic).set(self.position)
-        log.debug(
-            "relay published %d events up to %d in %.1f ms",
-            len(batch),
-            self.position,
-            (time.perf_counter() - started) * 1000,
-        )
-        return len(batch)
 
     async def _load_checkpoint(self) -> int:
         async with self.store.db.engine.begin() as conn:

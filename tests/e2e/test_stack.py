@@ -1,0 +1,27 @@
+"""The four services start against real Kafka and PostgreSQL and answer their probes."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.stack import SERVICES, Stack
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_probes_docs_and_metrics(stack: Stack, service: str) -> None:
+    async with httpx.AsyncClient(base_url=stack.url(service), timeout=10) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = (await client.get("/readyz")).json()
+        assert ready["status"] == "ready"
+        assert ready["checks"]["database"]["ok"] and ready["checks"]["kafka"]["ok"]
+        metrics = await client.get("/metrics")
+        assert metrics.status_code == 200 and "python_info" in metrics.text
+        assert (
+            (await client.get("/openapi.json"))
+            .json()["info"]["title"]
+            .endswith(service + " service")
+        )
+        missing = await client.get("/no-such-route")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
