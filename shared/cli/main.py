@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typer
 
+from shared.cli import run
+
 app = typer.Typer(
     name="aidline",
     help="Aidline: run the stack, mint development tokens, watch events, import, rebuild.",
@@ -26,8 +28,8 @@ def version() -> None:
     typer.echo(installed("aidline"))
 
 
-# Commands registered by their modules (one line each):
-# from shared.cli import token; app.command("token")(token.token)
+# Commands registered by their modules (one line each).
+app.command("run")(run.run)
 
 
 if __name__ == "__main__":
