@@ -48,7 +48,9 @@ class Database:
             kwargs |= {
                 "pool_size": pool_size,
                 "max_overflow": pool_size,
-                "pool_pre_ping": True,
+                # No pre-ping (a round trip per checkout); broken connections are replaced
+                # when they fail, and recycled before servers or proxies drop them.
+                "pool_recycle": 1800,
                 "connect_args": {"server_settings": {"search_path": schema}},
             }
         else:

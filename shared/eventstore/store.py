@@ -101,7 +101,13 @@ class EventStore:
         self, conn: AsyncConnection, pending: Sequence[_PendingAppend]
     ) -> list[StoredEvent]:
         if self.db.postgres:
-            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(self.lock_key)))
+            # One round trip: the lock, and the relay's wake-up (NOTIFY is delivered at commit).
+            await conn.execute(
+                sa.select(
+                    sa.func.pg_advisory_xact_lock(self.lock_key),
+                    sa.func.pg_notify(self.channel, ""),
+                )
+            )
         now = datetime.now(UTC)
         rows = []
         for append in pending:
@@ -128,8 +134,6 @@ class EventStore:
                 raise ConcurrencyError(conflict.stream_id, conflict.expected_version) from exc
             raise
         positions = [row.position for row in result]
-        if self.db.postgres:
-            await conn.execute(sa.select(sa.func.pg_notify(self.channel, str(positions[-1]))))
         EVENTS_APPENDED.labels(self.db.schema).inc(len(rows))
         return [_stored(position, row) for position, row in zip(positions, rows, strict=True)]
 
