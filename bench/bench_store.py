@@ -81,9 +81,13 @@ def _eventsourcing(writers: int) -> float:
         "CREATE_TABLE": "y",
     }
     with psycopg.connect(
-        dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], autocommit=True,
-    ) as conn:  # fmt: skip
+        dbname=env["POSTGRES_DBNAME"],
+        host=env["POSTGRES_HOST"],
+        port=env["POSTGRES_PORT"],
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"],
+        autocommit=True,
+    ) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     app: Application = Application(env=env)
     per_writer = COMMANDS // writers
@@ -106,9 +110,13 @@ def _eventsourcing(writers: int) -> float:
     finally:
         app.close()
         with psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], autocommit=True,
-        ) as conn:  # fmt: skip
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"],
+            autocommit=True,
+        ) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 

@@ -113,8 +113,9 @@ def _print_welcome(secret: str) -> None:
         console.print(f"  {name:<10} http://127.0.0.1:{port}/docs")
     lines = []
     for role, identity in DEV_IDENTITIES.items():
-        token = mint_token(secret, identity["sub"], [role], nation=identity.get("nation"),
-                           hub=identity.get("hub"))  # fmt: skip
+        token = mint_token(
+            secret, identity["sub"], [role], nation=identity.get("nation"), hub=identity.get("hub")
+        )
         lines.append(f"export TOKEN_{role.upper()}={token}")
     tokens = STATE / "tokens.env"
     tokens.write_text("\n".join(lines) + "\n")
@@ -144,8 +145,10 @@ def run(
     """Start Kafka and the four services (SQLite by default, PostgreSQL from DATABASE_URL)."""
     busy = [f"{name} :{port}" for name, port in SERVICES.items() if _port_in_use(port)]
     if busy:
-        _fail(f"ports already in use: {', '.join(busy)}",
-              "stop what listens there (another `make run`?) and try again")  # fmt: skip
+        _fail(
+            f"ports already in use: {', '.join(busy)}",
+            "stop what listens there (another `make run`?) and try again",
+        )
     bootstrap, started_kafka = _start_kafka()
     database = os.environ.get("DATABASE_URL", f"sqlite+aiosqlite:///{STATE}/data/aidline.db")
     console.print(f"[green]✓[/] database: {database.split('@')[-1]}")

@@ -76,9 +76,11 @@ async def run_command(
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
         raise Problem(
-            400, "Invalid Idempotency-Key", f"Use 1 to {MAX_KEY_LENGTH} characters.",
+            400,
+            "Invalid Idempotency-Key",
+            f"Use 1 to {MAX_KEY_LENGTH} characters.",
             kind="invalid-idempotency-key",
-        )  # fmt: skip
+        )
     body_hash = hashlib.sha256(
         request.method.encode() + request.url.path.encode() + b"\0" + await request.body()
     ).hexdigest()
@@ -112,9 +114,11 @@ async def run_command(
                 )
     except ConcurrencyError as exc:
         raise Problem(
-            409, "Conflict", "The resource changed while the command ran; retry it.",
+            409,
+            "Conflict",
+            "The resource changed while the command ran; retry it.",
             kind="concurrent-update",
-        ) from exc  # fmt: skip
+        ) from exc
     except IntegrityError:
         # Another request with the same key won the race: answer as it did.
         if key is not None:

@@ -41,9 +41,13 @@ async def consuming(db: Database, topic: str, group: str) -> AsyncIterator[Event
     async with db.engine.begin() as conn:
         await conn.run_sync(effects.metadata.create_all)
     consumer = EventConsumer(
-        group, [topic], _handler, EventStore(db), bootstrap_servers=os.environ.get(
-            "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), retry_backoff_seconds=0.01,
-    )  # fmt: skip
+        group,
+        [topic],
+        _handler,
+        EventStore(db),
+        bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        retry_backoff_seconds=0.01,
+    )
     task = asyncio.create_task(consumer.run())
     try:
         yield consumer

@@ -93,9 +93,12 @@ async def test_idle_relay_is_woken_by_commit_not_by_polling(kafka: str, db: Data
     """With a 60 s safety poll, only the commit notification can deliver within the timeout."""
     topic = await create_topic(partitions=1)
     relay = Relay(
-        EventStore(db), topic=topic, source="/aidline/test", bootstrap_servers=kafka,
+        EventStore(db),
+        topic=topic,
+        source="/aidline/test",
+        bootstrap_servers=kafka,
         idle_poll_seconds=60,
-    )  # fmt: skip
+    )
     async with running(relay):
         await eventually(lambda: _leader(relay), what="the relay to start")
         # Another engine, as another process would: on PostgreSQL only NOTIFY can wake the relay.
@@ -138,10 +141,15 @@ async def test_only_one_relay_publishes_and_another_takes_over(kafka: str, pg_db
     stores = [EventStore(pg_db), EventStore(Database(pg_db.url, pg_db.schema))]
     topic = await create_topic()
     relays = [
-        Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
-              election_retry_seconds=0.1)
+        Relay(
+            store,
+            topic=topic,
+            source="/aidline/test",
+            bootstrap_servers=kafka,
+            election_retry_seconds=0.1,
+        )
         for store in stores
-    ]  # fmt: skip
+    ]
     tasks = [asyncio.create_task(relay.run()) for relay in relays]
     try:
         await eventually(lambda: _any_leader(*relays), what="a leader")

@@ -60,10 +60,20 @@ def test_cloudevents_binary_mode_round_trip() -> None:
     names = {name for name, _ in headers}
     assert key == b"L-1"
     assert names >= {
-        "ce_specversion", "ce_id", "ce_source", "ce_type", "ce_subject", "ce_time",
-        "content-type", "ce_streamversion", "ce_position", "ce_schemaversion",
-        "ce_correlationid", "ce_causationid", "ce_actor",
-    }  # fmt: skip
+        "ce_specversion",
+        "ce_id",
+        "ce_source",
+        "ce_type",
+        "ce_subject",
+        "ce_time",
+        "content-type",
+        "ce_streamversion",
+        "ce_position",
+        "ce_schemaversion",
+        "ce_correlationid",
+        "ce_causationid",
+        "ce_actor",
+    }
     decoded = envelope.decode(headers, value)
     assert decoded.event_id == stored.event_id
     assert (decoded.event_type, decoded.subject, decoded.position) == ("ledger.credited", "L-1", 42)
