@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typer
 
+from shared.cli import token
+
 app = typer.Typer(
     name="aidline",
     help="Aidline: run the stack, mint development tokens, watch events, import, rebuild.",
@@ -27,7 +29,7 @@ def version() -> None:
 
 
 # Commands registered by their modules (one line each):
-# from shared.cli import token; app.command("token")(token.token)
+app.command("token")(token.token)
 
 
 if __name__ == "__main__":
