@@ -38,7 +38,7 @@ def test_donor_token_for_a_nation() -> None:
     principal = _only_token("--role", "donor", "--nation", "pl")
     assert (principal.sub, principal.roles, principal.nation) == (
         "dev-donor-pl",
-        {Role.DONOR},
+        frozenset({Role.DONOR}),
         "PL",
     )
 

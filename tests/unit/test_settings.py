@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -14,11 +15,11 @@ from tests.authkit import public_pem, rsa_key
 STRONG = "k" * 48
 
 
-def _settings(**values: object) -> ServiceSettings:
-    return ServiceSettings(_env_file=None, **values)  # type: ignore[call-arg]
+def _settings(**values: Any) -> ServiceSettings:
+    return ServiceSettings(_env_file=None, **values)
 
 
-def _refused(**values: object) -> str:
+def _refused(**values: Any) -> str:
     with pytest.raises(ValidationError) as raised:
         _settings(**values)
     return str(raised.value)
@@ -47,7 +48,7 @@ def test_production_with_the_development_secret_from_the_environment_is_refused(
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("JWT_SECRET", DEV_SECRET)
     with pytest.raises(ValidationError, match="development JWT secret"):
-        ServiceSettings(_env_file=None)  # type: ignore[call-arg]
+        ServiceSettings(_env_file=None)
 
 
 @pytest.mark.parametrize("environment", ["development", "test", "production"])
@@ -92,5 +93,5 @@ def test_public_key_and_jwks_together_are_ambiguous(tmp_path: Path) -> None:
         {"environment": "staging"},
     ],
 )
-def test_out_of_range_values_are_refused(values: dict[str, object]) -> None:
+def test_out_of_range_values_are_refused(values: dict[str, Any]) -> None:
     assert _refused(**values)
