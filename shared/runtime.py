@@ -80,7 +80,9 @@ class ServiceRuntime:
     async def start(self) -> None:
         if self.settings.migrate_on_start:
             await upgrade(self.db, self.migrations)
-        await ensure_topics(self.settings.kafka_bootstrap_servers, EVENT_TOPICS)
+        consuming = self.settings.consumers_enabled and bool(self.consumers)
+        if self.relay is not None or consuming:  # a service cut off from Kafka needs no topics
+            await ensure_topics(self.settings.kafka_bootstrap_servers, EVENT_TOPICS)
         if self.relay is not None:
             self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
         if self.settings.consumers_enabled:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import Field, model_validator
+from pydantic import Field, FilePath, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.auth.tokens import DEV_SECRET
+from shared.auth.tokens import AUDIENCE, DEV_SECRET, ISSUER, MIN_SECRET_BYTES
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///.aidline/data/aidline.db"
 
@@ -35,19 +33,43 @@ class ServiceSettings(BaseSettings):
     # A consumer that has not polled for this long is reported as not ready.
     consumer_stall_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
-    # HS256 secret (development) or an RS256 public key file (deployments).
+    # Bearer tokens: an HS256 secret (development), or an RS256 PEM public key file or JWKS
+    # file (deployments, where an identity provider signs). A key file wins over the secret.
     jwt_secret: str = DEV_SECRET
-    jwt_public_key_file: Path | None = None
+    jwt_public_key_file: FilePath | None = None
+    jwt_jwks_file: FilePath | None = None
+    jwt_issuer: str = Field(default=ISSUER, min_length=1)
+    jwt_audience: str = Field(default=AUDIENCE, min_length=1)
+    # Clock skew tolerated on exp/nbf/iat between the token issuer and this host.
+    jwt_leeway_seconds: int = Field(default=10, ge=0, le=300)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Token bucket per caller and route on the endpoints that opt in (imports, batches).
+    rate_limit_enabled: bool = True
+    rate_limit_per_minute: float = Field(default=30.0, gt=0)
+    rate_limit_burst: int = Field(default=10, ge=1)
 
     @model_validator(mode="after")
     def _no_development_secret_outside_development(self) -> ServiceSettings:
-        weak_secret = not self.jwt_secret or self.jwt_secret == DEV_SECRET
-        if self.environment == "production" and not self.jwt_public_key_file and weak_secret:
+        if self.jwt_public_key_file and self.jwt_jwks_file:
+            raise ValueError("set JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE, not both")
+        if self.jwt_public_key_file or self.jwt_jwks_file:
+            return self
+        if not self.jwt_secret:
             raise ValueError(
-                "refusing to start in production with the development JWT secret (or none): "
-                "set JWT_SECRET or JWT_PUBLIC_KEY_FILE"
+                "no JWT key configured: set JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE"
             )
+        if self.environment == "production":
+            if self.jwt_secret == DEV_SECRET:
+                raise ValueError(
+                    "refusing to start in production with the development JWT secret: "
+                    "set JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE (RS256), or a JWT_SECRET of "
+                    f"at least {MIN_SECRET_BYTES} random bytes"
+                )
+            if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"refusing to start in production with a JWT_SECRET shorter than "
+                    f"{MIN_SECRET_BYTES} bytes"
+                )
         return self
 
     @property

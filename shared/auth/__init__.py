@@ -1,12 +1,13 @@
 """Identity and access: bearer JWTs, roles, nation and hub scopes."""
 
-from shared.auth.policy import AccessPolicy, Role, Rule, Scope
+from shared.auth.policy import AccessPolicy, Role, Rule, Scope, rule
 from shared.auth.principal import Principal
-from shared.auth.tokens import DEV_SECRET, TokenError, TokenVerifier, mint_token
+from shared.auth.tokens import DEV_SECRET, KeyConfigError, TokenError, TokenVerifier, mint_token
 
 __all__ = [
     "DEV_SECRET",
     "AccessPolicy",
+    "KeyConfigError",
     "Principal",
     "Role",
     "Rule",
@@ -14,4 +15,5 @@ __all__ = [
     "TokenError",
     "TokenVerifier",
     "mint_token",
+    "rule",
 ]

@@ -7,7 +7,7 @@ the table renders into the docs and drives the role-by-endpoint test.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -60,11 +60,17 @@ class AccessPolicy(Mapping[str, Rule]):
     def __len__(self) -> int:
         return len(self._rules)
 
-    def markdown(self) -> str:
-        lines = ["| rule | roles | scope | what |", "|---|---|---|---|"]
+    def markdown(self, endpoints: Mapping[str, Sequence[str]] | None = None) -> str:
+        """The rules as a Markdown table; with `endpoints` (rule -> routes), a column for them."""
+        head = ["rule", *(["endpoints"] if endpoints is not None else []), "roles", "scope", "what"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for name, rule in self._rules.items():
-            roles = ", ".join(sorted(rule.roles))
-            lines.append(f"| `{name}` | {roles} | {rule.scope} | {rule.description} |")
+            cells = [f"`{name}`"]
+            if endpoints is not None:
+                cells.append("<br>".join(f"`{e}`" for e in endpoints.get(name, ())) or "—")
+            roles = ", ".join(role for role in Role if role in rule.roles)
+            cells += [roles, str(rule.scope), rule.description]
+            lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
 

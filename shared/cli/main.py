@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import run
+from shared.cli import run, token
 
 app = typer.Typer(
     name="aidline",
@@ -30,6 +30,7 @@ def version() -> None:
 
 # Commands registered by their modules (one line each).
 app.command("run")(run.run)
+app.command("token")(token.token)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.domain.events import Metadata
 from shared.eventstore.store import EventStore, Transaction
 from shared.eventstore.tables import consumer_offsets, processed_events
 from shared.messaging import envelope
@@ -57,6 +58,16 @@ class Message:
     partition: int
     offset: int
     event: Envelope
+
+    def follow_up(self, actor: str = "system") -> Metadata:
+        """Metadata for the events a handler stores in answer to this one: the same correlation
+        id (so the work can be followed across services), caused by this event."""
+        cause = str(self.event.event_id)
+        return Metadata(
+            actor=actor,
+            correlation_id=self.event.meta.correlation_id or cause,
+            causation_id=cause,
+        )
 
 
 Handler = Callable[[Transaction, Message], Awaitable[None]]

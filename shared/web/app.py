@@ -12,14 +12,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.auth import TokenVerifier
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
+from shared.web.correlation import CorrelationId
 from shared.web.limits import BodySizeLimit
 from shared.web.problems import install_problem_handlers
+from shared.web.ratelimit import RateLimiter
 
 
-def _verifier(settings: ServiceSettings) -> TokenVerifier:
-    if settings.jwt_public_key_file:
-        return TokenVerifier(public_key=settings.jwt_public_key_file.read_text())
-    return TokenVerifier(secret=settings.jwt_secret)
+def token_verifier(settings: ServiceSettings) -> TokenVerifier:
+    """The verifier the settings describe; a bad key file fails here, at startup."""
+    return TokenVerifier.from_files(
+        secret=settings.jwt_secret,
+        public_key_file=settings.jwt_public_key_file,
+        jwks_file=settings.jwt_jwks_file,
+        leeway=settings.jwt_leeway_seconds,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
 
 
 def create_app(
@@ -39,9 +47,17 @@ def create_app(
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
-    app.state.verifier = _verifier(runtime.settings)
+    settings = runtime.settings
+    app.state.verifier = token_verifier(settings)
+    app.state.rate_limiter = RateLimiter(
+        per_minute=settings.rate_limit_per_minute,
+        burst=settings.rate_limit_burst,
+        enabled=settings.rate_limit_enabled,
+    )
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so it is outermost: even a 413 carries the correlation id.
+    app.add_middleware(CorrelationId)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

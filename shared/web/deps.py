@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from shared.auth import AccessPolicy, Principal, Role, Rule, TokenError
 from shared.runtime import ServiceRuntime
+from shared.web.paging import Page, page_params
 from shared.web.problems import Problem
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="aidline"'}
+# RFC 6750 §3: error_description is a quoted string of visible ASCII without `"` and `\`.
+_UNSAFE_IN_CHALLENGE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 def get_runtime(request: Request) -> ServiceRuntime:
@@ -19,20 +23,50 @@ def get_runtime(request: Request) -> ServiceRuntime:
 
 
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+PageDep = Annotated[Page, Depends(page_params)]
+
+
+def _invalid_token(reason: str) -> Problem:
+    description = _UNSAFE_IN_CHALLENGE.sub("?", reason)
+    challenge = f'Bearer realm="aidline", error="invalid_token", error_description="{description}"'
+    return Problem(
+        401,
+        "Unauthorized",
+        f"The bearer token is not valid: {reason}.",
+        kind="invalid-token",
+        headers={"WWW-Authenticate": challenge},
+    )
 
 
 def authenticate(request: Request) -> Principal:
+    """The verified principal of the request's bearer token (401 without a valid one)."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(401, "Unauthorized", "A bearer token is required.", headers=BEARER_CHALLENGE)
+        raise Problem(
+            401,
+            "Unauthorized",
+            "A bearer token is required (Authorization: Bearer <token>).",
+            kind="missing-token",
+            headers=BEARER_CHALLENGE,
+        )
     try:
         principal: Principal = request.app.state.verifier.verify(token.strip())
     except TokenError as exc:
-        raise Problem(
-            401, "Unauthorized", f"The bearer token is not valid: {exc}.", headers=BEARER_CHALLENGE
-        ) from exc
+        raise _invalid_token(str(exc)) from exc
+    request.state.principal = principal
     return principal
+
+
+def principal_or_none(request: Request) -> Principal | None:
+    """The request's principal if it carries a valid token, else None (never raises)."""
+    try:
+        return authenticate(request)
+    except Problem:
+        return None
 
 
 class Authorize:
@@ -53,7 +87,6 @@ class Authorize:
                 f"This needs one of the roles: {allowed}.",
                 kind="forbidden-role",
             )
-        request.state.principal = principal
         return principal
 
 
