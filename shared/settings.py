@@ -35,6 +35,8 @@ class ServiceSettings(BaseSettings):
     # A consumer that has not polled for this long is reported as not ready.
     consumer_stall_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
+    # json | text | auto (text in development, JSON otherwise); see docs/operations.md.
+    log_format: str = Field(default="auto", pattern="^(auto|json|text)$")
     # HS256 secret (development) or an RS256 public key file (deployments).
     jwt_secret: str = DEV_SECRET
     jwt_public_key_file: Path | None = None

@@ -8,12 +8,23 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp
 
 from shared.auth import TokenVerifier
+from shared.contracts.docs import asyncapi_yaml
+from shared.observability.http import RequestObservability
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 from shared.web.limits import BodySizeLimit
 from shared.web.problems import install_problem_handlers
+
+
+class AidlineApp(FastAPI):
+    """FastAPI with request observability outermost, around Starlette's own error middleware,
+    so even an unexpected 500 is counted, carries the correlation id and logs it."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestObservability(super().build_middleware_stack())
 
 
 def _verifier(settings: ServiceSettings) -> TokenVerifier:
@@ -37,7 +48,7 @@ def create_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app = AidlineApp(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.state.verifier = _verifier(runtime.settings)
     install_problem_handlers(app)
@@ -59,6 +70,14 @@ def create_app(
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    # The producers publish their own topic's catalogue; the projection, which reads them all,
+    # publishes the whole document.
+    document = asyncapi_yaml([runtime.topic] if runtime.topic else None)
+
+    @app.get("/asyncapi.yaml", tags=["operations"], summary="The event catalogue (AsyncAPI 3.0)")
+    async def asyncapi() -> Response:
+        return Response(document, media_type="application/yaml")
 
     for router in routers:
         app.include_router(router)
