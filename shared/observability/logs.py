@@ -24,7 +24,10 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "taskName",
     "service",
     "correlation_id",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
+# Loggers that say at INFO what only a developer debugging them needs.
+_CHATTY = ("alembic.runtime.plugins",)
 _TEXT = "%(asctime)s %(levelname)-7s %(service)s %(name)s [%(correlation_id)s] %(message)s"
 
 
@@ -89,6 +92,9 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # warnings too become records, not stray stderr text
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
