@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -89,13 +90,11 @@ def cli() -> None:
     )
     args = parser.parse_args()
     topics = args.topic or list(CATALOGUES)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a follow
         asyncio.run(
             main(topics, bootstrap_servers=args.bootstrap_servers, group_id=args.group,
                  limit=args.limit)
         )  # fmt: skip
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
