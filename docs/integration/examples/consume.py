@@ -29,7 +29,10 @@ def typed(event: Envelope) -> DomainEvent | None:
     """The event as its contract dataclass (older schema versions upcast), if Aidline knows it."""
     for catalogue in CATALOGUES.values():
         if event.event_type in catalogue:
-            return catalogue.decode(event.event_type, event.schema_version, event.data)
+            try:
+                return catalogue.decode(event.event_type, event.schema_version, event.data)
+            except (ValueError, LookupError) as exc:  # newer than this copy of the contracts
+                print(f"cannot decode {event.event_type} v{event.schema_version}: {exc}")
     return None
 
 
