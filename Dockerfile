@@ -14,6 +14,7 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
 RUN pip install . \
+    && rm -rf build ./*.egg-info \
     && useradd --create-home --uid 10001 aidline
 
 USER aidline
