@@ -10,6 +10,7 @@ A test (tests/unit/test_event_docs.py) fails when the committed files differ fro
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Iterable, Mapping
@@ -73,10 +74,12 @@ def cloudevent_headers() -> dict[str, Any]:
     }
 
 
-def event_schema(catalogue: EventCatalogue, event_type: str) -> dict[str, Any]:
+def event_schema(
+    catalogue: EventCatalogue, event_type: str, schemas: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The JSON Schema of one event type's data (the Kafka value), with its CloudEvents type."""
     cls = catalogue.types[event_type]
-    schema = catalogue.json_schemas()[event_type]
+    schema = (schemas or catalogue.json_schemas())[event_type]
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": f"{SCHEMA_BASE}{event_type}.json",
@@ -108,8 +111,9 @@ def asyncapi(catalogues: Iterable[EventCatalogue]) -> dict[str, Any]:
     for catalogue in catalogues:
         channel = _channel_id(catalogue.topic)
         refs = {}
+        payloads = catalogue.json_schemas()
         for event_type, cls in catalogue.types.items():
-            payload = _hoist_defs(dict(catalogue.json_schemas()[event_type]), schemas)
+            payload = _hoist_defs(dict(payloads[event_type]), schemas)
             message: dict[str, Any] = {
                 "name": event_type,
                 "title": cls.__name__,
@@ -195,16 +199,21 @@ def _yaml(document: dict[str, Any]) -> str:
 
 def asyncapi_yaml(topics: Iterable[str] | None = None) -> str:
     """The AsyncAPI document of `topics` (default: every topic) as YAML."""
-    names = list(CATALOGUES) if topics is None else list(topics)
-    return _yaml(asyncapi(CATALOGUES[name] for name in names))
+    return _asyncapi_yaml(tuple(CATALOGUES) if topics is None else tuple(topics))
+
+
+@functools.cache  # the catalogues are complete once imported; a service serves one document
+def _asyncapi_yaml(topics: tuple[str, ...]) -> str:
+    return _yaml(asyncapi(CATALOGUES[name] for name in topics))
 
 
 def render(catalogues: Mapping[str, EventCatalogue] = CATALOGUES) -> dict[str, str]:
     """Every generated file: relative path -> content."""
     files = {"asyncapi.yaml": _yaml(asyncapi(catalogues.values()))}
     for catalogue in catalogues.values():
+        schemas = catalogue.json_schemas()
         for event_type in catalogue.types:
-            schema = event_schema(catalogue, event_type)
+            schema = event_schema(catalogue, event_type, schemas)
             files[f"schemas/{event_type}.json"] = json.dumps(schema, indent=2) + "\n"
     return files
 

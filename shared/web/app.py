@@ -73,11 +73,11 @@ def create_app(
 
     # The producers publish their own topic's catalogue; the projection, which reads them all,
     # publishes the whole document.
-    document = asyncapi_yaml([runtime.topic] if runtime.topic else None)
+    topics = [runtime.topic] if runtime.topic else None
 
     @app.get("/asyncapi.yaml", tags=["operations"], summary="The event catalogue (AsyncAPI 3.0)")
     async def asyncapi() -> Response:
-        return Response(document, media_type="application/yaml")
+        return Response(asyncapi_yaml(topics), media_type="application/yaml")
 
     for router in routers:
         app.include_router(router)
