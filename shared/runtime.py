@@ -48,6 +48,7 @@ class ServiceRuntime:
     ) -> None:
         self.settings = settings
         self.migrations = migrations
+        self.topic = topic
         self.db = Database(settings.database_url, schema)
         self.store = EventStore(self.db)
         bootstrap = settings.kafka_bootstrap_servers

@@ -33,6 +33,8 @@ class ServiceSettings(BaseSettings):
     # A consumer that has not polled for this long is reported as not ready.
     consumer_stall_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
+    # json | text | auto (text in development, JSON otherwise); see docs/operations.md.
+    log_format: str = Field(default="auto", pattern="^(auto|json|text)$")
     # Bearer tokens: an HS256 secret (development), or an RS256 PEM public key file or JWKS
     # file (deployments, where an identity provider signs). A key file wins over the secret.
     jwt_secret: str = DEV_SECRET

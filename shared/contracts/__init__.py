@@ -2,7 +2,7 @@
 
 Each module is one topic's catalogue. The producing service raises these events from its domain;
 consumers decode them with the same catalogue. JSON Schemas and the AsyncAPI document are
-generated from here (`aidline docs`).
+generated from here (`python -m shared.contracts.docs`, into docs/events/).
 """
 
 from shared.contracts.allocations import catalogue as allocations

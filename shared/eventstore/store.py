@@ -12,6 +12,7 @@ only for the inserts and the commit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.db import Database
 from shared.domain.events import Metadata, NewEvent, StoredEvent
 from shared.eventstore.tables import events
+from shared.observability.context import with_context
 
 EVENTS_APPENDED = Counter(
     "aidline_events_appended_total", "Events appended to the store", ["store"]
@@ -59,9 +61,13 @@ class Transaction:
     stored: list[StoredEvent] = field(default_factory=list)
 
     def append(self, stream_id: str, expected_version: int, new_events: Sequence[NewEvent]) -> None:
-        """Queue events for `stream_id`, which the caller read at `expected_version` (0 = new)."""
+        """Queue events for `stream_id`, which the caller read at `expected_version` (0 = new).
+
+        Events without a correlation/causation id take the ones bound to the request or message
+        being handled (shared.observability.context)."""
         if new_events:
-            self._pending.append(_PendingAppend(stream_id, expected_version, new_events))
+            stamped = [dataclasses.replace(e, meta=with_context(e.meta)) for e in new_events]
+            self._pending.append(_PendingAppend(stream_id, expected_version, stamped))
 
     async def flush(self) -> list[StoredEvent]:
         pending, self._pending = self._pending, []

@@ -37,6 +37,7 @@ from shared.messaging import envelope
 from shared.messaging.envelope import Envelope, EnvelopeError
 from shared.messaging.kafka import new_producer
 from shared.messaging.topics import TopicSpec, dlq_topic, ensure_topics
+from shared.observability.context import bound
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,16 @@ DEAD_LETTERS = Counter(
 )
 LAG = Gauge(
     "aidline_consumer_lag", "Messages behind the partition end", ["consumer", "topic", "partition"]
+)
+POSITION = Gauge(
+    "aidline_consumer_position",
+    "Next offset to apply (everything before it is applied)",
+    ["consumer", "topic", "partition"],
+)
+LAST_EVENT_TIME = Gauge(
+    "aidline_consumer_last_event_timestamp_seconds",
+    "ce_time of the last event applied: how fresh the consumer's effects are",
+    ["consumer"],
 )
 
 
@@ -186,6 +197,9 @@ class EventConsumer:
         self.applied += applied
         self.dead_lettered += dead
         APPLIED.labels(self.name, tp.topic).inc(applied)
+        POSITION.labels(self.name, tp.topic, str(tp.partition)).set(records[-1].offset + 1)
+        if self.last_event_time is not None:
+            LAST_EVENT_TIME.labels(self.name).set(self.last_event_time.timestamp())
         assert self._consumer is not None
         with contextlib.suppress(Exception):  # advisory only: our database holds the truth
             await self._consumer.commit({tp: records[-1].offset + 1})
@@ -226,6 +240,12 @@ class EventConsumer:
 
     async def _apply_one(self, tx: Transaction, message: Message) -> Exception | None:
         """Apply one message in a savepoint; returns the last error if every attempt failed."""
+        # Its logs, and the events it causes, carry the command's correlation id onward.
+        event_id = str(message.event.event_id)
+        with bound(message.event.meta.correlation_id or event_id, event_id):
+            return await self._attempt(tx, message)
+
+    async def _attempt(self, tx: Transaction, message: Message) -> Exception | None:
         error: Exception | None = None
         for attempt in range(1, self.max_attempts + 1):
             try:

@@ -8,14 +8,24 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp
 
 from shared.auth import TokenVerifier
+from shared.contracts.docs import asyncapi_yaml
+from shared.observability.http import RequestObservability
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
-from shared.web.correlation import CorrelationId
 from shared.web.limits import BodySizeLimit
 from shared.web.problems import install_problem_handlers
 from shared.web.ratelimit import RateLimiter
+
+
+class AidlineApp(FastAPI):
+    """FastAPI with request observability outermost, around Starlette's own error middleware,
+    so even an unexpected 500 is counted, carries the correlation id and logs it."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestObservability(super().build_middleware_stack())
 
 
 def token_verifier(settings: ServiceSettings) -> TokenVerifier:
@@ -45,7 +55,7 @@ def create_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app = AidlineApp(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     settings = runtime.settings
     app.state.verifier = token_verifier(settings)
@@ -56,8 +66,6 @@ def create_app(
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    # Added last, so it is outermost: even a 413 carries the correlation id.
-    app.add_middleware(CorrelationId)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -75,6 +83,14 @@ def create_app(
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    # The producers publish their own topic's catalogue; the projection, which reads them all,
+    # publishes the whole document.
+    topics = [runtime.topic] if runtime.topic else None
+
+    @app.get("/asyncapi.yaml", tags=["operations"], summary="The event catalogue (AsyncAPI 3.0)")
+    async def asyncapi() -> Response:
+        return Response(asyncapi_yaml(topics), media_type="application/yaml")
 
     for router in routers:
         app.include_router(router)

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import uvicorn
 
+from shared.observability.logs import configure_logging, resolve_format
 from shared.settings import ServiceSettings
 
 
 def serve(app_path: str, settings: ServiceSettings) -> None:
+    configure_logging(
+        service=settings.service_name,
+        level=settings.log_level,
+        log_format=resolve_format(settings.log_format, settings.environment),
+    )
     uvicorn.run(
         app_path,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # keep the process's structured logging (shared.observability.logs)
+        access_log=False,  # one access line per request comes from RequestObservability
         # Fail fast on SIGTERM; acknowledged work is already durable in the store.
         timeout_graceful_shutdown=5,
     )
