@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Counter
@@ -61,6 +62,22 @@ class Transaction:
         """Queue events for `stream_id`, which the caller read at `expected_version` (0 = new)."""
         if new_events:
             self._pending.append(_PendingAppend(stream_id, expected_version, new_events))
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A part of the transaction that is kept or undone as a whole, its events included.
+
+        Events queued before it are appended first, so undoing it takes back only its own."""
+        await self.flush()
+        kept = len(self.stored)
+        try:
+            async with self.conn.begin_nested():
+                yield
+                await self.flush()
+        except BaseException:
+            self._pending.clear()
+            del self.stored[kept:]
+            raise
 
     async def flush(self) -> list[StoredEvent]:
         pending, self._pending = self._pending, []
@@ -197,5 +214,5 @@ def _stored(position: int, row: dict[str, object]) -> StoredEvent:
     )
 
 
-def _from_row(row: sa.Row[object]) -> StoredEvent:
-    return _stored(row.position, row._mapping)  # type: ignore[arg-type, attr-defined]
+def _from_row(row: sa.Row[Any]) -> StoredEvent:
+    return _stored(row.position, dict(row._mapping))
