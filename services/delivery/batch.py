@@ -57,9 +57,9 @@ async def apply_batch(
         try:
             valid.append((index, BATCH_ROW.validate_python(raw)))
         except ValidationError as exc:
-            results[index] = _rejected(
-                index, raw, Problem(422, "Invalid row", errors=field_errors(exc.errors()))
-            )
+            problem = Problem(422, "Invalid row", "The row does not match its milestone's schema.")
+            problem.errors = _row_errors(exc)
+            results[index] = _rejected(index, raw, problem)
     for order, (index, row) in enumerate(application_order(valid)):
         results[index] = await _apply_row(tx, index, row, principal) | {"applied_as": order}
     counts = {status: 0 for status in ("applied", "replayed", "rejected")}
@@ -118,6 +118,15 @@ async def _apply_row(
     except (DomainError, NotFound, Problem, ConcurrencyError, IntegrityError) as exc:
         return _rejected(index, described, _as_problem(exc))
     return applied
+
+
+def _row_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Field errors named within the row (pydantic puts the milestone's tag first)."""
+    errors = []
+    for error in exc.errors():
+        tag_error = error["type"] in ("union_tag_invalid", "union_tag_not_found")
+        errors.append({**error, "loc": ("milestone",) if tag_error else error["loc"][1:]})
+    return field_errors(errors)
 
 
 def _as_problem(exc: Exception) -> Problem:
