@@ -130,4 +130,13 @@ MAX_BATCH_ROWS = 500
 class MilestoneBatch(BaseModel):
     """Rows are validated one by one, so one malformed row does not refuse the others."""
 
-    rows: list[dict[str, object]] = Field(min_length=1, max_length=MAX_BATCH_ROWS)
+    rows: list[dict[str, object]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_ROWS,
+        description=(
+            "Each row: row_id (its idempotency key), shipment_id, at (when it happened, RFC 3339 "
+            "with a time zone), milestone (dispatch, arrive, inspect, depart, handover, receive, "
+            "delay, report_loss) and that milestone's fields as in its single route's body. "
+            "See docs/delivery.md."
+        ),
+    )

@@ -190,11 +190,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-async def delivery(kafka: str) -> AsyncIterator[Delivery]:
+@pytest.fixture(scope="session", params=["postgres", "sqlite"])
+async def delivery(
+    request: pytest.FixtureRequest, kafka: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Delivery]:
     schema = unique_schema()
+    sqlite = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('delivery')}/aidline.db"
     settings = DeliverySettings(
-        database_url=POSTGRES_URL,
+        database_url=POSTGRES_URL if request.param == "postgres" else sqlite,
         kafka_bootstrap_servers=kafka,
         consumer_group_prefix=f"{schema}-",
         environment="test",
