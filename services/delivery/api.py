@@ -27,6 +27,7 @@ from services.delivery.domain import Status
 from shared.auth import Principal, Role
 from shared.domain import NotFound
 from shared.eventstore import Transaction
+from shared.runtime import ServiceRuntime
 from shared.web.commands import CommandResult, check_version, run_command
 from shared.web.deps import Authorize, RuntimeDep
 from shared.web.problems import Problem
@@ -36,10 +37,6 @@ router = APIRouter(tags=["shipments"])
 ShipmentId = Annotated[str, Path(min_length=1, max_length=200)]
 HubFilter = Annotated[str | None, Query(min_length=1, max_length=50)]
 Visibility = Literal["full", "redacted", "none"]
-
-
-def _as(rule: str) -> Any:
-    return Depends(Authorize(POLICY, rule))
 
 
 # -- operational security -----------------------------------------------------------------------
@@ -88,7 +85,7 @@ def _shown(principal: Principal, view: dict[str, Any]) -> dict[str, Any] | None:
 @router.get("/shipments", summary="Shipments, filtered by status and hub, a page at a time")
 async def list_shipments(
     runtime: RuntimeDep,
-    principal: Annotated[Principal, _as("shipments.list")],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.list"))],
     status: Status | None = None,
     hub: HubFilter = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -110,7 +107,7 @@ async def list_shipments(
 @router.get("/shipments/summary", summary="Shipments and quantities per hub and status")
 async def shipment_summary(
     runtime: RuntimeDep,
-    principal: Annotated[Principal, _as("shipments.summary")],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.summary"))],
     hub: HubFilter = None,
 ) -> dict[str, Any]:
     async with runtime.db.engine.connect() as conn:
@@ -121,7 +118,7 @@ async def shipment_summary(
 async def get_shipment(
     shipment_id: ShipmentId,
     runtime: RuntimeDep,
-    principal: Annotated[Principal, _as("shipments.read")],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.read"))],
 ) -> JSONResponse:
     async with runtime.db.engine.connect() as conn:
         view = await listing.find(conn, shipment_id)
@@ -143,7 +140,7 @@ async def get_shipment(
 
 async def _record(
     request: Request,
-    runtime: RuntimeDep,
+    runtime: ServiceRuntime,
     shipment_id: str,
     command: Milestone,
     principal: Principal,
@@ -167,7 +164,7 @@ async def dispatch(
     runtime: RuntimeDep,
     shipment_id: ShipmentId,
     body: Dispatch,
-    principal: Annotated[Principal, _as("shipments.dispatch")],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.dispatch"))],
 ) -> JSONResponse:
     return await _record(request, runtime, shipment_id, body, principal)
 
@@ -177,7 +174,7 @@ async def arrive(
     request: Request,
     runtime: RuntimeDep,
     shipment_id: ShipmentId,
-    principal: Annotated[Principal, _as("shipments.arrive")],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.arrive"))],
 ) -> JSONResponse:
     return await _record(request, runtime, shipment_id, Arrive(), principal)
 
@@ -188,7 +185,7 @@ async def inspect(
     runtime: RuntimeDep,
     shipment_id: ShipmentId,
     body: Inspect,
-    principal: Annotated[Principal, _as("shipments.inspect")],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.inspect"))],
 ) -> JSONResponse:
     return await _record(request, runtime, shipment_id, body, principal)
 
@@ -198,7 +195,7 @@ async def depart(
     request: Request,
     runtime: RuntimeDep,
     shipment_id: ShipmentId,
-    principal: Annotated[Principal, _as("shipments.depart")],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.depart"))],
 ) -> JSONResponse:
     return await _record(request, runtime, shipment_id, Depart(), principal)
 
@@ -209,7 +206,7 @@ async def handover(
     runtime: RuntimeDep,
     shipment_id: ShipmentId,
     body: Handover,
-    principal: Annotated[Principal, _as("shipments.handover")],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.handover"))],
 ) -> JSONResponse:
     return await _record(request, runtime, shipment_id, body, principal)
 
@@ -219,7 +216,7 @@ async def receive(
     request: Request,
     runtime: RuntimeDep,
     shipment_id: ShipmentId,
-    principal: Annotated[Principal, _as("shipments.receive")],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.receive"))],
 ) -> JSONResponse:
     return await _record(request, runtime, shipment_id, Receive(), principal)
 
@@ -230,7 +227,7 @@ async def delay(
     runtime: RuntimeDep,
     shipment_id: ShipmentId,
     body: Delay,
-    principal: Annotated[Principal, _as("shipments.delay")],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.delay"))],
 ) -> JSONResponse:
     return await _record(request, runtime, shipment_id, body, principal)
 
@@ -241,7 +238,7 @@ async def report_loss(
     runtime: RuntimeDep,
     shipment_id: ShipmentId,
     body: ReportLoss,
-    principal: Annotated[Principal, _as("shipments.report_loss")],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.report_loss"))],
 ) -> JSONResponse:
     return await _record(request, runtime, shipment_id, body, principal)
 
@@ -251,7 +248,7 @@ async def milestones_batch(
     request: Request,
     runtime: RuntimeDep,
     body: MilestoneBatch,
-    principal: Annotated[Principal, _as("milestones.batch")],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "milestones.batch"))],
 ) -> JSONResponse:
     async def handler(tx: Transaction) -> CommandResult:
         outcome = await batch.apply_batch(tx, body.rows, principal)

@@ -155,6 +155,7 @@ def _rejected(index: int, row: dict[str, Any], problem: Problem) -> dict[str, An
         **described,
         "status": "rejected",
         "code": problem.status,
+        "type": body["type"],
         "title": body["title"],
         "detail": body.get("detail"),
         **({"errors": body["errors"]} if "errors" in body else {}),

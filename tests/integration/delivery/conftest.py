@@ -1,6 +1,11 @@
-"""The delivery service running for real: uvicorn on a free port, its own PostgreSQL schema,
-the real broker with a consumer group of its own; allocation and pledge events are produced
-onto the real topics with ids unique to the test."""
+"""The delivery service running for real: uvicorn on a free port, its own schema (PostgreSQL
+and SQLite), the real broker with a consumer group of its own; allocation and pledge events are
+produced onto the real topics with ids unique to the test.
+
+The shared topics carry every earlier test run's history, which is none of these tests'
+business: before the service starts, its consumer's offsets are stored in its own database at
+the topics' current ends (the consumer trusts its database for offsets), so it reads only what
+is produced from then on."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import sqlalchemy as sa
 import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.delivery.app import build_app
+from services.delivery.app import MIGRATIONS, build_app
 from services.delivery.settings import DeliverySettings
 from shared.auth import DEV_SECRET, mint_token
 from shared.contracts.allocations import AllocationApproved, AllocationProposed
@@ -26,6 +31,7 @@ from shared.contracts.allocations import catalogue as allocations
 from shared.contracts.requests import PledgeAnnounced
 from shared.contracts.requests import catalogue as requests
 from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
+from shared.db.migrate import upgrade
 from shared.domain import DomainEvent, EventCatalogue, Metadata, StoredEvent
 from shared.eventstore.tables import consumer_offsets
 from shared.runtime import ServiceRuntime
@@ -205,6 +211,7 @@ async def delivery(
     )
     app = build_app(settings, schema=schema)
     runtime: ServiceRuntime = app.state.runtime
+    await _start_at_the_end(runtime)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
@@ -217,6 +224,23 @@ async def delivery(
         await task
         await runtime.db.drop_schema()
         await runtime.db.dispose()
+
+
+async def _start_at_the_end(runtime: ServiceRuntime) -> None:
+    await upgrade(runtime.db, MIGRATIONS)
+    (consumer,) = runtime.consumers
+    async with runtime.db.engine.begin() as conn:
+        for topic in consumer.topics:
+            for partition, offset in (await end_offsets(topic)).items():
+                await conn.execute(
+                    consumer_offsets.insert().values(
+                        consumer=consumer.name,
+                        topic=topic,
+                        partition=partition,
+                        next_offset=offset,
+                        updated_at=datetime.now(UTC),
+                    )
+                )
 
 
 async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:

@@ -155,3 +155,26 @@ async def test_the_list_filters_and_pages(delivery: Delivery) -> None:
     bad = await delivery.client.get("/shipments?status=flying&limit=0", headers=PLANNER)
     assert bad.status_code == 422
     assert {e["field"] for e in bad.json()["errors"]} == {"query.status", "query.limit"}
+
+
+@pytest.mark.parametrize(
+    ("milestone", "who", "kind"),
+    [
+        ("dispatch", DONOR_FR, "forbidden-nation"),
+        ("arrive", HUB_SUC, "forbidden-hub"),
+        ("report_loss", HUB_SUC, "forbidden-hub"),
+        ("receive", HUB_RZE, "forbidden-role"),
+        ("arrive", RECIPIENT, "forbidden-role"),
+    ],
+)
+async def test_batch_rows_are_checked_like_single_milestones(
+    delivery: Delivery, shipment_id: str, milestone: str, who: dict[str, str], kind: str
+) -> None:
+    fields = BODIES[milestone.replace("_", "-")] or {}
+    row = {"row_id": f"{kind}-{milestone}", "shipment_id": shipment_id, "milestone": milestone}
+    row |= {"at": "2026-11-25T10:00:00Z", **fields}
+    response = await delivery.client.post("/milestones/batch", json={"rows": [row]}, headers=who)
+    assert response.status_code == 200
+    (result,) = response.json()["results"]
+    assert (result["status"], result["code"]) == ("rejected", 403)
+    assert result["type"].endswith(f"/{kind}")
