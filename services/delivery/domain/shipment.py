@@ -218,7 +218,8 @@ class Shipment(Aggregate):
             )
         )
         if self.enhanced:
-            expected = [s for s in self.serials if s not in set(self.lost_serials)]
+            named_lost = set(self.lost_serials)
+            expected = [s for s in self.serials if s not in named_lost]
             missing, unexpected = serial_rules.difference(expected, cleaned)
             if missing or unexpected:
                 self._record(ShipmentEumDiscrepancy(missing=missing, unexpected=unexpected))
