@@ -13,6 +13,7 @@ catalogue = EventCatalogue(source="/aidline/delivery", topic=DELIVERIES)
 
 TransportMode = Literal["road", "rail", "air", "sea"]
 InspectionResult = Literal["passed", "held"]
+EumClass = Literal["none", "routine", "enhanced"]  # as in shared.catalogue.Item.eum_class
 
 
 @catalogue.register
@@ -28,6 +29,9 @@ class ShipmentPlanned(DomainEvent):
     quantity: int
     hub: str
     handover_point: str
+    # The item's end-use-monitoring class when the shipment was planned: "enhanced" items need
+    # serials at dispatch and handover. Defaults to "none" for producers that do not know it.
+    eum_class: EumClass = "none"
 
 
 @catalogue.register
@@ -90,3 +94,34 @@ class ShipmentLost(DomainEvent):
     TYPE = "shipment.lost"
     quantity: int
     reason: str
+    serials: list[str] = field(default_factory=list)  # which enhanced-EUM items, when known
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class ShipmentCancelled(DomainEvent):
+    """The allocation was cancelled before the shipment left the donor."""
+
+    TYPE = "shipment.cancelled"
+    reason: str  # the allocation's cancellation reason
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class ShipmentCancellationRefused(DomainEvent):
+    """The allocation was cancelled, but the shipment had already left: it goes on."""
+
+    TYPE = "shipment.cancellation_refused"
+    reason: str  # the allocation's cancellation reason
+    status: str  # where the shipment was when the cancellation arrived
+    refusal: str  # why it was refused, for people
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class ShipmentEumDiscrepancy(DomainEvent):
+    """End-use monitoring: the serials handed over differ from those dispatched (minus lost)."""
+
+    TYPE = "shipment.eum_discrepancy"
+    missing: list[str]  # dispatched, not reported lost, and not handed over
+    unexpected: list[str]  # handed over but never dispatched on this shipment

@@ -69,6 +69,22 @@ class Transaction:
             stamped = [dataclasses.replace(e, meta=with_context(e.meta)) for e in new_events]
             self._pending.append(_PendingAppend(stream_id, expected_version, stamped))
 
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A part of the transaction that is kept or undone as a whole, its events included.
+
+        Events queued before it are appended first, so undoing it takes back only its own."""
+        await self.flush()
+        kept = len(self.stored)
+        try:
+            async with self.conn.begin_nested():
+                yield
+                await self.flush()
+        except BaseException:
+            self._pending.clear()
+            del self.stored[kept:]
+            raise
+
     async def flush(self) -> list[StoredEvent]:
         pending, self._pending = self._pending, []
         if not pending:

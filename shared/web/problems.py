@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -54,6 +55,18 @@ class Problem(Exception):
         return body
 
 
+def field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic's validation errors as the `errors` member: field, message, type."""
+    return [
+        {
+            "field": ".".join(str(part) for part in err.get("loc", ())),
+            "message": err.get("msg", "invalid"),
+            "type": err.get("type", "value_error"),
+        }
+        for err in errors
+    ]
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     instance = request.url.path if request is not None else None
     return JSONResponse(
@@ -79,16 +92,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {
-                "field": ".".join(str(part) for part in err.get("loc", ())),
-                "message": err.get("msg", "invalid"),
-                "type": err.get("type", "value_error"),
-            }
-            for err in exc.errors()
-        ]
         problem = Problem(
-            422, "Invalid request", "The request does not match the schema.", errors=errors
+            422,
+            "Invalid request",
+            "The request does not match the schema.",
+            errors=field_errors(exc.errors()),
         )
         return problem_response(problem, request)
 

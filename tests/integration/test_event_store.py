@@ -63,6 +63,27 @@ async def test_multi_stream_transaction_is_all_or_nothing(db: Database) -> None:
         assert len(await store.read_after(conn, 0, 100)) == 1
 
 
+async def test_a_savepoint_is_kept_or_undone_whole_with_its_events(db: Database) -> None:
+    store = EventStore(db)
+    await store.append("L-2", 0, _credits(1))
+    async with store.transaction() as tx:
+        tx.append("L-1", 0, _credits(1))  # queued before: kept whatever the savepoint does
+        with pytest.raises(ConcurrencyError):
+            async with tx.savepoint():
+                tx.append("L-3", 0, _credits(2))
+                tx.append("L-2", 0, _credits(3))  # L-2 is at version 1: the savepoint fails
+        with pytest.raises(RuntimeError):
+            async with tx.savepoint():
+                tx.append("L-4", 0, _credits(4))
+                raise RuntimeError("undone before anything was appended")
+        async with tx.savepoint():
+            tx.append("L-5", 0, _credits(5))
+    assert [e.stream_id for e in tx.stored] == ["L-1", "L-5"]
+    async with db.engine.connect() as conn:
+        everything = await store.read_after(conn, 0, 100)
+    assert [e.stream_id for e in everything] == ["L-2", "L-1", "L-5"]
+
+
 async def test_event_ids_are_unique_forever(db: Database) -> None:
     store = EventStore(db)
     event = _credits(1)[0]

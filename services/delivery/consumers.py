@@ -1,0 +1,70 @@
+"""What the delivery service does with other services' events.
+
+`aidline.allocations`: proposals are remembered (approvals carry no details), approvals become
+planned shipments, cancellations cancel shipments that have not left (or record the refusal).
+`aidline.requests`: `pledge.announced` says whose pledge it is (the shipment's donor) and
+`catalogue.item_added` gives new items' end-use-monitoring class; either may release approved
+allocations that were waiting for it.
+"""
+
+from __future__ import annotations
+
+from services.delivery import handlers, references
+from shared.contracts.allocations import (
+    AllocationApproved,
+    AllocationCancelled,
+    AllocationProposed,
+    AllocationRejected,
+)
+from shared.contracts.allocations import catalogue as allocations
+from shared.contracts.requests import CatalogueItemAdded, PledgeAnnounced
+from shared.contracts.requests import catalogue as requests
+from shared.contracts.topics import ALLOCATIONS, REQUESTS
+from shared.domain import EventCatalogue, Metadata
+from shared.eventstore import Transaction
+from shared.messaging.consumer import Message
+
+TOPICS = (ALLOCATIONS, REQUESTS)
+ACTOR = "delivery-service"
+
+_CATALOGUES: dict[str, EventCatalogue] = {ALLOCATIONS: allocations, REQUESTS: requests}
+_HANDLED = {
+    AllocationProposed.TYPE,
+    AllocationApproved.TYPE,
+    AllocationRejected.TYPE,
+    AllocationCancelled.TYPE,
+    PledgeAnnounced.TYPE,
+    CatalogueItemAdded.TYPE,
+}
+
+
+async def handle(tx: Transaction, message: Message) -> None:
+    envelope = message.event
+    if envelope.event_type not in _HANDLED:
+        return  # other events of these topics are not the delivery service's business
+    event = _CATALOGUES[message.topic].decode(
+        envelope.event_type, envelope.schema_version, envelope.data
+    )
+    meta = Metadata(
+        actor=ACTOR,
+        correlation_id=envelope.meta.correlation_id or str(envelope.event_id),
+        causation_id=str(envelope.event_id),
+    )
+    allocation_id = envelope.subject
+    match event:
+        case AllocationProposed():
+            await references.record_proposal(tx.conn, event)
+        case AllocationApproved():
+            await handlers.plan_approved(tx, allocation_id, meta)
+        case AllocationRejected():
+            known = await references.allocation(tx.conn, allocation_id)
+            if known is not None and known.status == "proposed":
+                await references.set_status(tx.conn, allocation_id, "rejected")
+        case AllocationCancelled():
+            await handlers.cancel_for_allocation(tx, allocation_id, event.reason, meta)
+        case PledgeAnnounced():
+            await references.record_pledge(tx.conn, event.pledge_id, event.donor)
+            await handlers.plan_waiting(tx, meta, pledge_id=event.pledge_id)
+        case CatalogueItemAdded():
+            await references.record_item(tx.conn, event.item_code, event.eum_class)
+            await handlers.plan_waiting(tx, meta, item_code=event.item_code)

@@ -1,0 +1,159 @@
+"""Command handlers: milestones from people, and planning/cancelling from allocation events.
+
+Each handler loads the shipment, applies the rule in the domain, queues the events and updates
+the shipments table in the same transaction. Events are appended before the table is touched,
+so every writer takes the store's commit-order lock first and writers never wait on each other
+in opposite orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from services.delivery import listing, references
+from services.delivery.access import MILESTONE_RULES, authorize_on
+from services.delivery.commands import (
+    Arrive,
+    Delay,
+    Depart,
+    Dispatch,
+    Handover,
+    Inspect,
+    Milestone,
+    Receive,
+    ReportLoss,
+)
+from services.delivery.domain import Shipment
+from services.delivery.references import Allocation
+from shared.auth import Principal
+from shared.catalogue import hubs
+from shared.contracts.deliveries import catalogue
+from shared.domain import Metadata, NotFound
+from shared.eventstore import Repository, Transaction
+from shared.web.commands import CommandResult
+
+REPOSITORY = Repository(Shipment, catalogue)
+Precondition = Callable[[int], None]  # e.g. the If-Match check, given the current version
+
+
+def shipment_id_for(allocation_id: str) -> str:
+    """One shipment per approved allocation, so a redelivered approval finds the same one."""
+    return f"SHP-{allocation_id}"
+
+
+# -- milestones -------------------------------------------------------------------------------
+
+
+async def record_milestone(
+    tx: Transaction,
+    shipment_id: str,
+    command: Milestone,
+    principal: Principal,
+    *,
+    reported_on: date,
+    precondition: Precondition | None = None,
+) -> CommandResult:
+    shipment = await REPOSITORY.get(tx, shipment_id)
+    if shipment is None:
+        raise NotFound(f"There is no shipment {shipment_id}.")
+    authorize_on(principal, MILESTONE_RULES[command.MILESTONE], shipment)
+    if precondition is not None:
+        precondition(shipment.version)
+    _apply(shipment, command, reported_on)
+    event_id = await _save(tx, shipment, Metadata(actor=principal.actor))
+    return CommandResult(id=shipment.id, version=shipment.version, event_id=event_id)
+
+
+def _apply(shipment: Shipment, command: Milestone, reported_on: date) -> None:
+    match command:
+        case Dispatch():
+            shipment.dispatch(command.mode, command.carrier_ref, command.serials)
+        case Arrive():
+            shipment.arrive()
+        case Inspect():
+            shipment.inspect(command.result, command.notes)
+        case Depart():
+            shipment.depart()
+        case Handover():
+            shipment.hand_over(
+                command.received_good, command.damaged, command.short, command.serials
+            )
+        case Receive():
+            shipment.receive()
+        case Delay():
+            shipment.delay(command.reason, command.new_eta, reported_on)
+        case ReportLoss():
+            shipment.report_loss(command.quantity, command.reason, command.serials)
+        case _:
+            raise TypeError(f"no handler for {type(command).__name__}")
+
+
+async def _save(tx: Transaction, shipment: Shipment, meta: Metadata) -> str | None:
+    REPOSITORY.save(tx, shipment, meta)
+    stored = await tx.flush()
+    await listing.save(tx.conn, shipment)
+    return str(stored[-1].event_id) if stored else None
+
+
+# -- from allocation events -------------------------------------------------------------------
+
+
+async def plan_approved(tx: Transaction, allocation_id: str, meta: Metadata) -> None:
+    """An approved allocation becomes a planned shipment, once its donor and item are known."""
+    allocation = await references.allocation(tx.conn, allocation_id)
+    if allocation is None:
+        raise LookupError(f"allocation {allocation_id} was approved but never proposed")
+    if allocation.status not in ("proposed", "approved"):
+        return  # planned already (a redelivered approval), or rejected/cancelled
+    await references.set_status(tx.conn, allocation_id, "approved")
+    await _plan_if_ready(tx, allocation, meta)
+
+
+async def plan_waiting(
+    tx: Transaction, meta: Metadata, *, pledge_id: str | None = None, item_code: str | None = None
+) -> None:
+    """Plan the approved allocations that were waiting for this pledge's donor or this item."""
+    for allocation in await references.waiting(tx.conn, pledge_id=pledge_id, item_code=item_code):
+        await _plan_if_ready(tx, allocation, meta)
+
+
+async def _plan_if_ready(tx: Transaction, allocation: Allocation, meta: Metadata) -> None:
+    donor = await references.donor_of(tx.conn, allocation.pledge_id)
+    eum_class = await references.eum_class_of(tx.conn, allocation.item_code)
+    if donor is None or eum_class is None:
+        return  # planned when `pledge.announced` / `catalogue.item_added` arrives
+    hub = hubs().get(allocation.hub)
+    if hub is None:
+        raise LookupError(f"allocation {allocation.allocation_id}: unknown hub {allocation.hub}")
+    shipment_id = shipment_id_for(allocation.allocation_id)
+    if await REPOSITORY.get(tx, shipment_id) is None:
+        shipment = Shipment.plan(
+            shipment_id,
+            allocation_id=allocation.allocation_id,
+            requirement_id=allocation.requirement_id,
+            pledge_id=allocation.pledge_id,
+            donor=donor,
+            item_code=allocation.item_code,
+            quantity=allocation.quantity,
+            hub=hub.code,
+            handover_point=hub.handover_point,
+            eum_class=eum_class,
+        )
+        await _save(tx, shipment, meta)
+    await references.set_status(tx.conn, allocation.allocation_id, "planned", shipment_id)
+
+
+async def cancel_for_allocation(
+    tx: Transaction, allocation_id: str, reason: str, meta: Metadata
+) -> None:
+    """Cancel the allocation's shipment if it has not left; else record the refusal."""
+    allocation = await references.allocation(tx.conn, allocation_id)
+    if allocation is None or allocation.status == "cancelled":
+        return
+    if allocation.shipment_id is not None:
+        shipment = await REPOSITORY.get(tx, allocation.shipment_id)
+        if shipment is not None:
+            shipment.respond_to_cancellation(reason)
+            await _save(tx, shipment, meta)
+    await references.set_status(tx.conn, allocation_id, "cancelled")

@@ -1,0 +1,72 @@
+"""Pure rules around the delivery service's routes: batch row order and errors, visibility."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.delivery.api import shipment_visibility
+from services.delivery.batch import _row_errors, application_order
+from services.delivery.commands import BATCH_ROW
+from shared.auth import Principal, Role
+
+
+def _row(row_id: str, milestone: str, at: str, **fields: Any) -> Any:
+    return BATCH_ROW.validate_python(
+        {"row_id": row_id, "shipment_id": "S", "milestone": milestone, "at": at} | fields
+    )
+
+
+def test_rows_are_applied_in_the_order_they_happened_then_in_milestone_order() -> None:
+    rows = [
+        (0, _row("depart", "depart", "2026-11-25T10:03:00Z")),
+        (1, _row("receive", "receive", "2026-11-25T10:09:00+01:00")),  # 09:09 UTC
+        (2, _row("arrive", "arrive", "2026-11-25T10:01:00Z")),
+        (3, _row("inspect", "inspect", "2026-11-25T10:01:00Z", result="passed")),
+        (4, _row("dispatch", "dispatch", "2026-11-25T10:01:00Z", mode="air", carrier_ref="X")),
+    ]
+    ordered = [row.row_id for _, row in application_order(rows)]
+    assert ordered == ["receive", "dispatch", "arrive", "inspect", "depart"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "fields"),
+    [
+        ({"milestone": "teleport", "at": "2026-11-25T10:00:00Z"}, ["milestone"]),
+        ({"at": "2026-11-25T10:00:00Z"}, ["milestone"]),
+        ({"milestone": "arrive"}, ["at"]),
+        ({"milestone": "arrive", "at": "2026-11-25T10:00:00"}, ["at"]),  # no time zone
+        (
+            {"milestone": "handover", "at": "2026-11-25T10:00:00Z", "received_good": -1},
+            ["received_good", "damaged", "short"],
+        ),
+    ],
+)
+def test_invalid_rows_name_their_fields(raw: dict[str, Any], fields: list[str]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        BATCH_ROW.validate_python({"row_id": "r", "shipment_id": "S"} | raw)
+    assert [e["field"] for e in _row_errors(caught.value)] == fields
+
+
+def _who(*roles: Role, nation: str | None = None, hub: str | None = None) -> Principal:
+    return Principal(sub="x", roles=frozenset(roles), nation=nation, hub=hub)
+
+
+@pytest.mark.parametrize(
+    ("principal", "expected"),
+    [
+        (_who(Role.PLANNER), "full"),
+        (_who(Role.RECIPIENT), "full"),
+        (_who(Role.HUB, hub="PL-RZE"), "full"),
+        (_who(Role.HUB, hub="RO-SUC"), "redacted"),
+        (_who(Role.FORUM), "redacted"),
+        (_who(Role.ADMIN), "redacted"),
+        (_who(Role.DONOR, nation="DE"), "redacted"),
+        (_who(Role.DONOR, nation="FR"), "none"),
+        (_who(Role.OBSERVER), "none"),
+    ],
+)
+def test_who_sees_routes_carriers_and_etas(principal: Principal, expected: str) -> None:
+    assert shipment_visibility(principal, donor="DE", hub="PL-RZE") == expected
