@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -25,6 +25,7 @@ from services.delivery.commands import (
 )
 from services.delivery.domain import Status
 from shared.auth import Principal, Role
+from shared.auth.visibility import redact, shipment_view
 from shared.domain import NotFound
 from shared.eventstore import Transaction
 from shared.runtime import ServiceRuntime
@@ -36,29 +37,9 @@ router = APIRouter(tags=["shipments"])
 
 ShipmentId = Annotated[str, Path(min_length=1, max_length=200)]
 HubFilter = Annotated[str | None, Query(min_length=1, max_length=50)]
-Visibility = Literal["full", "redacted", "none"]
 
 
 # -- operational security -----------------------------------------------------------------------
-
-
-def shipment_visibility(principal: Principal, *, donor: str, hub: str) -> Visibility:
-    """How much of a shipment the caller sees. Exact routes (handover point), carriers and ETAs:
-    planners, the recipient, and hub operators of the shipment's hub. Donors see their own
-    shipments without them, other readers likewise; observers see aggregates only (their
-    rule keeps them out of the shipment routes altogether).
-
-    Kept here until a shared `shared/auth/visibility.py` exists; the rule is the same for any
-    service that shows shipments."""
-    if principal.has(Role.PLANNER, Role.RECIPIENT):
-        return "full"
-    if principal.has(Role.HUB) and principal.hub == hub:
-        return "full"
-    if principal.has(Role.HUB, Role.FORUM, Role.ADMIN):
-        return "redacted"
-    if principal.has(Role.DONOR) and principal.nation == donor:
-        return "redacted"
-    return "none"
 
 
 def _only_own_nation(principal: Principal) -> str | None:
@@ -70,13 +51,9 @@ def _only_own_nation(principal: Principal) -> str | None:
 
 
 def _shown(principal: Principal, view: dict[str, Any]) -> dict[str, Any] | None:
-    match shipment_visibility(principal, donor=view["donor"], hub=view["hub"]):
-        case "full":
-            return view
-        case "redacted":
-            return listing.redact(view)
-        case _:
-            return None
+    """The shipment as the caller may see it (shared.auth.visibility), or None: aggregates only."""
+    seen = shipment_view(principal, donor=view["donor"], hub=view["hub"])
+    return None if seen == "aggregate" else redact(view, seen)
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -129,8 +106,9 @@ async def get_shipment(
         raise Problem(
             403,
             "Forbidden",
-            f"Shipment {shipment_id} is not from your nation ({principal.nation or 'none'}).",
-            kind="forbidden-nation",
+            f"Shipment {shipment_id} is not yours to see: your role sees totals only "
+            "(GET /shipments/summary), or the shipment is another nation's or another hub's.",
+            kind="forbidden-shipment",
         )
     return JSONResponse(shown, headers={"ETag": f'"{view["version"]}"'})
 

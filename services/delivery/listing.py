@@ -13,7 +13,6 @@ from services.delivery.domain import Shipment
 from services.delivery.tables import shipments, upsert
 
 # Operational security: where and when a shipment travels (DESIGN §5, docs/delivery.md).
-SENSITIVE = ("handover_point", "mode", "carrier_ref", "eta", "delay_reason")
 
 
 def view(shipment: Shipment) -> dict[str, Any]:
@@ -60,11 +59,6 @@ def view(shipment: Shipment) -> dict[str, Any]:
         ),
         "cancel_reason": shipment.cancel_reason,
     }
-
-
-def redact(full: dict[str, Any]) -> dict[str, Any]:
-    """The view without routes, carriers and ETAs."""
-    return {k: v for k, v in full.items() if k not in SENSITIVE} | {"redacted": True}
 
 
 async def save(conn: AsyncConnection, shipment: Shipment) -> None:

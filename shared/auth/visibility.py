@@ -29,7 +29,7 @@ ShipmentView = Literal["full", "own", "aggregate"]
 
 # Field names (at any depth of a record or event) that reveal where and when materiel moves.
 SENSITIVE_SHIPMENT_FIELDS = frozenset(
-    {"route", "carrier_ref", "eta", "new_eta", "handover_point", "mode"}
+    {"route", "carrier_ref", "eta", "new_eta", "handover_point", "mode", "delay_reason"}
 )
 
 _WIDTH: dict[ShipmentView, int] = {"aggregate": 0, "own": 1, "full": 2}
@@ -54,7 +54,7 @@ def redact(record: Mapping[str, Any], view: ShipmentView) -> dict[str, Any]:
         raise ValueError("an aggregate view shows totals, never a single shipment")
     if view == "full":
         return dict(record)
-    return _without_sensitive(record)
+    return _without_sensitive(record) | {"redacted": True}
 
 
 def _without_sensitive(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.delivery.api import shipment_visibility
 from services.delivery.batch import _row_errors, application_order
 from services.delivery.commands import BATCH_ROW
 from shared.auth import Principal, Role
+from shared.auth.visibility import shipment_view
 
 
 def _row(row_id: str, milestone: str, at: str, **fields: Any) -> Any:
@@ -60,13 +60,13 @@ def _who(*roles: Role, nation: str | None = None, hub: str | None = None) -> Pri
         (_who(Role.PLANNER), "full"),
         (_who(Role.RECIPIENT), "full"),
         (_who(Role.HUB, hub="PL-RZE"), "full"),
-        (_who(Role.HUB, hub="RO-SUC"), "redacted"),
-        (_who(Role.FORUM), "redacted"),
-        (_who(Role.ADMIN), "redacted"),
-        (_who(Role.DONOR, nation="DE"), "redacted"),
-        (_who(Role.DONOR, nation="FR"), "none"),
-        (_who(Role.OBSERVER), "none"),
+        (_who(Role.ADMIN), "full"),
+        (_who(Role.DONOR, nation="DE"), "own"),
+        (_who(Role.HUB, hub="RO-SUC"), "aggregate"),
+        (_who(Role.FORUM), "aggregate"),
+        (_who(Role.DONOR, nation="FR"), "aggregate"),
+        (_who(Role.OBSERVER), "aggregate"),
     ],
 )
 def test_who_sees_routes_carriers_and_etas(principal: Principal, expected: str) -> None:
-    assert shipment_visibility(principal, donor="DE", hub="PL-RZE") == expected
+    assert shipment_view(principal, donor="DE", hub="PL-RZE") == expected

@@ -65,6 +65,7 @@ def test_redact_removes_route_carrier_and_etas_at_any_depth_for_own() -> None:
     assert redact(record, "own") == {
         "shipment_id": "S-1",
         "quantity": 10,
+        "redacted": True,
         "timeline": [
             {"type": "shipment.dispatched", "data": {}},
             {"type": "shipment.delayed", "data": {"reason": "weather"}},
