@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import run, token
+from shared.cli import demo, run, token
 
 app = typer.Typer(
     name="aidline",
@@ -31,6 +31,7 @@ def version() -> None:
 # Commands registered by their modules (one line each).
 app.command("run")(run.run)
 app.command("token")(token.token)
+app.command("demo")(demo.demo)
 
 
 if __name__ == "__main__":

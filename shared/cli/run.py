@@ -171,9 +171,10 @@ def run(
 
 
 def _load_demo(secret: str) -> None:
+    from shared.cli.demo import load_demo
+    from shared.demo.client import DemoError
+
     try:
-        from shared.cli.demo import load_demo
-    except ImportError:
-        console.print("[yellow]![/] demo scenario not available in this build")
-        return
-    load_demo(secret=secret)
+        load_demo(secret=secret)
+    except DemoError as exc:  # the stack still runs; say why the demo data is incomplete
+        console.print(f"[yellow]! demo scenario stopped early:[/] {exc}")

@@ -1,0 +1,1 @@
+"""The demo scenario: a deterministic month of coordination, played through the public HTTP API."""

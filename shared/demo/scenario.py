@@ -1,0 +1,295 @@
+"""A realistic month of coordination, deterministic for a seed and scalable with `scale`.
+
+The recipient states needs across the capability coalitions, donor nations pledge, the forum
+decides in two meetings, the command plans and approves, and shipments move through both hubs
+with inspections, a hold, delays, a loss and handovers. Everything goes through the public HTTP
+API with development tokens, so the demo exercises exactly what integrators use.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from shared.auth import Role
+from shared.catalogue import CAPABILITIES, Item, base_items
+from shared.demo.client import AidlineClient, DemoError, wait_for
+
+DONORS = (
+    "US",
+    "DE",
+    "GB",
+    "PL",
+    "FR",
+    "NL",
+    "DK",
+    "NO",
+    "SE",
+    "FI",
+    "EE",
+    "LV",
+    "LT",
+    "CZ",
+    "SK",
+    "RO",
+    "IT",
+    "ES",
+    "PT",
+    "BE",
+    "CA",
+    "AU",
+    "JP",
+    "KR",
+)
+DESTINATIONS = (
+    "Operational Command East, Dnipro",
+    "Operational Command South, Odesa",
+    "Air Force Command, Vinnytsia",
+    "Operational Command North, Chernihiv",
+    "Navy Command, Odesa",
+)
+MODES = ("road", "rail", "air")
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Played:
+    requirements: list[str] = field(default_factory=list)
+    pledges: list[str] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    allocations_approved: int = 0
+    shipments: dict[str, str] = field(default_factory=dict)  # id -> final status
+
+
+def _quantity(rng: random.Random, item: Item) -> int:
+    base = {"rounds": 20_000, "missiles": 40, "drones": 800, "systems": 4, "vehicles": 12}
+    return max(1, int(base.get(item.unit, 50) * rng.uniform(0.4, 1.6)))
+
+
+async def play(
+    client: AidlineClient, *, seed: int = 7, scale: int = 1, say: Progress = print
+) -> Played:
+    rng = random.Random(seed)
+    today = datetime.now(UTC).date()
+    items = sorted(base_items().values(), key=lambda i: i.code)
+    by_capability = {c: [i for i in items if i.capability == c] for c in CAPABILITIES}
+    played = Played()
+
+    # 1. The recipient states its needs, across every coalition.
+    needs: list[tuple[str, Item, int]] = []
+    for n in range(12 * scale):
+        capability = CAPABILITIES[n % len(CAPABILITIES)]
+        item = rng.choice(by_capability[capability] or items)
+        quantity = _quantity(rng, item)
+        body = {
+            "item_code": item.code,
+            "quantity": quantity,
+            "priority": rng.choice((1, 1, 2, 2, 3, 4)),
+            "needed_by": (today + timedelta(days=rng.randint(20, 90))).isoformat(),
+            "destination": rng.choice(DESTINATIONS),
+            "justification": f"{item.name}: stocks at the front will not last the quarter.",
+        }
+        created = await client.post("request", "/requirements", body, Role.RECIPIENT)
+        needs.append((created["id"], item, quantity))
+        played.requirements.append(created["id"])
+    say(f"{len(needs)} requirements submitted")
+
+    # 2. Donor nations pledge, mostly against stated needs, sometimes a substitute.
+    offers: list[tuple[str, str]] = []
+    for _, item, quantity in needs:
+        for _ in range(rng.randint(1, 3)):
+            donor = rng.choice(DONORS)
+            code = rng.choice((item.code, *item.substitutes)) if item.substitutes else item.code
+            body = {
+                "donor": donor,
+                "item_code": code,
+                "quantity": max(1, int(quantity * rng.uniform(0.2, 0.7))),
+                "source": rng.choice(("stock", "stock", "procurement", "pooled")),
+                "available_from": (today + timedelta(days=rng.randint(0, 45))).isoformat(),
+                "value_eur": round(rng.uniform(0.5, 80) * 1_000_000, 2),
+                "source_url": f"https://example.org/{donor.lower()}/pledges/{len(offers) + 1}",
+            }
+            created = await client.post("request", "/pledges", body, Role.DONOR, nation=donor)
+            offers.append((created["id"], donor))
+            played.pledges.append(created["id"])
+    say(f"{len(offers)} pledges from {len({d for _, d in offers})} nations")
+
+    # 3. The forum meets twice: most needs endorsed (some re-ranked), most pledges confirmed.
+    first, second = needs[: len(needs) * 2 // 3], needs[len(needs) * 2 // 3 : -1]
+    meetings = (
+        ("UDCG-31", first, offers[: len(offers) // 2]),
+        ("UDCG-32", second, offers[len(offers) // 2 : -2]),
+    )
+    for reference, endorsed, confirmed in meetings:
+        body = {
+            "meeting_date": today.isoformat(),
+            "reference": reference,
+            "endorse": [
+                {"requirement_id": rid, "priority": 1 if n % 5 == 0 else rng.randint(1, 3)}
+                for n, (rid, _, _) in enumerate(endorsed)
+            ],
+            "confirm": [pid for pid, _ in confirmed],
+        }
+        decision = await client.post("request", "/decisions", body, Role.FORUM)
+        played.decisions.append(decision["id"])
+    say(f"forum decisions {', '.join(played.decisions)}")
+
+    # One confirmed pledge shrinks and one is withdrawn: the plan must follow.
+    reduced_id, reduced_donor = offers[1]
+    pledge = await client.get("request", f"/pledges/{reduced_id}", Role.DONOR, nation=reduced_donor)
+    if pledge["quantity"] > 1:
+        await client.post(
+            "request",
+            f"/pledges/{reduced_id}/reduce",
+            {"quantity": pledge["quantity"] // 2},
+            Role.DONOR,
+            nation=reduced_donor,
+        )
+    withdrawn_id, withdrawn_donor = offers[2]
+    await client.post(
+        "request",
+        f"/pledges/{withdrawn_id}/withdraw",
+        {"reason": "Stock needed for national readiness."},
+        Role.DONOR,
+        nation=withdrawn_donor,
+    )
+
+    # 4. The command plans; planners approve proposals (one is sent back).
+    await client.post("allocation", "/plan/run", {}, Role.PLANNER)
+    proposals = await wait_for(lambda: _proposed(client), what="allocation proposals", timeout=60)
+    for n, allocation in enumerate(proposals):
+        path = f"/allocations/{allocation['allocation_id']}"
+        if n == len(proposals) - 1 and len(proposals) > 3:
+            await client.post(
+                "allocation",
+                f"{path}/reject",
+                {"reason": "Hub capacity: re-plan next week."},
+                Role.PLANNER,
+            )
+            continue
+        await client.post("allocation", f"{path}/approve", {}, Role.PLANNER)
+        played.allocations_approved += 1
+    say(f"{played.allocations_approved} allocations approved")
+
+    # 5. Shipments move through the hubs to the border.
+    shipments = await wait_for(
+        lambda: _planned(client, played.allocations_approved),
+        what="planned shipments",
+        timeout=60,
+    )
+    for n, shipment in enumerate(shipments):
+        played.shipments[shipment["id"]] = await _move(client, rng, shipment, n, today)
+    say(f"{len(shipments)} shipments moved")
+    return played
+
+
+async def _proposed(client: AidlineClient) -> list[dict[str, Any]] | None:
+    page = await client.get("allocation", "/allocations?status=proposed&limit=500", Role.PLANNER)
+    items: list[dict[str, Any]] = page["items"]
+    return sorted(items, key=lambda a: a["allocation_id"]) or None
+
+
+async def _planned(client: AidlineClient, expected: int) -> list[dict[str, Any]] | None:
+    page = await client.get("delivery", "/shipments?limit=200", Role.PLANNER)
+    items: list[dict[str, Any]] = page["items"]
+    return sorted(items, key=lambda s: s["id"]) if len(items) >= expected else None
+
+
+async def _move(
+    client: AidlineClient, rng: random.Random, shipment: dict[str, Any], n: int, today: date
+) -> str:
+    """Walk one shipment as far as the scenario takes it; returns where it ended."""
+    sid, hub, donor, quantity = (
+        shipment["id"],
+        shipment["hub"],
+        shipment["donor"],
+        shipment["quantity"],
+    )
+    path = f"/shipments/{sid}"
+    serials = (
+        [f"{sid}-{k:04d}" for k in range(quantity)] if shipment["eum_class"] == "enhanced" else []
+    )
+    stage = n % 10  # most go all the way; some stay behind at each step
+    if stage == 9:
+        return "planned"
+    await client.post(
+        "delivery",
+        f"{path}/dispatch",
+        {
+            "mode": rng.choice(MODES),
+            "carrier_ref": f"CR-{rng.randint(1000, 9999)}",
+            "serials": serials,
+        },
+        Role.DONOR,
+        nation=donor,
+    )
+    if stage == 8:
+        await client.post(
+            "delivery",
+            f"{path}/delay",
+            {
+                "reason": "Border queue at the crossing.",
+                "new_eta": (today + timedelta(days=4)).isoformat(),
+            },
+            Role.PLANNER,
+        )
+        return "dispatched"
+    await client.post("delivery", f"{path}/arrive", {}, Role.HUB, hub=hub)
+    if stage == 7:
+        await client.post(
+            "delivery",
+            f"{path}/inspect",
+            {"result": "held", "notes": "Seal broken on two crates."},
+            Role.HUB,
+            hub=hub,
+        )
+        return "held"
+    if stage == 6:
+        await client.post(
+            "delivery",
+            f"{path}/inspect",
+            {"result": "held", "notes": "Paperwork missing."},
+            Role.HUB,
+            hub=hub,
+        )
+    await client.post("delivery", f"{path}/inspect", {"result": "passed"}, Role.HUB, hub=hub)
+    await client.post("delivery", f"{path}/depart", {}, Role.HUB, hub=hub)
+    lost = 0
+    if stage == 5 and quantity > 1:
+        lost = max(1, quantity // 4)
+        await client.post(
+            "delivery",
+            f"{path}/report-loss",
+            {
+                "quantity": lost,
+                "reason": "Truck damaged in a strike near the border.",
+                "serials": serials[:lost],
+            },
+            Role.PLANNER,
+        )
+    if stage == 4:
+        return "departed_hub"
+    remaining = quantity - lost
+    damaged = 1 if stage == 3 and remaining > 2 else 0
+    await client.post(
+        "delivery",
+        f"{path}/handover",
+        {
+            "received_good": remaining - damaged,
+            "damaged": damaged,
+            "short": 0,
+            "serials": serials[lost:],
+        },
+        Role.HUB,
+        hub=hub,
+    )
+    if stage == 2:
+        return "handed_over"
+    await client.post("delivery", f"{path}/receive", {}, Role.RECIPIENT)
+    return "received"
+
+
+__all__ = ["DemoError", "Played", "play"]
