@@ -68,14 +68,14 @@ class AidlineClient:
 
 
 async def wait_for(
-    probe: Callable[[], Awaitable[T | None]], *, what: str, timeout: float = 60.0
+    probe: Callable[[], Awaitable[T | None]], *, what: str, within: float = 60.0
 ) -> T:
     """Poll until `probe` returns something (events travel through Kafka between services)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = await probe()
         if result is not None:
             return result
         if asyncio.get_running_loop().time() > deadline:
-            raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise DemoError(f"timed out after {within:.0f}s waiting for {what}")
         await asyncio.sleep(0.25)
