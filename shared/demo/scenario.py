@@ -159,7 +159,7 @@ async def play(
 
     # 4. The command plans; planners approve proposals (one is sent back).
     await client.post("allocation", "/plan/run", {}, Role.PLANNER)
-    proposals = await wait_for(lambda: _proposed(client), what="allocation proposals", timeout=60)
+    proposals = await wait_for(lambda: _proposed(client), what="allocation proposals", within=60)
     for n, allocation in enumerate(proposals):
         path = f"/allocations/{allocation['allocation_id']}"
         if n == len(proposals) - 1 and len(proposals) > 3:
@@ -178,7 +178,7 @@ async def play(
     shipments = await wait_for(
         lambda: _planned(client, played.allocations_approved),
         what="planned shipments",
-        timeout=60,
+        within=60,
     )
     for n, shipment in enumerate(shipments):
         played.shipments[shipment["id"]] = await _move(client, rng, shipment, n, today)
