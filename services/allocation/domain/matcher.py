@@ -13,7 +13,9 @@ Objective, in order, encoded as per-unit costs whose ranges never overlap:
 2. dates: a pledge that cannot reach the handover by `needed_by` costs LATE plus LATE_PER_DAY
    per day late (capped), so on-time pledges come first and late ones by lateness;
 3. the same item before a declared substitute (SUBSTITUTE);
-4. stability: a pair the current plan already holds as a proposal costs NEW_PAIR less;
+4. stability: units on a new pair cost NEW_PAIR; a pair the current plan already proposes gets
+   a parallel arc without that cost, as wide as its current quantity, so an unchanged family
+   re-plans to exactly the plan it has and a change moves as little as it must;
 5. fewer, larger allocations: FIT (0..100) grows with how unequal the pledge's free quantity and
    the requirement's open quantity are, so a requirement is filled whole by one pledge of its
    size rather than from fragments. The solver also returns a basic (tree) solution, which
@@ -25,7 +27,7 @@ input always yields the same plan.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -76,9 +78,12 @@ def match(
     *,
     lead_days: int,
     excluded: Collection[Pair] = frozenset(),
-    incumbents: Collection[Pair] = frozenset(),
+    incumbents: Mapping[Pair, int] | None = None,
 ) -> list[Match]:
-    """The optimal assignment, as matches sorted by (requirement_id, pledge_id)."""
+    """The optimal assignment, as matches sorted by (requirement_id, pledge_id).
+
+    `incumbents`: the quantity of each pair the current plan proposes (see the module doc).
+    """
     needs = sorted((d for d in demands if d.quantity > 0), key=lambda d: d.requirement_id)
     offers = sorted((s for s in supplies if s.quantity > 0), key=lambda s: s.pledge_id)
     if not needs or not offers:
@@ -88,11 +93,20 @@ def match(
         return []
     free = np.array([s.quantity for s in offers], dtype=np.int64)
     open_ = np.array([d.quantity for d in needs], dtype=np.int64)
-    cost = _pair_costs(needs, offers, pair_offer, pair_need, free, open_, lead_days, incumbents)
-    flows = _solve(needs, offers, pair_offer, pair_need, free, open_, cost)
-    used = np.nonzero(flows > 0)[0]
+    cost = _pair_costs(needs, offers, pair_offer, pair_need, free, open_, lead_days)
+    capacity = np.minimum(free[pair_offer], open_[pair_need])
+    held = _held(needs, offers, pair_offer, pair_need, incumbents or {})
+    # Arcs: every pair at its full cost, then the incumbent pairs again without NEW_PAIR.
+    arc_offer = np.concatenate([pair_offer, pair_offer[held.pairs]])
+    arc_need = np.concatenate([pair_need, pair_need[held.pairs]])
+    arc_cost = np.concatenate([cost + NEW_PAIR, cost[held.pairs]])
+    arc_capacity = np.concatenate([capacity, np.minimum(held.quantity, capacity[held.pairs])])
+    flows = _solve(needs, offers, arc_offer, arc_need, arc_capacity, arc_cost, free, open_)
+    per_pair = flows[: pair_offer.size].copy()
+    np.add.at(per_pair, held.pairs, flows[pair_offer.size :])
+    used = np.nonzero(per_pair > 0)[0]
     result = [
-        Match(needs[pair_need[k]].requirement_id, offers[pair_offer[k]].pledge_id, int(flows[k]))
+        Match(needs[pair_need[k]].requirement_id, offers[pair_offer[k]].pledge_id, int(per_pair[k]))
         for k in used
     ]
     return sorted(result, key=lambda m: (m.requirement_id, m.pledge_id))
@@ -129,7 +143,6 @@ def _pair_costs(
     free: np.ndarray,
     open_: np.ndarray,
     lead_days: int,
-    incumbents: Collection[Pair],
 ) -> np.ndarray:
     available = np.array([s.available_from.toordinal() for s in offers], dtype=np.int64)
     needed = np.array([d.needed_by.toordinal() for d in needs], dtype=np.int64)
@@ -138,30 +151,49 @@ def _pair_costs(
     need_item = np.array([d.item_code for d in needs], dtype=object)
     offer_item = np.array([s.item_code for s in offers], dtype=object)
     cost += SUBSTITUTE * (need_item[pair_need] != offer_item[pair_offer])
-    held = np.zeros(pair_offer.size, dtype=bool)
-    if incumbents:
-        position = {
-            (needs[n].requirement_id, offers[o].pledge_id): k
-            for k, (o, n) in enumerate(zip(pair_offer.tolist(), pair_need.tolist(), strict=True))
-        }
-        for pair in incumbents:
-            if pair in position:
-                held[position[pair]] = True
-    cost += NEW_PAIR * ~held
     a, b = free[pair_offer], open_[pair_need]
     cost += FIT * np.abs(a - b) // np.maximum(a, b)
     return cost.astype(np.int64)
 
 
-def _solve(
+@dataclass(frozen=True)
+class _Held:
+    pairs: np.ndarray  # indices into the pair arrays
+    quantity: np.ndarray
+
+
+def _held(
     needs: Sequence[Demand],
     offers: Sequence[Supply],
     pair_offer: np.ndarray,
     pair_need: np.ndarray,
+    incumbents: Mapping[Pair, int],
+) -> _Held:
+    if not incumbents:
+        return _Held(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    position = {
+        (needs[n].requirement_id, offers[o].pledge_id): k
+        for k, (o, n) in enumerate(zip(pair_offer.tolist(), pair_need.tolist(), strict=True))
+    }
+    found = sorted((position[pair], quantity) for pair, quantity in incumbents.items()
+                   if pair in position and quantity > 0)  # fmt: skip
+    return _Held(
+        np.array([k for k, _ in found], dtype=np.int64),
+        np.array([q for _, q in found], dtype=np.int64),
+    )
+
+
+def _solve(
+    needs: Sequence[Demand],
+    offers: Sequence[Supply],
+    arc_offer: np.ndarray,
+    arc_need: np.ndarray,
+    arc_capacity: np.ndarray,
+    arc_cost: np.ndarray,
     free: np.ndarray,
     open_: np.ndarray,
-    pair_cost: np.ndarray,
 ) -> np.ndarray:
+    """Flows on the pledge→requirement arcs, in the order given."""
     n_offers, n_needs = len(offers), len(needs)
     need_node = np.arange(n_needs, dtype=np.int32) + n_offers
     short, surplus = n_offers + n_needs, n_offers + n_needs + 1
@@ -169,15 +201,13 @@ def _solve(
     penalty = PRIORITY_STEP * (MAX_PRIORITY + 1 - priority)
     total_open, total_free = int(open_.sum()), int(free.sum())
     tails = np.concatenate(
-        [pair_offer, np.arange(n_offers), np.full(n_needs, short), [short]]
+        [arc_offer, np.arange(n_offers), np.full(n_needs, short), [short]]
     ).astype(np.int32)
     heads = np.concatenate(
-        [need_node[pair_need], np.full(n_offers, surplus), need_node, [surplus]]
+        [need_node[arc_need], np.full(n_offers, surplus), need_node, [surplus]]
     ).astype(np.int32)
-    capacities = np.concatenate(
-        [np.minimum(free[pair_offer], open_[pair_need]), free, open_, [total_open]]
-    ).astype(np.int64)
-    costs = np.concatenate([pair_cost, np.zeros(n_offers, dtype=np.int64), penalty, [0]]).astype(
+    capacities = np.concatenate([arc_capacity, free, open_, [total_open]]).astype(np.int64)
+    costs = np.concatenate([arc_cost, np.zeros(n_offers, dtype=np.int64), penalty, [0]]).astype(
         np.int64
     )
     flow = min_cost_flow.SimpleMinCostFlow()
@@ -187,5 +217,5 @@ def _solve(
     status = flow.solve()
     if status != flow.OPTIMAL:
         raise RuntimeError(f"min-cost flow failed with status {status}")
-    result: np.ndarray = flow.flows(np.arange(pair_offer.size, dtype=np.int32))
+    result: np.ndarray = flow.flows(np.arange(arc_offer.size, dtype=np.int32))
     return result

@@ -199,7 +199,7 @@ class Planner:
             self.items.compatible,
             lead_days=self.policy.lead_days,
             excluded=state.rejected,
-            incumbents={p.pair for p in proposed},
+            incumbents=_quantities(proposed),
         )
         waiting = _group(proposed, lambda p: p.pair)
         result = _Rematch()
@@ -388,6 +388,13 @@ def _group(values: Iterable[T], key: Callable[[T], K]) -> dict[K, list[T]]:
     for value in values:
         groups[key(value)].append(value)
     return groups
+
+
+def _quantities(placed: Iterable[Placed]) -> dict[tuple[str, str], int]:
+    result: dict[tuple[str, str], int] = defaultdict(int)
+    for allocation in placed:
+        result[allocation.pair] += allocation.quantity
+    return result
 
 
 def _descending(text: str) -> tuple[int, ...]:
