@@ -19,7 +19,6 @@ from datetime import date, timedelta
 from bench.report import Result
 from services.allocation.domain import (
     FamilyState,
-    days_late,
     HubRule,
     ItemGraph,
     Need,
@@ -28,6 +27,7 @@ from services.allocation.domain import (
     Plan,
     Planner,
     Policy,
+    days_late,
 )
 from shared.catalogue import CAPABILITIES, Item, hubs
 
