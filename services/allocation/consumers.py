@@ -155,6 +155,10 @@ async def _on_request(conn: AsyncConnection, subject: str, event: DomainEvent) -
 async def _on_delivery(conn: AsyncConnection, subject: str, event: DomainEvent) -> Change:
     match event:
         case ShipmentPlanned():
+            if await _allocation_item(conn, event.allocation_id) is None:
+                log.warning("shipment %s is for allocation %s, unknown here; ignored",
+                            event.shipment_id, event.allocation_id)  # fmt: skip
+                return None
             await _insert_once(
                 conn,
                 shipments,
@@ -203,6 +207,13 @@ async def _lost(conn: AsyncConnection, shipment_id: str, quantity: int, reason: 
         .values(lost=pledges.c.lost + lost)
     )
     return allocation.item_code, f"shipment {shipment_id} lost {lost}: {reason}"
+
+
+async def _allocation_item(conn: AsyncConnection, allocation_id: str) -> str | None:
+    item: str | None = await conn.scalar(
+        sa.select(allocations.c.item_code).where(allocations.c.allocation_id == allocation_id)
+    )
+    return item
 
 
 async def _requirement(

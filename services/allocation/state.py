@@ -85,6 +85,8 @@ def _placed(row: Any) -> Placed:
         row.item_code,
         int(row.quantity) - int(row.lost),
         approved_by,
+        row.hub,
+        row.handover_by,
     )
 
 

@@ -62,6 +62,9 @@ class Placed:
     item_code: str
     quantity: int
     approved_by: str | None = None  # None while proposed
+    # Terms it was proposed with; None when unknown (then not compared on re-planning).
+    hub: str | None = None
+    handover_by: date | None = None
 
     @property
     def approved(self) -> bool:

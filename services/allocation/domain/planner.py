@@ -14,8 +14,8 @@ shipment, `POST /plan/run`):
    keeps its approval (there is no "reduced" event: shrinking = cancel + replacement).
 3. Proposed (not yet approved) allocations are not commitments: the family's free quantity and
    open need are matched afresh (`matcher.match`), preferring the pairs already proposed. A
-   proposal the new plan repeats exactly stays; the others are cancelled ("re-planned") and
-   the new pairs proposed.
+   proposal the new plan repeats exactly (quantity, hub, handover-by) stays; the others are
+   cancelled ("re-planned") and the new ones proposed.
 4. Every endorsed requirement left with open need gets `shortfall.recorded` — unless the same
    open quantity and reason were recorded last time; one that was short and is now covered (or
    closed) gets a shortfall of 0.
@@ -204,20 +204,15 @@ class Planner:
         waiting = _group(proposed, lambda p: p.pair)
         result = _Rematch()
         for found in matches:
-            same = next(
-                (
-                    p
-                    for p in waiting.get((found.requirement_id, found.pledge_id), [])
-                    if p.quantity == found.quantity
-                ),
-                None,
-            )
-            if same is not None:
-                waiting[same.pair].remove(same)
-                result.held.append(same)
-                continue
             need, offer = needs[found.requirement_id], offers[found.pledge_id]
-            result.proposals.append(self._proposal(need, offer, found.quantity))
+            proposal = self._proposal(need, offer, found.quantity)
+            pair = (found.requirement_id, found.pledge_id)
+            same = next((p for p in waiting.get(pair, []) if _same_terms(p, proposal)), None)
+            if same is not None:
+                waiting[pair].remove(same)
+                result.held.append(same)
+            else:
+                result.proposals.append(proposal)
         for group in waiting.values():
             for placed in group:
                 result.cancellations.append(
@@ -388,6 +383,15 @@ def _group(values: Iterable[T], key: Callable[[T], K]) -> dict[K, list[T]]:
     for value in values:
         groups[key(value)].append(value)
     return groups
+
+
+def _same_terms(placed: Placed, proposal: Proposal) -> bool:
+    """Whether a standing proposal already says what the new plan says (then it stays)."""
+    return (
+        placed.quantity == proposal.quantity
+        and placed.hub in (None, proposal.hub)
+        and placed.handover_by in (None, proposal.handover_by)
+    )
 
 
 def _quantities(placed: Iterable[Placed]) -> dict[tuple[str, str], int]:
