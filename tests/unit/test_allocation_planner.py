@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import date
 
-from services.allocation.domain import Recorded, Shortfall
+from services.allocation.domain import Placed, Recorded, Shortfall
 from tests.unit.allocation_support import (
     GEMT,
     HE,
@@ -284,3 +284,15 @@ def test_families_split_the_state_by_substitution() -> None:
         "ART-155-HE": (["R-he"], ["P-er"]),
         "UNKNOWN-ITEM": (["R-x"], []),
     }
+
+
+def test_a_proposal_with_outdated_terms_is_reissued() -> None:
+    # Proposed before the catalogue knew the item's capability: the general hub.
+    stale = Placed("A-1", "R-1", "P-1", HE, 40, hub="PL-RZE", handover_by=NEEDED)
+    plan = planner().plan(state([need("R-1", 40)], [offer("P-1", 40)], [stale]), "item added")
+    assert [(c.allocation_id, c.reason) for c in plan.cancellations] == [
+        ("A-1", "re-planned after item added")
+    ]
+    assert [(p.pledge_id, p.quantity, p.hub) for p in plan.proposals] == [("P-1", 40, "RO-SUC")]
+    current = Placed("A-1", "R-1", "P-1", HE, 40, hub="RO-SUC", handover_by=NEEDED)
+    assert not planner().plan(state([need("R-1", 40)], [offer("P-1", 40)], [current]), "again")
