@@ -85,7 +85,7 @@ def greedy(graph: ItemGraph, needs: list[Need], offers: list[Offer], lead: int) 
     by_item: dict[str, list[Offer]] = defaultdict(list)
     for o in offers:
         by_item[o.item_code].append(o)
-    result = []
+    result: list[Placed] = []
     for n in sorted(needs, key=lambda n: (n.priority, n.needed_by, n.id)):
         candidates = [o for code in graph.family(n.item_code) for o in by_item[code]]
         candidates = [o for o in candidates if graph.compatible(n.item_code, o.item_code)]

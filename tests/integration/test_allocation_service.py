@@ -143,6 +143,10 @@ async def service(kafka: str) -> AsyncIterator[Service]:
         await db.dispose()
 
 
+async def _send(events: list[StoredEvent]) -> None:
+    await produce(REQUESTS, list[StoredEvent | bytes](events))
+
+
 async def _published(prefix: str) -> list[tuple[str, str, dict[str, Any]]]:
     """(type, subject, data) of the allocation events about `prefix`'s requirements."""
     ours: set[str] = set()
@@ -186,7 +190,7 @@ async def test_events_in_events_out_and_redelivery_is_harmless(service: Service)
         *s.pledge("P1", 80),
         *s.pledge("P2", 40, item=s.substitute),
     ]
-    await produce(REQUESTS, sent)
+    await _send(sent)
     want = {s.id("R1"): 100, s.id("R2"): 20}  # 120 pledged: priority 1 first
 
     async def planned() -> bool:
@@ -212,7 +216,7 @@ async def test_events_in_events_out_and_redelivery_is_harmless(service: Service)
     assert {d["hub"] for d in standing} == {"RO-SUC"}
 
     # Redelivery: the same events (same ce_id) again change nothing.
-    await produce(REQUESTS, sent)
+    await _send(sent)
     await eventually(service.caught_up, timeout=60, what="the consumer to read the duplicates")
     assert await service.live(s.prefix) == live
     assert sorted(map(repr, await _published(s.prefix))) == sorted(map(repr, events))
@@ -220,13 +224,13 @@ async def test_events_in_events_out_and_redelivery_is_harmless(service: Service)
 
 async def test_a_withdrawn_pledge_is_replanned_over_the_broker(service: Service) -> None:
     s = Scenario()
-    await produce(REQUESTS, [*s.requirement("R1", 60, 1), *s.pledge("P1", 60)])
+    await _send([*s.requirement("R1", 60, 1), *s.pledge("P1", 60)])
 
     async def covered() -> bool:
         return await service.live(s.prefix) == {(s.id("R1"), s.id("P1")): 60}
 
     await eventually(covered, timeout=60, what="R1 covered by P1")
-    await produce(REQUESTS, [*s.pledge("P2", 100), s.withdraw("P1", "needed at home")])
+    await _send([*s.pledge("P2", 100), s.withdraw("P1", "needed at home")])
 
     async def moved() -> bool:
         return await service.live(s.prefix) == {(s.id("R1"), s.id("P2")): 60}
@@ -237,7 +241,7 @@ async def test_a_withdrawn_pledge_is_replanned_over_the_broker(service: Service)
 
 
 async def _proposal(service: Service, s: Scenario, pledges: list[list[StoredEvent]]) -> str:
-    await produce(REQUESTS, [*s.requirement("R1", 30, 2)] + [e for p in pledges for e in p])
+    await _send([*s.requirement("R1", 30, 2)] + [e for p in pledges for e in p])
 
     async def proposed() -> bool:
         return bool(await service.allocations(s.id("R1"), "proposed"))
@@ -284,9 +288,9 @@ async def test_only_planners_approve_with_if_match_and_idempotency(service: Serv
 
 async def test_rejection_replans_without_the_pair_and_coverage_explains(service: Service) -> None:
     s = Scenario()
-    await produce(REQUESTS, s.items())
+    await _send(s.items())
     allocation_id = await _proposal(service, s, [s.pledge("P1", 30)])
-    await produce(REQUESTS, s.pledge("P2", 30, item=s.substitute))
+    await _send(s.pledge("P2", 30, item=s.substitute))
     url = f"/allocations/{allocation_id}/reject"
 
     assert (await service.http.post(url, json={"reason": "x"}, headers=OBSERVER)).status_code == 403
