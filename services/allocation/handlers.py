@@ -55,7 +55,7 @@ class Planning:
         self, tx: Transaction, item_codes: Iterable[str], *, cause: str, seed: str, meta: Metadata
     ) -> PlanSummary:
         """Re-plan the families of `item_codes`; `seed` makes the new allocation ids."""
-        await _planning_lock(tx)
+        await planning_lock(tx)
         graph = await state.item_graph(tx.conn)
         planner = Planner(graph, self.hubs, self.policy)
         families = {graph.family_key(code): graph.family(code) for code in item_codes}
@@ -95,9 +95,11 @@ class Planning:
             summary.shortfalls += 1
 
 
-async def _planning_lock(tx: Transaction) -> None:
+async def planning_lock(tx: Transaction) -> None:
     """One planning step at a time per store: two steps planning the same free quantity at once
-    would over-allocate it. (SQLite writers are serialised already.)"""
+    would over-allocate it. Take it before the transaction's first flush (which takes the
+    store's commit-order lock), so the two locks are always taken in the same order.
+    (SQLite writers are serialised already.)"""
     if tx.store.db.postgres:
         key = zlib.crc32(f"aidline.allocation.planning.{tx.store.db.schema}".encode())
         await tx.conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
@@ -148,6 +150,9 @@ async def reject(
     tx: Transaction, command: Reject, principal: Principal, planning: Planning
 ) -> CommandResult:
     """Reject, then re-plan the family without that pairing (the freed need is re-matched)."""
+    # Planning lock before the flush below takes the store's commit-order lock: every planning
+    # step takes the two in this order, so none waits for the other in a cycle.
+    await planning_lock(tx)
     allocation = await _load(tx, command.allocation_id, command.expected_version)
     allocation.reject(command.reason)
     meta = Metadata(actor=principal.actor)
