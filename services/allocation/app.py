@@ -1,4 +1,4 @@
-"""The allocation service's web app (port 8002)."""
+"""The allocation service's web app (port 8002): wiring only."""
 
 from __future__ import annotations
 
@@ -6,31 +6,48 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.allocation import api, consumers
+from services.allocation.handlers import Planning
 from services.allocation.settings import AllocationSettings
+from shared.contracts.allocations import catalogue as allocation_events
 from shared.messaging import topics
-from shared.runtime import ServiceRuntime
+from shared.runtime import ConsumerSpec, ServiceRuntime
 from shared.web.app import create_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_runtime(settings: AllocationSettings) -> ServiceRuntime:
+def build_runtime(
+    settings: AllocationSettings, planning: Planning, *, schema: str = "allocation"
+) -> ServiceRuntime:
     return ServiceRuntime(
         settings,
-        schema="allocation",
+        schema=schema,
         migrations=MIGRATIONS,
         topic=topics.ALLOCATIONS,
-        source="/aidline/allocation",
+        source=allocation_events.source,
+        consumers=[
+            ConsumerSpec(
+                consumers.CONSUMER,
+                [topics.REQUESTS, topics.DELIVERIES],
+                consumers.handler(planning),
+            )
+        ],
     )
 
 
-def build_app(settings: AllocationSettings | None = None) -> FastAPI:
+def build_app(settings: AllocationSettings | None = None, *, schema: str = "allocation") -> FastAPI:
+    """`schema`: where the service keeps its tables (tests give each run its own)."""
     settings = settings or AllocationSettings()
-    return create_app(
-        build_runtime(settings),
+    planning = Planning(settings)
+    app = create_app(
+        build_runtime(settings, planning, schema=schema),
         title="Aidline allocation service",
         description="Matching confirmed pledges to endorsed needs.",
+        routers=[api.router],
     )
+    app.state.planning = planning
+    return app
 
 
 app = build_app()

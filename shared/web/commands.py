@@ -59,7 +59,14 @@ def expected_version(request: Request) -> int | None:
 
 
 def check_version(request: Request, current: int) -> None:
-    wanted = expected_version(request)
+    ensure_version(expected_version(request), current)
+
+
+def ensure_version(wanted: int | None, current: int) -> None:
+    """412 unless `wanted` (from `expected_version`, read by the route) is None or `current`.
+
+    For handlers that receive the expected version inside their command instead of the request.
+    """
     if wanted is not None and wanted != current:
         raise Problem(
             412,

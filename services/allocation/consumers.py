@@ -1,0 +1,259 @@
+"""What the allocation service does with the request and delivery services' events.
+
+Each event updates the service's own tables and, when it changes what can be matched, re-plans
+the item family it touches (incremental: only that family) — all in the consumer's transaction,
+together with the record that the event was processed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.allocation.handlers import Planning
+from services.allocation.tables import (
+    allocations,
+    catalogue_items,
+    pledges,
+    requirements,
+    shipments,
+)
+from shared.contracts import deliveries, requests
+from shared.contracts.deliveries import ShipmentLost, ShipmentPlanned
+from shared.contracts.requests import (
+    CatalogueItemAdded,
+    PledgeAnnounced,
+    PledgeConfirmed,
+    PledgeReduced,
+    PledgeWithdrawn,
+    RequirementAmended,
+    RequirementCancelled,
+    RequirementEndorsed,
+    RequirementFulfilled,
+    RequirementSubmitted,
+)
+from shared.contracts.topics import DELIVERIES, REQUESTS
+from shared.domain import DomainEvent, Metadata
+from shared.eventstore import Transaction
+from shared.messaging.consumer import Handler, Message
+from shared.messaging.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "allocation-planner"
+ACTOR = "allocation-planner"
+
+# (item code whose family to re-plan, cause) or None when matching is not affected.
+Change = tuple[str, str] | None
+
+
+def handler(planning: Planning) -> Handler:
+    async def handle(tx: Transaction, message: Message) -> None:
+        envelope = message.event
+        if message.topic == REQUESTS and envelope.event_type in requests:
+            event = requests.decode(envelope.event_type, envelope.schema_version, envelope.data)
+            change = await _on_request(tx.conn, envelope.subject, event)
+        elif message.topic == DELIVERIES and envelope.event_type in deliveries:
+            event = deliveries.decode(envelope.event_type, envelope.schema_version, envelope.data)
+            change = await _on_delivery(tx.conn, envelope.subject, event)
+        else:
+            return
+        if change is not None:
+            item_code, cause = change
+            await planning.replan(
+                tx, [item_code], cause=cause, seed=str(envelope.event_id), meta=_meta(envelope)
+            )
+
+    return handle
+
+
+def _meta(envelope: Envelope) -> Metadata:
+    return Metadata(
+        actor=ACTOR,
+        correlation_id=envelope.meta.correlation_id or str(envelope.event_id),
+        causation_id=str(envelope.event_id),
+    )
+
+
+async def _on_request(conn: AsyncConnection, subject: str, event: DomainEvent) -> Change:
+    match event:
+        case RequirementSubmitted():
+            await _insert_once(
+                conn,
+                requirements,
+                requirements.c.requirement_id,
+                event.requirement_id,
+                item_code=event.item_code,
+                quantity=event.quantity,
+                priority=event.priority,
+                needed_by=event.needed_by,
+                destination=event.destination,
+                status="submitted",
+            )
+            return None
+        case RequirementEndorsed(priority=priority):
+            values = {"status": "endorsed", "priority": priority}
+            return await _requirement(conn, subject, values, "endorsed", only_open=True)
+        case RequirementAmended():
+            values = {
+                name: value
+                for name, value in (
+                    ("quantity", event.quantity),
+                    ("priority", event.priority),
+                    ("needed_by", event.needed_by),
+                )
+                if value is not None
+            }
+            return await _requirement(conn, subject, values, "amended", only_open=True)
+        case RequirementCancelled(reason=reason):
+            values = {"status": "cancelled", "status_reason": reason}
+            return await _requirement(conn, subject, values, "cancelled", only_open=True)
+        case RequirementFulfilled():
+            return await _requirement(conn, subject, {"status": "fulfilled"}, "fulfilled")
+        case PledgeAnnounced():
+            await _insert_once(
+                conn,
+                pledges,
+                pledges.c.pledge_id,
+                event.pledge_id,
+                donor=event.donor,
+                item_code=event.item_code,
+                quantity=event.quantity,
+                available_from=event.available_from,
+                status="announced",
+            )
+            return None
+        case PledgeConfirmed():
+            return await _pledge(conn, subject, {"status": "confirmed"}, "confirmed")
+        case PledgeReduced(quantity=quantity):
+            return await _pledge(conn, subject, {"quantity": quantity}, f"reduced to {quantity}")
+        case PledgeWithdrawn(reason=reason):
+            values = {"status": "withdrawn", "status_reason": reason}
+            return await _pledge(conn, subject, values, "withdrawn")
+        case CatalogueItemAdded():
+            values = {
+                "name": event.name,
+                "capability": event.capability,
+                "unit": event.unit,
+                "eum_class": event.eum_class,
+                "substitutes": list(event.substitutes),
+            }
+            key = catalogue_items.c.item_code == event.item_code
+            if not (
+                await conn.execute(catalogue_items.update().where(key).values(values))
+            ).rowcount:
+                await conn.execute(
+                    catalogue_items.insert().values(item_code=event.item_code, **values)
+                )
+            return event.item_code, f"catalogue item {event.item_code} added"
+    return None  # delivery recorded and the like: no effect on matching
+
+
+async def _on_delivery(conn: AsyncConnection, subject: str, event: DomainEvent) -> Change:
+    match event:
+        case ShipmentPlanned():
+            if await _allocation_item(conn, event.allocation_id) is None:
+                log.warning("shipment %s is for allocation %s, unknown here; ignored",
+                            event.shipment_id, event.allocation_id)  # fmt: skip
+                return None
+            await _insert_once(
+                conn,
+                shipments,
+                shipments.c.shipment_id,
+                event.shipment_id,
+                allocation_id=event.allocation_id,
+                quantity=event.quantity,
+            )
+        case ShipmentLost(quantity=quantity, reason=reason):
+            return await _lost(conn, subject, quantity, reason)
+    return None
+
+
+async def _lost(conn: AsyncConnection, shipment_id: str, quantity: int, reason: str) -> Change:
+    """Units lost in transit no longer cover the requirement and are gone from the pledge."""
+    shipment = (
+        await conn.execute(sa.select(shipments).where(shipments.c.shipment_id == shipment_id))
+    ).first()
+    if shipment is None:
+        log.warning("shipment %s lost, but it was never planned here; ignored", shipment_id)
+        return None
+    lost = min(quantity, int(shipment.quantity) - int(shipment.lost))
+    if lost <= 0:
+        return None
+    await conn.execute(
+        shipments.update()
+        .where(shipments.c.shipment_id == shipment_id)
+        .values(lost=shipments.c.lost + lost)
+    )
+    allocation = (
+        await conn.execute(
+            allocations.update()
+            .where(allocations.c.allocation_id == shipment.allocation_id)
+            .values(lost=allocations.c.lost + lost)
+            .returning(allocations.c.pledge_id, allocations.c.item_code)
+        )
+    ).first()
+    if allocation is None:
+        log.warning(
+            "shipment %s lost, but allocation %s is unknown", shipment_id, shipment.allocation_id
+        )
+        return None
+    await conn.execute(
+        pledges.update()
+        .where(pledges.c.pledge_id == allocation.pledge_id)
+        .values(lost=pledges.c.lost + lost)
+    )
+    return allocation.item_code, f"shipment {shipment_id} lost {lost}: {reason}"
+
+
+async def _allocation_item(conn: AsyncConnection, allocation_id: str) -> str | None:
+    item: str | None = await conn.scalar(
+        sa.select(allocations.c.item_code).where(allocations.c.allocation_id == allocation_id)
+    )
+    return item
+
+
+async def _requirement(
+    conn: AsyncConnection,
+    requirement_id: str,
+    values: dict[str, Any],
+    what: str,
+    *,
+    only_open: bool = False,
+) -> Change:
+    query = requirements.update().where(requirements.c.requirement_id == requirement_id)
+    if only_open:  # a cancelled or fulfilled requirement stays closed
+        query = query.where(requirements.c.status.in_(("submitted", "endorsed")))
+    row = (await conn.execute(query.values(values).returning(requirements.c.item_code))).first()
+    if row is None:
+        log.warning(
+            "requirement %s %s, but it is unknown or closed here; ignored", requirement_id, what
+        )
+        return None
+    return row.item_code, f"requirement {requirement_id} {what}"
+
+
+async def _pledge(
+    conn: AsyncConnection, pledge_id: str, values: dict[str, Any], what: str
+) -> Change:
+    query = (
+        pledges.update()
+        .where(pledges.c.pledge_id == pledge_id, pledges.c.status != "withdrawn")
+        .values(values)
+        .returning(pledges.c.item_code)
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        log.warning("pledge %s %s, but it is unknown or withdrawn here; ignored", pledge_id, what)
+        return None
+    return row.item_code, f"pledge {pledge_id} {what}"
+
+
+async def _insert_once(
+    conn: AsyncConnection, table: sa.Table, key: sa.Column[Any], value: str, **values: Any
+) -> None:
+    if (await conn.execute(sa.select(key).where(key == value))).first() is None:
+        await conn.execute(table.insert().values({key.name: value, **values}))

@@ -1,0 +1,296 @@
+"""Reading and writing the planning state (tables.py) for the handlers and the consumer."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.allocation.domain import (
+    Allocation,
+    FamilyState,
+    ItemGraph,
+    Need,
+    Offer,
+    Placed,
+    Recorded,
+    Shortfall,
+)
+from services.allocation.tables import (
+    allocations,
+    catalogue_items,
+    pledges,
+    requirements,
+    shortfalls,
+)
+from shared.catalogue import Item, base_items
+
+LIVE = ("proposed", "approved")
+
+
+# -- catalogue ---------------------------------------------------------------------------
+
+
+async def item_graph(conn: AsyncConnection) -> ItemGraph:
+    """The base catalogue plus the items admins added (`catalogue.item_added`)."""
+    items = dict(base_items())
+    for row in await conn.execute(sa.select(catalogue_items)):
+        items[row.item_code] = Item(
+            code=row.item_code,
+            name=row.name,
+            capability=row.capability,
+            unit=row.unit,
+            eum_class=row.eum_class,
+            substitutes=tuple(row.substitutes),
+        )
+    return ItemGraph(items.values())
+
+
+# -- planner input -----------------------------------------------------------------------
+
+
+def _need(row: Any) -> Need:
+    return Need(
+        row.requirement_id,
+        row.item_code,
+        int(row.quantity),
+        int(row.priority),
+        row.needed_by,
+        row.status,
+        row.status_reason,
+    )
+
+
+def _offer(row: Any) -> Offer:
+    return Offer(
+        row.pledge_id,
+        row.item_code,
+        int(row.quantity) - int(row.lost),
+        row.available_from,
+        row.donor,
+        row.status,
+        row.status_reason,
+    )
+
+
+def _placed(row: Any) -> Placed:
+    approved_by = row.approved_by if row.status == "approved" else None
+    return Placed(
+        row.allocation_id,
+        row.requirement_id,
+        row.pledge_id,
+        row.item_code,
+        int(row.quantity) - int(row.lost),
+        approved_by,
+        row.hub,
+        row.handover_by,
+    )
+
+
+async def family_state(conn: AsyncConnection, items: Collection[str]) -> FamilyState:
+    """Everything the planner needs about the family of `items` (see `FamilyState`)."""
+    codes = sorted(items)
+    live = [
+        _placed(r)
+        for r in await conn.execute(
+            sa.select(allocations).where(
+                allocations.c.item_code.in_(codes), allocations.c.status.in_(LIVE)
+            )
+        )
+    ]
+    rejected = {
+        (r.requirement_id, r.pledge_id)
+        for r in await conn.execute(
+            sa.select(allocations.c.requirement_id, allocations.c.pledge_id).where(
+                allocations.c.item_code.in_(codes), allocations.c.status == "rejected"
+            )
+        )
+    }
+    short = {
+        r.requirement_id: Recorded(int(r.open_quantity), r.reason)
+        for r in await conn.execute(
+            sa.select(shortfalls)
+            .join(requirements, requirements.c.requirement_id == shortfalls.c.requirement_id)
+            .where(requirements.c.item_code.in_(codes))
+        )
+    }
+    wanted_needs = {p.requirement_id for p in live} | {
+        k for k, v in short.items() if v.open_quantity
+    }
+    needs = [
+        _need(r)
+        for r in await conn.execute(
+            sa.select(requirements).where(
+                requirements.c.item_code.in_(codes),
+                sa.or_(
+                    requirements.c.status == "endorsed",
+                    requirements.c.requirement_id.in_(sorted(wanted_needs)),
+                ),
+            )
+        )
+    ]
+    offers = [
+        _offer(r)
+        for r in await conn.execute(
+            sa.select(pledges).where(
+                pledges.c.item_code.in_(codes),
+                sa.or_(
+                    pledges.c.status == "confirmed",
+                    pledges.c.pledge_id.in_(sorted({p.pledge_id for p in live})),
+                ),
+            )
+        )
+    ]
+    return FamilyState(needs, offers, live, frozenset(rejected), short)
+
+
+async def open_item_codes(conn: AsyncConnection) -> set[str]:
+    """Items with anything to plan: endorsed needs, confirmed pledges, live allocations."""
+    queries = [
+        sa.select(requirements.c.item_code).where(requirements.c.status == "endorsed"),
+        sa.select(pledges.c.item_code).where(pledges.c.status == "confirmed"),
+        sa.select(allocations.c.item_code).where(allocations.c.status.in_(LIVE)),
+    ]
+    codes: set[str] = set()
+    for query in queries:
+        codes.update((await conn.execute(query.distinct())).scalars())
+    return codes
+
+
+# -- allocations and shortfalls ----------------------------------------------------------
+
+
+async def save_allocation(conn: AsyncConnection, allocation: Allocation) -> None:
+    """Make the allocation's row follow the aggregate (insert on proposal, update after)."""
+    now = datetime.now(UTC)
+    values = {
+        "status": allocation.status,
+        "reason": allocation.reason,
+        "approved_by": allocation.approved_by,
+        "version": allocation.version,
+        "updated_at": now,
+    }
+    updated = await conn.execute(
+        allocations.update().where(allocations.c.allocation_id == allocation.id).values(**values)
+    )
+    if updated.rowcount:
+        return
+    await conn.execute(
+        allocations.insert().values(
+            allocation_id=allocation.id,
+            requirement_id=allocation.requirement_id,
+            pledge_id=allocation.pledge_id,
+            item_code=allocation.item_code,
+            quantity=allocation.quantity,
+            hub=allocation.hub,
+            handover_by=allocation.handover_by,
+            rationale=allocation.rationale,
+            created_at=now,
+            **values,
+        )
+    )
+
+
+async def save_shortfall(conn: AsyncConnection, shortfall: Shortfall) -> None:
+    values = {
+        "open_quantity": shortfall.open_quantity,
+        "reason": shortfall.reason,
+        "updated_at": datetime.now(UTC),
+    }
+    key = shortfalls.c.requirement_id == shortfall.requirement_id
+    if not (await conn.execute(shortfalls.update().where(key).values(**values))).rowcount:
+        await conn.execute(
+            shortfalls.insert().values(requirement_id=shortfall.requirement_id, **values)
+        )
+
+
+async def allocation_row(conn: AsyncConnection, allocation_id: str) -> Any:
+    return (
+        await conn.execute(
+            sa.select(allocations).where(allocations.c.allocation_id == allocation_id)
+        )
+    ).first()
+
+
+async def list_allocations(
+    conn: AsyncConnection,
+    *,
+    requirement_id: str | None,
+    pledge_id: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], int]:
+    conditions = []
+    if requirement_id is not None:
+        conditions.append(allocations.c.requirement_id == requirement_id)
+    if pledge_id is not None:
+        conditions.append(allocations.c.pledge_id == pledge_id)
+    if status is not None:
+        conditions.append(allocations.c.status == status)
+    total = await conn.scalar(
+        sa.select(sa.func.count()).select_from(allocations).where(*conditions)
+    )
+    rows = await conn.execute(
+        sa.select(allocations)
+        .where(*conditions)
+        .order_by(allocations.c.created_at, allocations.c.allocation_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+# -- coverage ------------------------------------------------------------------------------
+
+
+async def requirement(conn: AsyncConnection, requirement_id: str) -> Need | None:
+    row = (
+        await conn.execute(
+            sa.select(requirements).where(requirements.c.requirement_id == requirement_id)
+        )
+    ).first()
+    return _need(row) if row is not None else None
+
+
+async def coverage_inputs(
+    conn: AsyncConnection, need: Need, items: Iterable[str]
+) -> tuple[list[Offer], list[Placed], dict[str, Need], frozenset[tuple[str, str]], Recorded | None]:
+    """The family's pledges (any status), their live allocations and the needs those serve,
+    the pairs rejected for this need, and its last shortfall."""
+    codes = sorted(items)
+    offers = [
+        _offer(r)
+        for r in await conn.execute(sa.select(pledges).where(pledges.c.item_code.in_(codes)))
+    ]
+    live = [
+        _placed(r)
+        for r in await conn.execute(
+            sa.select(allocations).where(
+                allocations.c.item_code.in_(codes), allocations.c.status.in_(LIVE)
+            )
+        )
+    ]
+    served = sorted({p.requirement_id for p in live})
+    others = {
+        r.requirement_id: _need(r)
+        for r in await conn.execute(
+            sa.select(requirements).where(requirements.c.requirement_id.in_(served))
+        )
+    }
+    rejected = frozenset(
+        (r.requirement_id, r.pledge_id)
+        for r in await conn.execute(
+            sa.select(allocations.c.requirement_id, allocations.c.pledge_id).where(
+                allocations.c.requirement_id == need.id, allocations.c.status == "rejected"
+            )
+        )
+    )
+    row = (
+        await conn.execute(sa.select(shortfalls).where(shortfalls.c.requirement_id == need.id))
+    ).first()
+    recorded = Recorded(int(row.open_quantity), row.reason) if row is not None else None
+    return offers, live, others, rejected, recorded
