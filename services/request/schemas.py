@@ -56,7 +56,9 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 ItemCode = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9][A-Z0-9-]{1,39}$"),
+    StringConstraints(
+        strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{1,39}$"
+    ),
 ]
 Quantity = Annotated[int, Strict(), Field(ge=1, le=MAX_QUANTITY)]
 Priority = Annotated[int, Strict(), Field(ge=1, le=4, description="1 critical … 4 routine")]
@@ -248,7 +250,9 @@ class CatalogueItemIn(BaseModel):
     capability: Literal[CAPABILITIES]  # type: ignore[valid-type]
     unit: Annotated[
         str,
-        StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z][a-z ]{0,29}$"),
+        StringConstraints(
+            strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z][A-Za-z ]{0,29}$"
+        ),
     ]
     eum_class: EumClass = "none"
     substitutes: list[ItemCode] = Field(default_factory=list, max_length=20)
