@@ -111,6 +111,9 @@ def validate(row: CsvRow) -> tuple[PledgeIn | None, list[dict[str, str]]]:
         return PledgeIn.model_validate_strings(data), []
     except ValidationError as exc:
         return None, [
-            {"field": ".".join(str(p) for p in err["loc"]) or "row", "message": err["msg"]}
+            {
+                "field": ".".join(str(p) for p in err["loc"]) or "row",
+                "message": err["msg"].removeprefix("Value error, "),
+            }
             for err in exc.errors()
         ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typer
 
+from shared.cli import imports
+
 app = typer.Typer(
     name="aidline",
     help="Aidline: run the stack, mint development tokens, watch events, import, rebuild.",
@@ -28,6 +30,7 @@ def version() -> None:
 
 # Commands registered by their modules (one line each):
 # from shared.cli import token; app.command("token")(token.token)
+app.add_typer(imports.app, name="import")
 
 
 if __name__ == "__main__":
