@@ -32,13 +32,13 @@ from services.request.schemas import (
 from shared.auth import Principal
 from shared.catalogue import CAPABILITIES
 from shared.web.commands import event_metadata, expected_version, run_command
-from shared.web.content import JSON, require_content_type
+from shared.web.content import JsonBody, require_content_type
 from shared.web.deps import Authorize, RuntimeDep
 
 router = APIRouter()
 
 Id = Annotated[str, Path(min_length=1, max_length=100, description="e.g. REQ-01J…")]
-CSV = require_content_type("text/csv", "application/csv")
+CsvBody = Annotated[None, Depends(require_content_type("text/csv", "application/csv"))]
 
 
 def caller(request: Request, principal: Principal) -> Caller:
@@ -49,9 +49,6 @@ def etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
-JSON_BODY = [Depends(JSON)]  # a body in another format is 415, not a confusing 422
-
-
 # -- requirements ------------------------------------------------------------------------
 
 
@@ -60,12 +57,12 @@ JSON_BODY = [Depends(JSON)]  # a body in another format is 415, not a confusing 
     tags=["requirements"],
     status_code=201,
     response_model=CommandOut,
-    dependencies=JSON_BODY,
 )
 async def submit_requirement(
     request: Request,
     body: RequirementIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.submit"))],
+    _json: JsonBody,
     runtime: RuntimeDep,
 ) -> JSONResponse:
     """State a need (recipient)."""
@@ -91,12 +88,12 @@ async def get_requirement(
     "/requirements/{requirement_id}/endorse",
     tags=["requirements"],
     response_model=DecidedOut,
-    dependencies=JSON_BODY,
 )
 async def endorse_requirement(
     request: Request,
     requirement_id: Id,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.endorse"))],
+    _json: JsonBody,
     runtime: RuntimeDep,
     body: Annotated[EndorseIn | None, Body()] = None,
 ) -> JSONResponse:
@@ -113,13 +110,13 @@ async def endorse_requirement(
     "/requirements/{requirement_id}/amend",
     tags=["requirements"],
     response_model=CommandOut,
-    dependencies=JSON_BODY,
 )
 async def amend_requirement(
     request: Request,
     requirement_id: Id,
     body: AmendIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.amend"))],
+    _json: JsonBody,
     runtime: RuntimeDep,
 ) -> JSONResponse:
     """Change quantity, priority or needed-by (recipient); the forum may change priority only."""
@@ -133,13 +130,13 @@ async def amend_requirement(
     "/requirements/{requirement_id}/cancel",
     tags=["requirements"],
     response_model=CommandOut,
-    dependencies=JSON_BODY,
 )
 async def cancel_requirement(
     request: Request,
     requirement_id: Id,
     body: ReasonIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.cancel"))],
+    _json: JsonBody,
     runtime: RuntimeDep,
 ) -> JSONResponse:
     c = caller(request, principal)
@@ -153,13 +150,12 @@ async def cancel_requirement(
 # -- pledges -----------------------------------------------------------------------------
 
 
-@router.post(
-    "/pledges", tags=["pledges"], status_code=201, response_model=CommandOut, dependencies=JSON_BODY
-)
+@router.post("/pledges", tags=["pledges"], status_code=201, response_model=CommandOut)
 async def announce_pledge(
     request: Request,
     body: PledgeIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.announce"))],
+    _json: JsonBody,
     runtime: RuntimeDep,
 ) -> JSONResponse:
     """Pledge for your own nation (donor): `donor` must be your token's nation."""
@@ -185,12 +181,12 @@ async def get_pledge(
     "/pledges/{pledge_id}/confirm",
     tags=["pledges"],
     response_model=DecidedOut,
-    dependencies=JSON_BODY,
 )
 async def confirm_pledge(
     request: Request,
     pledge_id: Id,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.confirm"))],
+    _json: JsonBody,
     runtime: RuntimeDep,
     body: Annotated[ConfirmIn | None, Body()] = None,
 ) -> JSONResponse:
@@ -205,13 +201,13 @@ async def confirm_pledge(
     "/pledges/{pledge_id}/reduce",
     tags=["pledges"],
     response_model=CommandOut,
-    dependencies=JSON_BODY,
 )
 async def reduce_pledge(
     request: Request,
     pledge_id: Id,
     body: ReduceIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.reduce"))],
+    _json: JsonBody,
     runtime: RuntimeDep,
 ) -> JSONResponse:
     """Lower your nation's pledge to a new total."""
@@ -225,13 +221,13 @@ async def reduce_pledge(
     "/pledges/{pledge_id}/withdraw",
     tags=["pledges"],
     response_model=CommandOut,
-    dependencies=JSON_BODY,
 )
 async def withdraw_pledge(
     request: Request,
     pledge_id: Id,
     body: ReasonIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.withdraw"))],
+    _json: JsonBody,
     runtime: RuntimeDep,
 ) -> JSONResponse:
     c = caller(request, principal)
@@ -248,12 +244,12 @@ async def withdraw_pledge(
     tags=["decisions"],
     status_code=201,
     response_model=CommandOut,
-    dependencies=JSON_BODY,
 )
 async def record_decision(
     request: Request,
     body: DecisionIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "decision.record"))],
+    _json: JsonBody,
     runtime: RuntimeDep,
 ) -> JSONResponse:
     """One meeting's endorsements and confirmations, stored atomically: all or nothing."""
@@ -293,12 +289,12 @@ async def list_items(
     tags=["catalogue"],
     status_code=201,
     response_model=CommandOut,
-    dependencies=JSON_BODY,
 )
 async def add_item(
     request: Request,
     body: CatalogueItemIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "catalogue.add"))],
+    _json: JsonBody,
     runtime: RuntimeDep,
 ) -> JSONResponse:
     """Add an item (admin); published as `catalogue.item_added`."""
@@ -321,7 +317,6 @@ CSV_EXAMPLE = (
     "/imports/pledges",
     tags=["imports"],
     response_model=ImportOut,
-    dependencies=[Depends(CSV)],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -332,6 +327,7 @@ CSV_EXAMPLE = (
 async def import_pledges(
     request: Request,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "imports.pledges"))],
+    _csv: CsvBody,
     runtime: RuntimeDep,
 ) -> JSONResponse:
     """Pledges from CSV: one result per row; bad rows are reported and not stored; re-sending

@@ -93,6 +93,11 @@ async def test_no_or_bad_token_is_401(service: Service) -> None:
     )
     answer = await service.client.get(f"/requirements/{requirement_id}")
     assert answer.status_code == 401 and "bearer" in answer.headers["www-authenticate"].lower()
+    # Who you are is checked before what you sent.
+    text = await service.client.post(
+        "/requirements", content=b"x", headers={"Content-Type": "text/plain"}
+    )
+    assert text.status_code == 401
 
 
 async def test_every_role_may_read(service: Service) -> None:
