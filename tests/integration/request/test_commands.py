@@ -3,6 +3,8 @@ Idempotency-Key; and the all-or-nothing forum decision."""
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.integration.request.conftest import (
     DONOR_PL,
     FORUM,
@@ -139,3 +141,24 @@ async def test_a_decision_is_all_or_nothing(service: Service) -> None:
     assert unknown.status_code == 422
     assert [e["field"] for e in unknown.json()["errors"]] == ["body.endorse.1.requirement_id"]
     assert await service.snapshot() == before
+
+
+async def test_two_decisions_racing_for_one_pledge_one_wins(service: Service) -> None:
+    pledge_id = await service.pledge()
+    requirements = [await service.submit(), await service.submit()]
+
+    def decision(requirement_id: str) -> dict[str, object]:
+        return {
+            "meeting_date": "2025-03-01",
+            "reference": f"race for {pledge_id}",
+            "endorse": [{"requirement_id": requirement_id}],
+            "confirm": [pledge_id],
+        }
+
+    answers = await asyncio.gather(
+        *(service.post("/decisions", decision(r), FORUM) for r in requirements)
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409]
+    assert await _events(service, pledge_id) == ["pledge.announced", "pledge.confirmed"]
+    loser = requirements[[a.status_code for a in answers].index(409)]
+    assert await _events(service, loser) == ["requirement.submitted"]  # nothing of it stored

@@ -30,6 +30,16 @@ def test_the_base_catalogue_covers_every_coalition_with_sane_items() -> None:
         assert item.eum_class in ("none", "routine", "enhanced"), item
 
 
+def test_the_first_codes_are_kept_for_the_other_services() -> None:
+    first = {
+        "AD-PATRIOT-PAC3", "AD-PATRIOT-GEMT", "AD-IRIST-SLM", "ART-155-HE", "ART-155-HE-ER",
+        "ARM-LEO2A4", "AF-F16-SPARES", "DR-FPV-KIT", "DM-MINE-ROLLER", "MAR-USV",
+        "IT-SECURE-LAPTOP",
+    }  # fmt: skip
+    assert first <= set(base_items())
+    assert base_items()["AD-IRIST-SLM"].substitutes == ()
+
+
 def test_substitutes_exist_share_unit_and_capability_and_are_symmetric() -> None:
     items = base_items()
     for item in items.values():
