@@ -95,7 +95,7 @@ async def read_topic(
 
 
 def header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
-    return next(value.decode() for key, value in record.headers if key == name)
+    return str(next(value.decode() for key, value in record.headers if key == name))
 
 
 async def eventually(
