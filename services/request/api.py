@@ -31,8 +31,9 @@ from services.request.schemas import (
 )
 from shared.auth import Principal
 from shared.catalogue import CAPABILITIES
-from shared.web.commands import event_metadata, expected_version, run_command
+from shared.web.commands import expected_version, run_command
 from shared.web.content import JsonBody, require_content_type
+from shared.web.correlation import event_metadata
 from shared.web.deps import Authorize, RuntimeDep
 
 router = APIRouter()

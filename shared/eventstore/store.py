@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Counter
@@ -211,5 +210,5 @@ def _stored(position: int, row: dict[str, object]) -> StoredEvent:
     )
 
 
-def _from_row(row: sa.Row[Any]) -> StoredEvent:
-    return _stored(row.position, row._mapping)  # type: ignore[arg-type]
+def _from_row(row: sa.Row[object]) -> StoredEvent:
+    return _stored(row.position, row._mapping)  # type: ignore[arg-type, attr-defined]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,8 +21,6 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
-from shared.auth import Principal
-from shared.domain import Metadata
 from shared.eventstore import ConcurrencyError, EventStore, Transaction
 from shared.eventstore.tables import idempotency_keys
 from shared.web.problems import Problem
@@ -75,14 +72,6 @@ def require_version(wanted: int | None, current: int) -> None:
             kind="version-mismatch",
             headers={"ETag": f'"{current}"'},
         )
-
-
-def event_metadata(request: Request, principal: Principal) -> Metadata:
-    """Who causes the command's events, and the request's `X-Correlation-ID` (or a new one)."""
-    correlation = request.headers.get("x-correlation-id", "").strip()
-    if not 0 < len(correlation) <= MAX_KEY_LENGTH:
-        correlation = str(uuid.uuid4())
-    return Metadata(actor=principal.actor, correlation_id=correlation)
 
 
 async def run_command(
