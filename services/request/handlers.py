@@ -36,7 +36,7 @@ from shared.contracts.requests import catalogue
 from shared.domain import Aggregate, Metadata, NotFound
 from shared.eventstore import Repository, Transaction
 from shared.ids import new_id, stable_id
-from shared.web.commands import CommandResult, require_version
+from shared.web.commands import CommandResult, ensure_version
 from shared.web.deps import require_own_nation
 from shared.web.problems import Problem
 
@@ -105,7 +105,7 @@ async def endorse_requirement(
     tx: Transaction, requirement_id: str, cmd: EndorseIn, caller: Caller
 ) -> CommandResult:
     requirement = await load(tx, requirements, requirement_ids.PREFIX, requirement_id)
-    require_version(caller.if_match, requirement.version)
+    ensure_version(caller.if_match, requirement.version)
     decision = Decision.record(
         new_id(decision_ids.PREFIX),
         meeting_date=cmd.meeting_date or utc_today(),
@@ -119,7 +119,7 @@ async def amend_requirement(
     tx: Transaction, requirement_id: str, cmd: AmendIn, caller: Caller
 ) -> CommandResult:
     requirement = await load(tx, requirements, requirement_ids.PREFIX, requirement_id)
-    require_version(caller.if_match, requirement.version)
+    ensure_version(caller.if_match, requirement.version)
     if not caller.principal.has(Role.RECIPIENT) and (
         cmd.quantity is not None or cmd.needed_by is not None
     ):
@@ -138,7 +138,7 @@ async def cancel_requirement(
     tx: Transaction, requirement_id: str, cmd: ReasonIn, caller: Caller
 ) -> CommandResult:
     requirement = await load(tx, requirements, requirement_ids.PREFIX, requirement_id)
-    require_version(caller.if_match, requirement.version)
+    ensure_version(caller.if_match, requirement.version)
     requirement.cancel(cmd.reason)
     requirements.save(tx, requirement, caller.meta)
     return CommandResult(requirement.id, requirement.version)
@@ -171,7 +171,7 @@ async def confirm_pledge(
     tx: Transaction, pledge_id: str, cmd: ConfirmIn, caller: Caller
 ) -> CommandResult:
     pledge = await load(tx, pledges, pledge_ids.PREFIX, pledge_id)
-    require_version(caller.if_match, pledge.version)
+    ensure_version(caller.if_match, pledge.version)
     decision = Decision.record(
         new_id(decision_ids.PREFIX),
         meeting_date=cmd.meeting_date or utc_today(),
@@ -184,7 +184,7 @@ async def confirm_pledge(
 async def _own_pledge(tx: Transaction, pledge_id: str, caller: Caller) -> Pledge:
     pledge = await load(tx, pledges, pledge_ids.PREFIX, pledge_id)
     require_own_nation(caller.principal, pledge.donor)
-    require_version(caller.if_match, pledge.version)
+    ensure_version(caller.if_match, pledge.version)
     return pledge
 
 

@@ -59,11 +59,14 @@ def expected_version(request: Request) -> int | None:
 
 
 def check_version(request: Request, current: int) -> None:
-    require_version(expected_version(request), current)
+    ensure_version(expected_version(request), current)
 
 
-def require_version(wanted: int | None, current: int) -> None:
-    """412 unless `wanted` (the If-Match version, None when absent) is `current`."""
+def ensure_version(wanted: int | None, current: int) -> None:
+    """412 unless `wanted` (from `expected_version`, read by the route) is None or `current`.
+
+    For handlers that receive the expected version inside their command instead of the request.
+    """
     if wanted is not None and wanted != current:
         raise Problem(
             412,
