@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import RecordMetadata
 
 from shared.domain import Metadata, StoredEvent
 from shared.messaging import envelope
@@ -53,8 +54,25 @@ def unique_schema() -> str:
     return f"t_{uuid.uuid4().hex[:12]}"
 
 
-async def read_topic(topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every message currently in `topic`, read from offset 0 up to the end offsets."""
+async def end_offsets(topic: str) -> dict[int, int]:
+    """Partition -> end offset now: pass to `read_topic(since=...)` to read only what follows."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        return {
+            tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()
+        }
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(
+    topic: str, since: dict[int, int] | None = None
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every message currently in `topic`, read from offset 0 (or the offsets in `since`, for a
+    shared topic) up to the end offsets."""
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -62,6 +80,9 @@ async def read_topic(topic: str) -> list[ConsumerRecord[bytes, bytes]]:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
+        for tp in partitions:
+            if since and tp.partition in since:
+                consumer.seek(tp, since[tp.partition])
         end = await consumer.end_offsets(partitions)
         records: list[ConsumerRecord[bytes, bytes]] = []
         while any([await consumer.position(tp) < end[tp] for tp in partitions]):
@@ -74,7 +95,7 @@ async def read_topic(topic: str) -> list[ConsumerRecord[bytes, bytes]]:
 
 
 def header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
-    return next(value.decode() for key, value in record.headers if key == name)
+    return str(next(value.decode() for key, value in record.headers if key == name))
 
 
 async def eventually(
@@ -97,21 +118,26 @@ def stored_event(stream_id: str, version: int, data: dict[str, Any], **kw: Any) 
         event_type=kw.get("event_type", "ledger.credited"),
         schema_version=1,
         data=data,
-        meta=Metadata(actor="tester"),
+        meta=kw.get("meta", Metadata(actor="tester")),
         recorded_at=datetime.now(UTC),
     )
 
 
-async def produce(topic: str, items: list[StoredEvent | bytes]) -> None:
-    """Publish CloudEvents (or raw bytes, for malformed messages) in order, keyed by stream."""
+async def produce(topic: str, items: list[StoredEvent | bytes]) -> list[RecordMetadata]:
+    """Publish CloudEvents (or raw bytes, for malformed messages) in order, keyed by stream;
+    returns where each landed (partition, offset)."""
     producer = new_producer(KAFKA)
     await producer.start()
+    landed = []
     try:
         for item in items:
             if isinstance(item, bytes):
-                await producer.send_and_wait(topic, value=item, key=b"raw")
+                landed.append(await producer.send_and_wait(topic, value=item, key=b"raw"))
             else:
                 key, value, headers = envelope.encode(item, "/aidline/test")
-                await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+                landed.append(
+                    await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+                )
     finally:
         await producer.stop()
+    return landed

@@ -32,6 +32,7 @@ from shared.runtime import ServiceRuntime
 from shared.web.commands import CommandResult, check_version, run_command
 from shared.web.deps import Authorize, RuntimeDep
 from shared.web.problems import Problem
+from shared.web.ratelimit import RateLimit
 
 router = APIRouter(tags=["shipments"])
 
@@ -221,7 +222,11 @@ async def report_loss(
     return await _record(request, runtime, shipment_id, body, principal)
 
 
-@router.post("/milestones/batch", summary="Many milestones at once; one result per row")
+@router.post(
+    "/milestones/batch",
+    summary="Many milestones at once; one result per row",
+    dependencies=[Depends(RateLimit())],  # uploads are occasional; a flood is a fault
+)
 async def milestones_batch(
     request: Request,
     runtime: RuntimeDep,

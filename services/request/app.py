@@ -6,30 +6,35 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.request import consumers
+from services.request.api import router
 from services.request.settings import RequestSettings
 from shared.messaging import topics
-from shared.runtime import ServiceRuntime
+from shared.runtime import ConsumerSpec, ServiceRuntime
 from shared.web.app import create_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_runtime(settings: RequestSettings) -> ServiceRuntime:
+def build_runtime(settings: RequestSettings, *, schema: str = "request") -> ServiceRuntime:
     return ServiceRuntime(
         settings,
-        schema="request",
+        schema=schema,
         migrations=MIGRATIONS,
         topic=topics.REQUESTS,
         source="/aidline/request",
+        consumers=[ConsumerSpec(consumers.NAME, [topics.DELIVERIES], consumers.handle)],
     )
 
 
-def build_app(settings: RequestSettings | None = None) -> FastAPI:
+def build_app(settings: RequestSettings | None = None, *, schema: str = "request") -> FastAPI:
+    """`schema` is the database schema (PostgreSQL) or file suffix (SQLite); tests vary it."""
     settings = settings or RequestSettings()
     return create_app(
-        build_runtime(settings),
+        build_runtime(settings, schema=schema),
         title="Aidline request service",
         description="Needs, pledges, the item catalogue and the forum's decisions.",
+        routers=[router],
     )
 
 

@@ -1,7 +1,8 @@
-"""Reference data every service shares: the item catalogue and the logistics hubs.
+"""Reference data every service shares: the item catalogue, the logistics hubs, the nations.
 
 The base catalogue ships with the project (`items.json`); admins add items over HTTP, which the
 request service publishes as `catalogue.item_added` so the other services learn them too.
+`nations.json` is ISO 3166-1 alpha-2 (taken from the tz database's public-domain iso3166.tab).
 """
 
 from __future__ import annotations
@@ -77,3 +78,16 @@ def hubs() -> dict[str, Hub]:
         )
         for row in raw
     }
+
+
+@cache
+def nations() -> dict[str, str]:
+    """ISO 3166-1 alpha-2 code -> English name."""
+    raw: dict[str, str] = json.loads((_HERE / "nations.json").read_text(encoding="utf-8"))
+    return raw
+
+
+def normalise_nation(code: str) -> str | None:
+    """The upper-case ISO 3166-1 alpha-2 code, or None when `code` is not one."""
+    upper = code.strip().upper()
+    return upper if upper in nations() else None

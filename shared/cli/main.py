@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import demo, run, token
+from shared.cli import demo, imports, run, token
 
 app = typer.Typer(
     name="aidline",
@@ -32,6 +32,7 @@ def version() -> None:
 app.command("run")(run.run)
 app.command("token")(token.token)
 app.command("demo")(demo.demo)
+app.add_typer(imports.app, name="import")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,29 @@ class PledgeWithdrawn(DomainEvent):
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class Endorsement:
+    requirement_id: str
+    priority: int
+
+
+@catalogue.register
+@dataclass(frozen=True, kw_only=True)
+class DecisionRecorded(DomainEvent):
+    """A forum decision (stream `DEC-…`): the meeting, and what it endorsed and confirmed.
+
+    The `requirement.endorsed` / `pledge.confirmed` events it caused carry its `decision_id` and
+    are appended in the same transaction, so every confirmation traces back to its meeting.
+    """
+
+    TYPE = "decision.recorded"
+    decision_id: str
+    meeting_date: date
+    reference: str
+    endorsed: list[Endorsement] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)  # pledge ids
+
+
 @catalogue.register
 @dataclass(frozen=True, kw_only=True)
 class CatalogueItemAdded(DomainEvent):

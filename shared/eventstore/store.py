@@ -184,6 +184,19 @@ class EventStore:
         value = await conn.scalar(sa.select(sa.func.max(events.c.position)))
         return int(value or 0)
 
+    async def existing_streams(
+        self, conn: AsyncConnection, stream_ids: Sequence[str], chunk: int = 1000
+    ) -> set[str]:
+        """Which of `stream_ids` have events (one query per `chunk` ids)."""
+        found: set[str] = set()
+        for start in range(0, len(stream_ids), chunk):
+            query = sa.select(events.c.stream_id).where(
+                events.c.stream_id.in_(stream_ids[start : start + chunk]),
+                events.c.stream_version == 1,
+            )
+            found.update((await conn.execute(query)).scalars())
+        return found
+
     async def stream_version(self, conn: AsyncConnection, stream_id: str) -> int:
         value = await conn.scalar(
             sa.select(sa.func.max(events.c.stream_version)).where(events.c.stream_id == stream_id)

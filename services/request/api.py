@@ -1,0 +1,357 @@
+"""The request service's routes: parse, authorize, hand the command to its handler."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.request import handlers, imports, queries
+from services.request.access import POLICY
+from services.request.handlers import Caller
+from services.request.schemas import (
+    AmendIn,
+    CatalogueItemIn,
+    CatalogueItemView,
+    CommandOut,
+    ConfirmIn,
+    DecidedOut,
+    DecisionIn,
+    DecisionView,
+    EndorseIn,
+    ImportOut,
+    PledgeIn,
+    PledgeView,
+    ReasonIn,
+    ReduceIn,
+    RequirementIn,
+    RequirementView,
+    StreamOut,
+)
+from shared.auth import Principal
+from shared.catalogue import CAPABILITIES
+from shared.web.commands import expected_version, run_command
+from shared.web.content import JsonBody, require_content_type
+from shared.web.correlation import event_metadata
+from shared.web.deps import Authorize, RuntimeDep
+from shared.web.ratelimit import RateLimit
+
+router = APIRouter()
+
+Id = Annotated[str, Path(min_length=1, max_length=100, description="e.g. REQ-01J…")]
+CsvBody = Annotated[None, Depends(require_content_type("text/csv", "application/csv"))]
+
+
+def caller(request: Request, principal: Principal) -> Caller:
+    return Caller(principal, event_metadata(request, principal), expected_version(request))
+
+
+def etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
+
+
+# -- requirements ------------------------------------------------------------------------
+
+
+@router.post(
+    "/requirements",
+    tags=["requirements"],
+    status_code=201,
+    response_model=CommandOut,
+)
+async def submit_requirement(
+    request: Request,
+    body: RequirementIn,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.submit"))],
+    _json: JsonBody,
+    runtime: RuntimeDep,
+) -> JSONResponse:
+    """State a need (recipient)."""
+    c = caller(request, principal)
+    return await run_command(
+        request, runtime.store, lambda tx: handlers.submit_requirement(tx, body, c)
+    )
+
+
+@router.get("/requirements/{requirement_id}", tags=["requirements"])
+async def get_requirement(
+    requirement_id: Id,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.read"))],
+    runtime: RuntimeDep,
+    response: Response,
+) -> RequirementView:
+    view = await queries.requirement(runtime.store, requirement_id)
+    etag(response, view.version)
+    return view
+
+
+@router.post(
+    "/requirements/{requirement_id}/endorse",
+    tags=["requirements"],
+    response_model=DecidedOut,
+)
+async def endorse_requirement(
+    request: Request,
+    requirement_id: Id,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.endorse"))],
+    _json: JsonBody,
+    runtime: RuntimeDep,
+    body: Annotated[EndorseIn | None, Body()] = None,
+) -> JSONResponse:
+    """Endorse a need as a one-off forum decision (recorded as its own `DEC-…`)."""
+    c, cmd = caller(request, principal), body or EndorseIn()
+    return await run_command(
+        request,
+        runtime.store,
+        lambda tx: handlers.endorse_requirement(tx, requirement_id, cmd, c),
+    )
+
+
+@router.post(
+    "/requirements/{requirement_id}/amend",
+    tags=["requirements"],
+    response_model=CommandOut,
+)
+async def amend_requirement(
+    request: Request,
+    requirement_id: Id,
+    body: AmendIn,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.amend"))],
+    _json: JsonBody,
+    runtime: RuntimeDep,
+) -> JSONResponse:
+    """Change quantity, priority or needed-by (recipient); the forum may change priority only."""
+    c = caller(request, principal)
+    return await run_command(
+        request, runtime.store, lambda tx: handlers.amend_requirement(tx, requirement_id, body, c)
+    )
+
+
+@router.post(
+    "/requirements/{requirement_id}/cancel",
+    tags=["requirements"],
+    response_model=CommandOut,
+)
+async def cancel_requirement(
+    request: Request,
+    requirement_id: Id,
+    body: ReasonIn,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.cancel"))],
+    _json: JsonBody,
+    runtime: RuntimeDep,
+) -> JSONResponse:
+    c = caller(request, principal)
+    return await run_command(
+        request,
+        runtime.store,
+        lambda tx: handlers.cancel_requirement(tx, requirement_id, body, c),
+    )
+
+
+# -- pledges -----------------------------------------------------------------------------
+
+
+@router.post("/pledges", tags=["pledges"], status_code=201, response_model=CommandOut)
+async def announce_pledge(
+    request: Request,
+    body: PledgeIn,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.announce"))],
+    _json: JsonBody,
+    runtime: RuntimeDep,
+) -> JSONResponse:
+    """Pledge for your own nation (donor): `donor` must be your token's nation."""
+    c = caller(request, principal)
+    return await run_command(
+        request, runtime.store, lambda tx: handlers.announce_pledge(tx, body, c)
+    )
+
+
+@router.get("/pledges/{pledge_id}", tags=["pledges"])
+async def get_pledge(
+    pledge_id: Id,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.read"))],
+    runtime: RuntimeDep,
+    response: Response,
+) -> PledgeView:
+    view = await queries.pledge(runtime.store, pledge_id)
+    etag(response, view.version)
+    return view
+
+
+@router.post(
+    "/pledges/{pledge_id}/confirm",
+    tags=["pledges"],
+    response_model=DecidedOut,
+)
+async def confirm_pledge(
+    request: Request,
+    pledge_id: Id,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.confirm"))],
+    _json: JsonBody,
+    runtime: RuntimeDep,
+    body: Annotated[ConfirmIn | None, Body()] = None,
+) -> JSONResponse:
+    """Confirm a pledge as a one-off forum decision: it goes to execution."""
+    c, cmd = caller(request, principal), body or ConfirmIn()
+    return await run_command(
+        request, runtime.store, lambda tx: handlers.confirm_pledge(tx, pledge_id, cmd, c)
+    )
+
+
+@router.post(
+    "/pledges/{pledge_id}/reduce",
+    tags=["pledges"],
+    response_model=CommandOut,
+)
+async def reduce_pledge(
+    request: Request,
+    pledge_id: Id,
+    body: ReduceIn,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.reduce"))],
+    _json: JsonBody,
+    runtime: RuntimeDep,
+) -> JSONResponse:
+    """Lower your nation's pledge to a new total."""
+    c = caller(request, principal)
+    return await run_command(
+        request, runtime.store, lambda tx: handlers.reduce_pledge(tx, pledge_id, body, c)
+    )
+
+
+@router.post(
+    "/pledges/{pledge_id}/withdraw",
+    tags=["pledges"],
+    response_model=CommandOut,
+)
+async def withdraw_pledge(
+    request: Request,
+    pledge_id: Id,
+    body: ReasonIn,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.withdraw"))],
+    _json: JsonBody,
+    runtime: RuntimeDep,
+) -> JSONResponse:
+    c = caller(request, principal)
+    return await run_command(
+        request, runtime.store, lambda tx: handlers.withdraw_pledge(tx, pledge_id, body, c)
+    )
+
+
+# -- decisions ---------------------------------------------------------------------------
+
+
+@router.post(
+    "/decisions",
+    tags=["decisions"],
+    status_code=201,
+    response_model=CommandOut,
+)
+async def record_decision(
+    request: Request,
+    body: DecisionIn,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "decision.record"))],
+    _json: JsonBody,
+    runtime: RuntimeDep,
+) -> JSONResponse:
+    """One meeting's endorsements and confirmations, stored atomically: all or nothing."""
+    c = caller(request, principal)
+    return await run_command(
+        request, runtime.store, lambda tx: handlers.record_decision(tx, body, c)
+    )
+
+
+@router.get("/decisions/{decision_id}", tags=["decisions"])
+async def get_decision(
+    decision_id: Id,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "decision.read"))],
+    runtime: RuntimeDep,
+    response: Response,
+) -> DecisionView:
+    view = await queries.decision(runtime.store, decision_id)
+    etag(response, view.version)
+    return view
+
+
+# -- catalogue ---------------------------------------------------------------------------
+
+
+@router.get("/catalogue/items", tags=["catalogue"])
+async def list_items(
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "catalogue.read"))],
+    runtime: RuntimeDep,
+    capability: Annotated[Literal[CAPABILITIES] | None, Query()] = None,  # type: ignore[valid-type]
+) -> list[CatalogueItemView]:
+    """The base catalogue and the items admins added."""
+    return await queries.items(runtime.store, capability)
+
+
+@router.post(
+    "/catalogue/items",
+    tags=["catalogue"],
+    status_code=201,
+    response_model=CommandOut,
+)
+async def add_item(
+    request: Request,
+    body: CatalogueItemIn,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "catalogue.add"))],
+    _json: JsonBody,
+    runtime: RuntimeDep,
+) -> JSONResponse:
+    """Add an item (admin); published as `catalogue.item_added`."""
+    c = caller(request, principal)
+    return await run_command(
+        request, runtime.store, lambda tx: handlers.add_catalogue_item(tx, body, c)
+    )
+
+
+# -- imports -----------------------------------------------------------------------------
+
+CSV_EXAMPLE = (
+    "donor,item_code,quantity,source,available_from,value_eur,source_url\n"
+    "PL,ART-155-HE,5000,stock,2030-01-15,22500000,https://www.gov.pl/web/national-defence\n"
+    "de,AD-IRIST-SLM,1,procurement,2030-06-01,,\n"
+)
+
+
+@router.post(
+    "/imports/pledges",
+    tags=["imports"],
+    dependencies=[Depends(RateLimit())],  # a flood of big files would starve the service
+    response_model=ImportOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string"}, "example": CSV_EXAMPLE}},
+        }
+    },
+)
+async def import_pledges(
+    request: Request,
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "imports.pledges"))],
+    _csv: CsvBody,
+    runtime: RuntimeDep,
+) -> JSONResponse:
+    """Pledges from CSV: one result per row; bad rows are reported and not stored; re-sending
+    the file stores nothing twice (a row's pledge id is derived from its content)."""
+    rows = imports.parse(await request.body())
+    c = caller(request, principal)
+    return await run_command(
+        request, runtime.store, lambda tx: handlers.import_pledges(tx, rows, c)
+    )
+
+
+# -- history -----------------------------------------------------------------------------
+
+
+@router.get("/streams/{stream_id}/events", tags=["history"])
+async def stream_events(
+    stream_id: Annotated[str, Path(min_length=1, max_length=200)],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "streams.read"))],
+    runtime: RuntimeDep,
+    after_version: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> StreamOut:
+    """A stream's events in order (any `REQ-`, `PLG-`, `DEC-` or `catalogue-` stream)."""
+    return await queries.history(runtime.store, stream_id, after_version, limit)

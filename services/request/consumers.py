@@ -1,0 +1,97 @@
+"""What the request service takes from `aidline.deliveries`: deliveries against requirements.
+
+`shipment.received` (the recipient confirms receipt) names only the shipment, so the consumer
+keeps, per shipment, the requirement and planned quantity from `shipment.planned` and the
+quantity received in good condition from `shipment.handed_over`. On receipt it records
+`requirement.delivery_recorded` with that good quantity (the planned quantity if no hand-over
+was seen) and `requirement.fulfilled` once the requirement's deliveries reach its quantity.
+
+Exactly once: the consumer loop skips an event it already applied (same ce_id), and the
+requirement records each shipment once, so even a second `shipment.received` for the same
+shipment has no second effect.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.request.domain import requirement as requirement_ids
+from services.request.handlers import requirements
+from services.request.tables import planned_shipments
+from shared.contracts import deliveries
+from shared.contracts.deliveries import ShipmentHandedOver, ShipmentPlanned, ShipmentReceived
+from shared.domain import Metadata
+from shared.eventstore import Transaction
+from shared.messaging.consumer import Message
+from shared.messaging.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+NAME = "request.deliveries"
+HANDLED = {ShipmentPlanned.TYPE, ShipmentHandedOver.TYPE, ShipmentReceived.TYPE}
+
+
+async def handle(tx: Transaction, message: Message) -> None:
+    event = message.event
+    if event.event_type not in HANDLED:
+        return
+    data = deliveries.decode(event.event_type, event.schema_version, event.data)
+    match data:
+        case ShipmentPlanned():
+            await _planned(tx.conn, data)
+        case ShipmentHandedOver():
+            await tx.conn.execute(
+                planned_shipments.update()
+                .where(planned_shipments.c.shipment_id == event.subject)
+                .values(received_good=data.received_good)
+            )
+        case ShipmentReceived():
+            await _received(tx, event)
+
+
+async def _planned(conn: AsyncConnection, event: ShipmentPlanned) -> None:
+    known = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(planned_shipments)
+        .where(planned_shipments.c.shipment_id == event.shipment_id)
+    )
+    if not known:
+        await conn.execute(
+            planned_shipments.insert().values(
+                shipment_id=event.shipment_id,
+                requirement_id=event.requirement_id,
+                quantity=event.quantity,
+            )
+        )
+
+
+async def _received(tx: Transaction, event: Envelope) -> None:
+    shipment = (
+        await tx.conn.execute(
+            sa.select(planned_shipments).where(planned_shipments.c.shipment_id == event.subject)
+        )
+    ).first()
+    if shipment is None:
+        log.warning("shipment %s was received but never planned; ignored", event.subject)
+        return
+    requirement = None
+    if shipment.requirement_id.startswith(f"{requirement_ids.PREFIX}-"):
+        requirement = await requirements.get(tx, shipment.requirement_id)
+    if requirement is None:
+        log.warning(
+            "shipment %s delivered to unknown requirement %s; ignored",
+            event.subject,
+            shipment.requirement_id,
+        )
+        return
+    quantity = shipment.quantity if shipment.received_good is None else shipment.received_good
+    if requirement.record_delivery(event.subject, quantity):
+        meta = Metadata(
+            actor=event.meta.actor,
+            correlation_id=event.meta.correlation_id,
+            causation_id=str(event.event_id),
+        )
+        requirements.save(tx, requirement, meta)

@@ -1,0 +1,119 @@
+"""Pledge imports: reading the CSV file and validating each row (no database here).
+
+The file is checked as a whole first (UTF-8, the header, well-formed CSV, a row limit) and
+refused with problem+json if it fails; then every row is validated on its own, so one bad row is
+reported and the others still count.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.request.schemas import PledgeIn
+from shared.web.problems import Problem
+
+COLUMNS = ("donor", "item_code", "quantity", "source", "available_from", "value_eur", "source_url")
+OPTIONAL = ("value_eur", "source_url")
+MAX_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    line: int  # in the file; the header is line 1
+    values: dict[str, str]
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+
+def _refuse(status: int, title: str, detail: str, errors: list[dict[str, Any]]) -> Problem:
+    return Problem(status, title, detail, kind="invalid-csv", errors=errors)
+
+
+def parse(body: bytes) -> list[CsvRow]:
+    """The data rows of a pledge CSV; raises Problem when the file as a whole is unusable."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _refuse(
+            400,
+            "The file is not UTF-8",
+            f"Byte {exc.start} (0x{body[exc.start]:02x}) is not UTF-8; save the file as UTF-8.",
+            [{"field": "body", "message": f"invalid UTF-8 at byte {exc.start}"}],
+        ) from exc
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise _refuse(422, "Empty file", "The file has no header.", [_header_error()])
+        names = [name.strip().lower() for name in header]
+        missing = [c for c in COLUMNS if c not in names]
+        unknown = [n for n in names if n not in COLUMNS]
+        if missing or unknown or len(set(names)) != len(names):
+            raise _refuse(
+                422,
+                "Wrong CSV header",
+                f"Missing columns: {missing or 'none'}; unknown or repeated: "
+                f"{unknown or 'none'}. The header is {','.join(COLUMNS)}.",
+                [{"field": f"header.{c}", "message": "missing column"} for c in missing]
+                + [{"field": f"header.{n}", "message": "unknown column"} for n in unknown]
+                or [_header_error()],
+            )
+        rows: list[CsvRow] = []
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue  # blank lines are not rows
+            if len(rows) == MAX_ROWS:
+                raise _refuse(
+                    413,
+                    "Too many rows",
+                    f"One import takes at most {MAX_ROWS:,} rows; split the file.",
+                    [{"field": "body", "message": f"more than {MAX_ROWS} rows"}],
+                )
+            rows.append(_row(reader.line_num, names, values))
+    except csv.Error as exc:
+        raise _refuse(
+            422,
+            "Malformed CSV",
+            f"Line {reader.line_num}: {exc}.",
+            [{"field": f"line.{reader.line_num}", "message": str(exc)}],
+        ) from exc
+    if not rows:
+        raise _refuse(
+            422,
+            "No rows",
+            "The file has a header but no rows.",
+            [{"field": "body", "message": "no rows"}],
+        )
+    return rows
+
+
+def _header_error() -> dict[str, str]:
+    return {"field": "header", "message": f"expected {','.join(COLUMNS)}"}
+
+
+def _row(line: int, names: list[str], values: list[str]) -> CsvRow:
+    if len(values) != len(names):
+        problem = {"field": "row", "message": f"{len(values)} fields, expected {len(names)}"}
+        return CsvRow(line, {}, [problem])
+    return CsvRow(line, dict(zip(names, values, strict=True)))
+
+
+def validate(row: CsvRow) -> tuple[PledgeIn | None, list[dict[str, str]]]:
+    """The row as a pledge command, or the fields it gets wrong."""
+    if row.problems:
+        return None, row.problems
+    data = {k: v for k, v in row.values.items() if not (k in OPTIONAL and not v.strip())}
+    try:
+        return PledgeIn.model_validate_strings(data), []
+    except ValidationError as exc:
+        return None, [
+            {
+                "field": ".".join(str(p) for p in err["loc"]) or "row",
+                "message": err["msg"].removeprefix("Value error, "),
+            }
+            for err in exc.errors()
+        ]

@@ -1,0 +1,131 @@
+"""Reads: aggregates rehydrated from their streams, a stream's history, the catalogue."""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from services.request.domain import decision as decision_ids
+from services.request.domain import pledge as pledge_ids
+from services.request.domain import requirement as requirement_ids
+from services.request.handlers import decisions, load, pledges, requirements
+from services.request.items import added_items
+from services.request.schemas import (
+    CatalogueItemView,
+    DecisionView,
+    PledgeView,
+    RequirementView,
+    StreamEvent,
+    StreamOut,
+)
+from shared.catalogue import Item, base_items
+from shared.contracts.requests import catalogue
+from shared.domain import Aggregate, NotFound
+from shared.eventstore import EventStore, Repository, Transaction
+
+A = TypeVar("A", bound=Aggregate)
+
+
+async def _load(store: EventStore, repository: Repository[A], prefix: str, aggregate_id: str) -> A:
+    async with store.db.engine.connect() as conn:
+        return await load(Transaction(conn, store), repository, prefix, aggregate_id)
+
+
+async def requirement(store: EventStore, requirement_id: str) -> RequirementView:
+    r = await _load(store, requirements, requirement_ids.PREFIX, requirement_id)
+    return RequirementView(
+        id=r.id,
+        version=r.version,
+        status=r.status,
+        item_code=r.item_code,
+        unit=r.unit,
+        quantity=r.quantity,
+        priority=r.priority,
+        needed_by=r.needed_by,
+        destination=r.destination,
+        justification=r.justification,
+        decision_id=r.decision_id,
+        delivered=r.delivered,
+        deliveries=r.deliveries,
+        cancel_reason=r.cancel_reason,
+    )
+
+
+async def pledge(store: EventStore, pledge_id: str) -> PledgeView:
+    p = await _load(store, pledges, pledge_ids.PREFIX, pledge_id)
+    return PledgeView(
+        id=p.id,
+        version=p.version,
+        status=p.status,
+        donor=p.donor,
+        item_code=p.item_code,
+        unit=p.unit,
+        quantity=p.quantity,
+        source=p.source,
+        available_from=p.available_from,
+        value_eur=p.value_eur,
+        source_url=p.source_url,
+        decision_id=p.decision_id,
+        withdraw_reason=p.withdraw_reason,
+    )
+
+
+async def decision(store: EventStore, decision_id: str) -> DecisionView:
+    d = await _load(store, decisions, decision_ids.PREFIX, decision_id)
+    return DecisionView(
+        id=d.id,
+        version=d.version,
+        meeting_date=d.meeting_date,
+        reference=d.reference,
+        endorsed=[{"requirement_id": e.requirement_id, "priority": e.priority} for e in d.endorsed],
+        confirmed=d.confirmed,
+    )
+
+
+async def history(store: EventStore, stream_id: str, after_version: int, limit: int) -> StreamOut:
+    async with store.db.engine.connect() as conn:
+        version = await store.stream_version(conn, stream_id)
+        if version == 0:
+            raise NotFound(f"There is no stream {stream_id}.")
+        stored = await store.read_stream(conn, stream_id, after_version)
+    return StreamOut(
+        stream_id=stream_id,
+        version=version,
+        events=[
+            StreamEvent(
+                position=e.position,
+                stream_version=e.stream_version,
+                event_id=str(e.event_id),
+                type=e.event_type,
+                schema_version=e.schema_version,
+                recorded_at=e.recorded_at,
+                actor=e.meta.actor,
+                correlation_id=e.meta.correlation_id,
+                causation_id=e.meta.causation_id,
+                data=catalogue.upcast(e.event_type, e.schema_version, e.data),
+            )
+            for e in stored[:limit]
+        ],
+    )
+
+
+def _view(item: Item, origin: Literal["base", "added"]) -> CatalogueItemView:
+    return CatalogueItemView(
+        code=item.code,
+        name=item.name,
+        capability=item.capability,
+        unit=item.unit,
+        eum_class=item.eum_class,
+        substitutes=list(item.substitutes),
+        origin=origin,
+    )
+
+
+async def items(store: EventStore, capability: str | None) -> list[CatalogueItemView]:
+    async with store.db.engine.connect() as conn:
+        added = await added_items(conn)
+    views = [_view(i, "base") for i in base_items().values()]
+    views += [_view(i, "added") for i in added.values()]
+    return sorted(
+        (v for v in views if capability is None or v.capability == capability),
+        key=lambda v: v.code,
+    )
