@@ -8,6 +8,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 INFRA := deploy/local/infra.sh
 PYTEST_ARGS ?=
+# Tests and benchmarks get a broker and database of their own (own state folder and ports), so
+# their events never show up in the stack `make run` starts, and both can run at once.
+TEST_INFRA := AIDLINE_HOME=$(CURDIR)/.aidline/test KAFKA_PORT=19092 CONTROLLER_PORT=19093 \
+	AIDLINE_PG_PORT=15433
 
 .PHONY: help
 help: ## List the commands
@@ -39,7 +43,7 @@ infra-status: ## Is local Kafka / PostgreSQL running?
 
 .PHONY: test
 test: $(STAMP) ## Run the whole test suite against real Kafka and PostgreSQL
-	@deploy/local/with-infra.sh $(BIN)/pytest $(PYTEST_ARGS)
+	@$(TEST_INFRA) deploy/local/with-infra.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: $(STAMP) ## Only the pure unit tests (no infrastructure)
@@ -47,7 +51,7 @@ test-unit: $(STAMP) ## Only the pure unit tests (no infrastructure)
 
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks beside their baselines; writes bench-results/results.{json,md}
-	@deploy/local/with-infra.sh $(BIN)/python -m bench $(BENCH)
+	@$(TEST_INFRA) deploy/local/with-infra.sh $(BIN)/python -m bench $(BENCH)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy

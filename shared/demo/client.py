@@ -19,6 +19,10 @@ class DemoError(RuntimeError):
     pass
 
 
+class Conflict(DemoError):
+    """409: the resource moved on (e.g. the plan changed under a planner's approval)."""
+
+
 @dataclass
 class Endpoints:
     request: str = "http://127.0.0.1:8001"
@@ -51,7 +55,8 @@ class AidlineClient:
             getattr(self.endpoints, service) + path, json=body, headers=headers
         )
         if response.status_code >= 400:
-            raise DemoError(f"POST {service}{path} -> {response.status_code}: {response.text}")
+            error = Conflict if response.status_code == 409 else DemoError
+            raise error(f"POST {service}{path} -> {response.status_code}: {response.text}")
         result: dict[str, Any] = response.json()
         return result
 

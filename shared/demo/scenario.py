@@ -8,6 +8,7 @@ API with development tokens, so the demo exercises exactly what integrators use.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 from shared.auth import Role
 from shared.catalogue import CAPABILITIES, Item, base_items
-from shared.demo.client import AidlineClient, DemoError, wait_for
+from shared.demo.client import AidlineClient, Conflict, DemoError, wait_for
 
 DONORS = (
     "US",
@@ -157,21 +158,30 @@ async def play(
         nation=withdrawn_donor,
     )
 
-    # 4. The command plans; planners approve proposals (one is sent back).
+    # 4. The command plans; planners approve proposals (one is sent back). The plan keeps
+    #    moving while the reduction and withdrawal arrive, so approve in rounds until it settles.
     await client.post("allocation", "/plan/run", {}, Role.PLANNER)
-    proposals = await wait_for(lambda: _proposed(client), what="allocation proposals", within=60)
-    for n, allocation in enumerate(proposals):
-        path = f"/allocations/{allocation['allocation_id']}"
-        if n == len(proposals) - 1 and len(proposals) > 3:
-            await client.post(
-                "allocation",
-                f"{path}/reject",
-                {"reason": "Hub capacity: re-plan next week."},
-                Role.PLANNER,
-            )
-            continue
-        await client.post("allocation", f"{path}/approve", {}, Role.PLANNER)
-        played.allocations_approved += 1
+    rejected = False
+    for _ in range(10):
+        proposals = await _settled_proposals(client)
+        if not proposals:
+            break
+        for allocation in proposals:
+            path = f"/allocations/{allocation['allocation_id']}"
+            try:
+                if not rejected and len(proposals) > 3:
+                    await client.post(
+                        "allocation",
+                        f"{path}/reject",
+                        {"reason": "Hub capacity: re-plan next week."},
+                        Role.PLANNER,
+                    )
+                    rejected = True
+                    continue
+                await client.post("allocation", f"{path}/approve", {}, Role.PLANNER)
+                played.allocations_approved += 1
+            except Conflict:
+                continue  # re-planned meanwhile: the next round sees what replaced it
     say(f"{played.allocations_approved} allocations approved")
 
     # 5. Shipments move through the hubs to the border.
@@ -181,21 +191,39 @@ async def play(
         within=60,
     )
     for n, shipment in enumerate(shipments):
-        played.shipments[shipment["id"]] = await _move(client, rng, shipment, n, today)
+        try:
+            played.shipments[shipment["id"]] = await _move(client, rng, shipment, n, today)
+        except Conflict:
+            played.shipments[shipment["id"]] = "cancelled"  # its allocation was re-planned
     say(f"{len(shipments)} shipments moved")
     return played
 
 
-async def _proposed(client: AidlineClient) -> list[dict[str, Any]] | None:
+async def _proposed(client: AidlineClient) -> list[dict[str, Any]]:
     page = await client.get("allocation", "/allocations?status=proposed&limit=500", Role.PLANNER)
     items: list[dict[str, Any]] = page["items"]
-    return sorted(items, key=lambda a: a["allocation_id"]) or None
+    return sorted(items, key=lambda a: a["allocation_id"])
 
 
-async def _planned(client: AidlineClient, expected: int) -> list[dict[str, Any]] | None:
+async def _settled_proposals(client: AidlineClient) -> list[dict[str, Any]]:
+    """The open proposals once two reads a second apart agree (the consumer has caught up)."""
+    previous = await _proposed(client)
+    for _ in range(30):
+        await asyncio.sleep(1.0)
+        current = await _proposed(client)
+        if current == previous:
+            return current
+        previous = current
+    raise DemoError("the allocation plan did not settle within 30 s")
+
+
+async def _planned(client: AidlineClient, approved: int) -> list[dict[str, Any]] | None:
+    """The planned shipments, once there is one per approved allocation still standing."""
     page = await client.get("delivery", "/shipments?limit=200", Role.PLANNER)
     items: list[dict[str, Any]] = page["items"]
-    return sorted(items, key=lambda s: s["id"]) if len(items) >= expected else None
+    if len(items) < approved:
+        return None
+    return sorted((s for s in items if s["status"] == "planned"), key=lambda s: s["id"])
 
 
 async def _move(
