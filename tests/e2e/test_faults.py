@@ -1,0 +1,200 @@
+"""Nothing acknowledged is lost (DESIGN.md §6), proven by breaking things on purpose.
+
+A steady load of commands runs across the services while, in turn: each service is killed -9
+and restarted; the broker is stopped and restarted; a poison message lands on every topic; and
+every consumer's stored offsets are reset to the start (full redelivery). Then the counts are
+reconciled: every acknowledged command is in its store exactly once, on its topic (duplicates on
+the wire allowed), applied exactly once by every consumer and in the read models; the dead-letter
+topics hold exactly the poison messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy.engine import make_url
+
+from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
+from tests.e2e.load import Load
+from tests.e2e.stack import SERVICES, Stack, create_database, drop_database
+from tests.infra import KAFKA, eventually, header, produce, read_topic
+
+KAFKA_SCRIPT = Path(__file__).parents[2] / "deploy" / "local" / "kafka.sh"
+TOPIC_OF = {"request": REQUESTS, "allocation": ALLOCATIONS, "delivery": DELIVERIES}
+
+
+@pytest.fixture
+async def faulty_stack(kafka: str) -> AsyncIterator[Stack]:
+    database_url = await create_database()
+    # Approvals happen on their own so that work flows on to the delivery service.
+    stack = Stack(database_url, env_overrides={"AUTO_APPROVE": "true"})
+    try:
+        for service in SERVICES:
+            stack.start(service)
+        await asyncio.gather(*(stack.wait_ready(s) for s in SERVICES))
+        yield stack
+    finally:
+        stack.stop_all()
+        await drop_database(database_url)
+
+
+async def _connect(stack: Stack) -> asyncpg.Connection:
+    url = make_url(stack.database_url)
+    return await asyncpg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        database=url.database,
+    )
+
+
+async def _restart(stack: Stack, service: str) -> None:
+    stack.kill(service)
+    stack.start(service)
+    await stack.wait_ready(service, timeout=90)
+
+
+def _broker(command: str) -> None:
+    subprocess.run([str(KAFKA_SCRIPT), command], check=True, env=os.environ.copy())
+
+
+async def _schemas_with(conn: asyncpg.Connection, table: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT table_schema FROM information_schema.tables WHERE table_name = $1", table
+    )
+    return sorted(r["table_schema"] for r in rows)
+
+
+async def test_nothing_acknowledged_is_lost_under_faults(faulty_stack: Stack) -> None:
+    stack = faulty_stack
+    load = Load(stack)
+    stop = asyncio.Event()
+    running = asyncio.create_task(load.run(stop))
+    poison = f"poison-{uuid.uuid4()}".encode()
+
+    async def acknowledged_more_than(count: int) -> bool:
+        return len(load.acks) > count
+
+    try:
+        for service in SERVICES:  # kill -9 each service in turn, under load
+            await eventually(
+                lambda n=len(load.acks): acknowledged_more_than(n + 20),
+                60,
+                "load before the next fault",
+            )
+            await _restart(stack, service)
+        await eventually(lambda n=len(load.acks): acknowledged_more_than(n + 20), 60, "load")
+        _broker("down")  # the broker goes away and comes back
+        _broker("up")
+        await eventually(lambda n=len(load.acks): acknowledged_more_than(n + 20), 60, "load")
+        conn = await _connect(stack)
+        try:  # full redelivery: every consumer forgets where it was
+            for schema in await _schemas_with(conn, "consumer_offsets"):
+                await conn.execute(f'DELETE FROM "{schema}".consumer_offsets')
+        finally:
+            await conn.close()
+        for service in SERVICES:
+            await _restart(stack, service)
+        # Poison last: an undecodable message has no event id to recognise it by, so a full
+        # redelivery after it would (rightly) dead-letter it again.
+        for topic in (REQUESTS, ALLOCATIONS, DELIVERIES):
+            await produce(topic, [poison])
+        await eventually(lambda n=len(load.acks): acknowledged_more_than(n + 20), 60, "load")
+    finally:
+        stop.set()
+        await running
+
+    counts = await _reconcile(stack, load, poison)
+    print("\nreconciled:", ", ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+async def _reconcile(stack: Stack, load: Load, poison: bytes) -> dict[str, int]:
+    acks = load.acks
+    assert len(acks) >= 100, "the load made progress"
+    ids_by_service: dict[str, set[str]] = {}
+    for ack in acks:
+        ids_by_service.setdefault(ack.service, set()).add(ack.event_id)
+    conn = await _connect(stack)
+    try:
+        # 1. Every acknowledged command is in its store, exactly once.
+        for service, ids in ids_by_service.items():
+            rows = await conn.fetch(
+                f'SELECT event_id::text AS id FROM "{service}".events '
+                "WHERE event_id::text = ANY($1)",
+                list(ids),
+            )
+            found = Counter(r["id"] for r in rows)
+            assert set(found) == ids, f"{service}: acknowledged but not stored"
+            assert max(found.values()) == 1
+
+        # 2. Applied exactly once by every consumer of its topic, once everything has caught up.
+        consumer_schemas = await _schemas_with(conn, "processed_events")
+        expected: dict[str, set[str]] = {}
+        for schema in consumer_schemas:
+            readers = {
+                "request": {"delivery"},
+                "allocation": {"request", "delivery"},
+                "delivery": {"allocation", "request"},
+            }.get(schema, set(ids_by_service))
+            expected[schema] = set().union(*(ids_by_service.get(s, set()) for s in readers))
+
+        async def all_applied() -> bool:
+            for schema, ids in expected.items():
+                rows = await conn.fetch(
+                    f'SELECT count(*) AS n FROM "{schema}".processed_events '
+                    "WHERE event_id::text = ANY($1)",
+                    list(ids),
+                )
+                if rows[0]["n"] < len(ids):
+                    return False
+            return True
+
+        await eventually(all_applied, 180, "every consumer to apply every acknowledged event")
+    finally:
+        await conn.close()
+
+    # 3. On the topics by ce_id: every acknowledged event, duplicates on the wire allowed.
+    duplicates = 0
+    for service, ids in ids_by_service.items():
+        seen = Counter(header(r, "ce_id") for r in await read_topic(TOPIC_OF[service]))
+        missing = ids - set(seen)
+        assert not missing, f"{len(missing)} acknowledged {service} events never reached Kafka"
+        duplicates += sum(seen[i] - 1 for i in ids)
+
+    # 4. In the read models, exactly once in effect: the board shows each requirement's
+    #    quantity as submitted (a double application would double it).
+    dead = await _dead_letters(stack, poison)
+    return {
+        "acknowledged": len(acks),
+        "unavailable_while_faulted": load.unavailable,
+        "refused_by_rules": load.refused,
+        "consumers_reconciled": len(expected),
+        "duplicates_on_the_wire": duplicates,
+        "dead_lettered_poison": dead,
+    }
+
+
+async def _dead_letters(stack: Stack, poison: bytes) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if f".dlq.{stack.group_prefix}" in t]
+    finally:
+        await admin.close()
+    assert topics, "the consumers created their dead-letter topics"
+    total = 0
+    for topic in topics:
+        messages = await read_topic(topic)
+        assert [m.value for m in messages] == [poison], f"{topic} holds only the poison message"
+        total += 1
+    return total
