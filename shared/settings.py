@@ -26,7 +26,7 @@ class ServiceSettings(BaseSettings):
     migrate_on_start: bool = True
     relay_enabled: bool = True
     consumers_enabled: bool = True
-    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_batch_size: int = Field(default=2000, ge=1, le=10_000)
     # Prepended to consumer group names, so parallel test runs on one broker stay apart.
     consumer_group_prefix: str = ""
     consumer_max_attempts: int = Field(default=3, ge=1, le=100)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -33,6 +34,21 @@ from shared.observability.context import with_context
 EVENTS_APPENDED = Counter(
     "aidline_events_appended_total", "Events appended to the store", ["store"]
 )
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A stored event on its way to Kafka: its data as the JSON text the store holds."""
+
+    position: int
+    stream_id: str
+    stream_version: int
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    meta: Metadata
+    recorded_at: datetime
+    payload: str
 
 
 class ConcurrencyError(Exception):
@@ -179,6 +195,39 @@ class EventStore:
             .limit(limit)
         )
         return [_from_row(row) for row in await conn.execute(query)]
+
+    async def read_outbox(
+        self, conn: AsyncConnection, position: int, limit: int
+    ) -> list[OutboxRow]:
+        """What the relay publishes: like `read_after`, but nothing is decoded in Python (the
+        data stays the stored JSON text; the database picks the metadata fields out)."""
+        meta = events.c.meta
+        query = (
+            sa.select(
+                *(c for c in events.c if c.name not in ("data", "meta")),
+                sa.cast(events.c.data, sa.Text).label("payload"),
+                meta["actor"].as_string().label("actor"),
+                meta["correlation_id"].as_string().label("correlation_id"),
+                meta["causation_id"].as_string().label("causation_id"),
+            )
+            .where(events.c.position > position)
+            .order_by(events.c.position)
+            .limit(limit)
+        )
+        return [
+            OutboxRow(
+                position=row.position,
+                stream_id=row.stream_id,
+                stream_version=row.stream_version,
+                event_id=row.event_id,
+                event_type=row.event_type,
+                schema_version=row.schema_version,
+                meta=Metadata(row.actor or "system", row.correlation_id, row.causation_id),
+                recorded_at=row.recorded_at,
+                payload=row.payload,
+            )
+            for row in await conn.execute(query)
+        ]
 
     async def head_position(self, conn: AsyncConnection) -> int:
         value = await conn.scalar(sa.select(sa.func.max(events.c.position)))

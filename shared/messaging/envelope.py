@@ -10,9 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.events import Metadata, StoredEvent
+from shared.eventstore.store import OutboxRow
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
+_SPEC_VERSION = SPEC_VERSION.encode()
+_CONTENT_TYPE = CONTENT_TYPE.encode()
 
 
 class EnvelopeError(ValueError):
@@ -33,28 +36,31 @@ class Envelope:
     data: dict[str, Any]
 
 
-def encode(event: StoredEvent, source: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    headers = {
-        "ce_specversion": SPEC_VERSION,
-        "ce_id": str(event.event_id),
-        "ce_source": source,
-        "ce_type": event.event_type,
-        "ce_subject": event.stream_id,
-        "ce_time": event.recorded_at.isoformat(),
-        "content-type": CONTENT_TYPE,
-        "ce_streamversion": str(event.stream_version),
-        "ce_position": str(event.position),
-        "ce_schemaversion": str(event.schema_version),
-        "ce_correlationid": event.meta.correlation_id or "",
-        "ce_causationid": event.meta.causation_id or "",
-        "ce_actor": event.meta.actor,
-    }
-    value = json.dumps(event.data, separators=(",", ":")).encode()
-    return (
-        event.stream_id.encode(),
-        value,
-        [(name, text.encode()) for name, text in headers.items()],
-    )
+def encode(
+    event: StoredEvent | OutboxRow, source: str
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of one event; the relay's hot path, hence the plain list."""
+    meta = event.meta
+    headers = [
+        ("ce_specversion", _SPEC_VERSION),
+        ("ce_id", str(event.event_id).encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", event.event_type.encode()),
+        ("ce_subject", event.stream_id.encode()),
+        ("ce_time", event.recorded_at.isoformat().encode()),
+        ("content-type", _CONTENT_TYPE),
+        ("ce_streamversion", str(event.stream_version).encode()),
+        ("ce_position", str(event.position).encode()),
+        ("ce_schemaversion", str(event.schema_version).encode()),
+        ("ce_correlationid", (meta.correlation_id or "").encode()),
+        ("ce_causationid", (meta.causation_id or "").encode()),
+        ("ce_actor", meta.actor.encode()),
+    ]
+    if isinstance(event, OutboxRow):
+        value = event.payload.encode()
+    else:
+        value = json.dumps(event.data, separators=(",", ":")).encode()
+    return event.stream_id.encode(), value, headers
 
 
 def decode(

@@ -25,8 +25,7 @@ import sqlalchemy as sa
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.domain import StoredEvent
-from shared.eventstore.store import EventStore
+from shared.eventstore.store import EventStore, OutboxRow
 from shared.eventstore.tables import relay_checkpoints
 from shared.messaging import envelope
 from shared.messaging.kafka import new_producer
@@ -54,8 +53,8 @@ class Relay:
         source: str,
         bootstrap_servers: str,
         name: str = "relay",
-        batch_size: int = 500,
-        max_in_flight: int = 4,
+        batch_size: int = 2000,
+        max_in_flight: int = 8,
         idle_poll_seconds: float = 2.0,
         election_retry_seconds: float = 1.0,
         producer_options: dict[str, Any] | None = None,
@@ -147,15 +146,15 @@ class Relay:
                     future.cancel()
             await producer.stop()
 
-    async def _read_batch(self, after: int) -> list[StoredEvent]:
+    async def _read_batch(self, after: int) -> list[OutboxRow]:
         async with self.store.db.engine.connect() as conn:
-            batch = await self.store.read_after(conn, after, self.batch_size)
+            batch = await self.store.read_outbox(conn, after, self.batch_size)
             if len(batch) < self.batch_size:  # near the head: lag is what we have not acked
                 head = batch[-1].position if batch else await self.store.head_position(conn)
                 RELAY_LAG.labels(self.topic).set(max(0, head - self.position))
         return batch
 
-    async def _send(self, producer: Any, batch: list[StoredEvent]) -> _InFlight:
+    async def _send(self, producer: Any, batch: list[OutboxRow]) -> _InFlight:
         futures = []
         for event in batch:
             key, value, headers = envelope.encode(event, self.source)
