@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import json
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -49,6 +51,26 @@ class OutboxRow:
     meta: Metadata
     recorded_at: datetime
     payload: str
+
+
+@functools.cache
+def _locked_insert_sql(count: int) -> sa.TextClause:
+    """The locked insert of `count` rows (cached: SQL text compiles once per row count)."""
+    rows = ", ".join(
+        f"({n}, :stream_id_{n}, :stream_version_{n}, CAST(:event_id_{n} AS uuid), "
+        f":event_type_{n}, :schema_version_{n}, CAST(:data_{n} AS jsonb), "
+        f"CAST(:meta_{n} AS jsonb), CAST(:recorded_at_{n} AS timestamptz))"
+        for n in range(count)
+    )
+    columns = (
+        "stream_id, stream_version, event_id, event_type, schema_version, data, meta, recorded_at"
+    )
+    return sa.text(
+        f"INSERT INTO events ({columns}) "
+        f"SELECT {columns} FROM (VALUES {rows}) AS new_events (ordinal, {columns}) "
+        "CROSS JOIN (SELECT pg_advisory_xact_lock(:lock_key), pg_notify(:channel, '')) AS lock "
+        "ORDER BY ordinal RETURNING event_id, position"
+    )
 
 
 class ConcurrencyError(Exception):
@@ -138,42 +160,47 @@ class EventStore:
     async def insert(
         self, conn: AsyncConnection, pending: Sequence[_PendingAppend]
     ) -> list[StoredEvent]:
-        if self.db.postgres:
-            # One round trip: the lock, and the relay's wake-up (NOTIFY is delivered at commit).
-            await conn.execute(
-                sa.select(
-                    sa.func.pg_advisory_xact_lock(self.lock_key),
-                    sa.func.pg_notify(self.channel, ""),
-                )
-            )
         now = datetime.now(UTC)
-        rows = []
-        for append in pending:
-            for offset, event in enumerate(append.events, start=1):
-                rows.append(
-                    {
-                        "stream_id": append.stream_id,
-                        "stream_version": append.expected_version + offset,
-                        "event_id": event.event_id,
-                        "event_type": event.event_type,
-                        "schema_version": event.schema_version,
-                        "data": event.data,
-                        "meta": event.meta.as_dict(),
-                        "recorded_at": now,
-                    }
-                )
+        rows = [
+            {
+                "stream_id": append.stream_id,
+                "stream_version": append.expected_version + offset,
+                "event_id": event.event_id,
+                "event_type": event.event_type,
+                "schema_version": event.schema_version,
+                "data": event.data,
+                "meta": event.meta.as_dict(),
+                "recorded_at": now,
+            }
+            for append in pending
+            for offset, event in enumerate(append.events, start=1)
+        ]
         try:
-            result = await conn.execute(
-                events.insert().returning(events.c.position, sort_by_parameter_order=True), rows
-            )
+            if self.db.postgres:
+                result = await conn.execute(self._locked_insert(rows))
+            else:  # SQLite: the database lock (BEGIN IMMEDIATE) already orders the writers
+                result = await conn.execute(
+                    events.insert().returning(events.c.event_id, events.c.position), rows
+                )
         except IntegrityError as exc:
             conflict = _conflicting_append(exc, pending)
             if conflict is not None:
                 raise ConcurrencyError(conflict.stream_id, conflict.expected_version) from exc
             raise
-        positions = [row.position for row in result]
+        position_of = {row.event_id: row.position for row in result}
         EVENTS_APPENDED.labels(self.db.schema).inc(len(rows))
-        return [_stored(position, row) for position, row in zip(positions, rows, strict=True)]
+        return [_stored(position_of[row["event_id"]], row) for row in rows]
+
+    def _locked_insert(self, rows: list[dict[str, Any]]) -> sa.TextClause:
+        """PostgreSQL: one statement takes the commit-order lock, queues the relay's wake-up
+        (NOTIFY is delivered at commit) and inserts, in that order: the rows come out of a join
+        with the lock's one-row subquery, so positions are drawn only once the lock is held."""
+        params: dict[str, Any] = {"lock_key": self.lock_key, "channel": self.channel}
+        for n, row in enumerate(rows):
+            params |= {f"{name}_{n}": value for name, value in row.items()}
+            params[f"data_{n}"] = json.dumps(row["data"])
+            params[f"meta_{n}"] = json.dumps(row["meta"])
+        return _locked_insert_sql(len(rows)).bindparams(**params)
 
     async def read_stream(
         self, conn: AsyncConnection, stream_id: str, after_version: int = 0
