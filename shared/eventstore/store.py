@@ -53,6 +53,11 @@ class OutboxRow:
     payload: str
 
 
+# Appends up to this many events go in one statement with the lock (the common case: one
+# command, a few events); larger ones would exceed the driver's bind parameter limit.
+_ONE_STATEMENT_ROWS = 64
+
+
 @functools.cache
 def _locked_insert_sql(count: int) -> sa.TextClause:
     """The locked insert of `count` rows (cached: SQL text compiles once per row count)."""
@@ -176,9 +181,17 @@ class EventStore:
             for offset, event in enumerate(append.events, start=1)
         ]
         try:
-            if self.db.postgres:
+            if self.db.postgres and len(rows) <= _ONE_STATEMENT_ROWS:
                 result = await conn.execute(self._locked_insert(rows))
-            else:  # SQLite: the database lock (BEGIN IMMEDIATE) already orders the writers
+            else:
+                if self.db.postgres:  # a large append: the lock first, then a bulk insert
+                    await conn.execute(
+                        sa.select(
+                            sa.func.pg_advisory_xact_lock(self.lock_key),
+                            sa.func.pg_notify(self.channel, ""),
+                        )
+                    )
+                # (SQLite: the database lock, BEGIN IMMEDIATE, already orders the writers.)
                 result = await conn.execute(
                     events.insert().returning(events.c.event_id, events.c.position), rows
                 )
