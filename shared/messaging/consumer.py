@@ -6,10 +6,15 @@ On assignment the consumer seeks to the offsets stored in its own database, so t
 not Kafka's committed offsets, is the truth; a redelivered or re-published event (same ce_id)
 is skipped. Kafka offsets are committed afterwards only so that tools show sensible lag.
 
-Poison messages: each message runs in a savepoint; one that fails `max_attempts` times (or is
-not a well-formed CloudEvent) is published to `<topic>.dlq.<consumer>` with the error in headers,
-recorded as processed, counted, and the batch goes on. Errors of the database connection itself
-are not the message's fault: the whole batch is rolled back and retried.
+Speed: the whole batch is first applied in one savepoint (one handler call per message, or one
+call of a batch handler for all of them) and its tracking records are written in one statement.
+Only when that fails is the batch applied again message by message.
+
+Poison messages: in that per-message pass each message runs in its own savepoint; one that fails
+`max_attempts` times (or is not a well-formed CloudEvent) is published to `<topic>.dlq.<consumer>`
+with the error in headers, recorded as processed, counted, and the batch goes on. Errors of the
+database connection itself are not the message's fault: the whole batch is rolled back and
+retried.
 """
 
 from __future__ import annotations
@@ -60,6 +65,11 @@ class Message:
 
 
 Handler = Callable[[Transaction, Message], Awaitable[None]]
+# Applies several messages (of one partition, in offset order) at once: for consumers that
+# write their effects in bulk. Called with a single message when a batch is retried one by one.
+BatchHandler = Callable[[Transaction, Sequence[Message]], Awaitable[None]]
+# Called after a batch's transaction has committed, with the messages it applied.
+CommitListener = Callable[[Sequence[Message]], None]
 
 
 @dataclass
@@ -85,7 +95,7 @@ class EventConsumer:
         self,
         name: str,
         topics: Sequence[str],
-        handler: Handler,
+        handler: Handler | None,
         store: EventStore,
         *,
         bootstrap_servers: str,
@@ -93,10 +103,16 @@ class EventConsumer:
         batch_size: int = 500,
         stall_seconds: float = 60.0,
         retry_backoff_seconds: float = 0.05,
+        batch_handler: BatchHandler | None = None,
+        on_commit: CommitListener | None = None,
     ) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give either a handler or a batch_handler")
         self.name = name
         self.topics = list(topics)
         self.handler = handler
+        self.batch_handler: BatchHandler = batch_handler or self._one_by_one
+        self.on_commit = on_commit
         self.store = store
         self.bootstrap_servers = bootstrap_servers
         self.max_attempts = max_attempts
@@ -160,6 +176,11 @@ class EventConsumer:
 
     # -- applying --------------------------------------------------------------------------
 
+    async def _one_by_one(self, tx: Transaction, messages: Sequence[Message]) -> None:
+        assert self.handler is not None
+        for message in messages:
+            await self.handler(tx, message)
+
     async def _apply_batch(
         self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
     ) -> None:
@@ -172,46 +193,95 @@ class EventConsumer:
                     raise
                 log.warning("consumer %s: database unavailable, retrying batch: %r", self.name, exc)
                 await asyncio.sleep(1.0)
-        self.applied += applied
+        self.applied += len(applied)
         self.dead_lettered += dead
-        APPLIED.labels(self.name, tp.topic).inc(applied)
+        APPLIED.labels(self.name, tp.topic).inc(len(applied))
+        if applied:
+            self.last_event_time = applied[-1].event.time
+            if self.on_commit is not None:
+                try:
+                    self.on_commit(applied)
+                except Exception:  # a listener's bug must not stop the consumer
+                    log.exception("consumer %s: commit listener failed", self.name)
         assert self._consumer is not None
         with contextlib.suppress(Exception):  # advisory only: our database holds the truth
             await self._consumer.commit({tp: records[-1].offset + 1})
 
     async def _apply_in_transaction(
         self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
-    ) -> tuple[int, int]:
-        applied = dead = 0
+    ) -> tuple[list[Message], int]:
+        """Apply a partition's batch with its tracking records and offset in one transaction;
+        returns the messages applied and the number dead-lettered."""
+        dead_letters: list[tuple[ConsumerRecord[Any, Any], Exception, int]] = []
         async with self.store.db.engine.begin() as conn:
-            tx = Transaction(conn, self.store)
             done = await self._already_processed(conn, records)
+            messages: list[Message] = []
+            by_offset: dict[int, ConsumerRecord[Any, Any]] = {}
             for record in records:
                 try:
                     event = envelope.decode(record.headers, record.value)
                 except EnvelopeError as exc:
-                    await self._dead_letter(record, exc, attempts=1)
-                    dead += 1
+                    dead_letters.append((record, exc, 1))
                     continue
                 if event.event_id in done:
                     DUPLICATES.labels(self.name, record.topic).inc()
                     continue
-                message = Message(record.topic, record.partition, record.offset, event)
-                error = await self._apply_one(tx, message)
-                if error is None:
-                    applied += 1
-                    self.last_event_time = event.time
-                else:
-                    await self._dead_letter(record, error, attempts=self.max_attempts)
-                    dead += 1
                 done.add(event.event_id)
+                by_offset[record.offset] = record
+                messages.append(Message(record.topic, record.partition, record.offset, event))
+            applied = await self._apply_all(conn, messages)
+            if applied is None:
+                applied, failed = await self._apply_each(conn, messages)
+                dead_letters += [(by_offset[m.offset], e, self.max_attempts) for m, e in failed]
+            for record, error, attempts in sorted(dead_letters, key=lambda d: d[0].offset):
+                await self._dead_letter(record, error, attempts=attempts)
+            if messages:
+                now = datetime.now(UTC)
                 await conn.execute(
-                    processed_events.insert().values(
-                        consumer=self.name, event_id=event.event_id, processed_at=datetime.now(UTC)
-                    )
+                    processed_events.insert(),
+                    [
+                        {"consumer": self.name, "event_id": m.event.event_id, "processed_at": now}
+                        for m in messages
+                    ],
                 )
             await self._save_offset(conn, tp, records[-1].offset + 1)
-        return applied, dead
+        return applied, len(dead_letters)
+
+    async def _apply_all(
+        self, conn: AsyncConnection, messages: list[Message]
+    ) -> list[Message] | None:
+        """The fast path: the whole batch in one savepoint; None if anything in it failed."""
+        if not messages:
+            return []
+        tx = Transaction(conn, self.store)
+        try:
+            async with conn.begin_nested():
+                await self.batch_handler(tx, messages)
+                await tx.flush()
+            return messages
+        except Exception as exc:
+            if _is_connection_failure(exc):
+                raise
+            log.info(
+                "consumer %s: batch of %d failed (%r); applying it message by message",
+                self.name,
+                len(messages),
+                exc,
+            )
+            return None
+
+    async def _apply_each(
+        self, conn: AsyncConnection, messages: list[Message]
+    ) -> tuple[list[Message], list[tuple[Message, Exception]]]:
+        applied: list[Message] = []
+        failed: list[tuple[Message, Exception]] = []
+        for message in messages:
+            error = await self._apply_one(Transaction(conn, self.store), message)
+            if error is None:
+                applied.append(message)
+            else:
+                failed.append((message, error))
+        return applied, failed
 
     async def _apply_one(self, tx: Transaction, message: Message) -> Exception | None:
         """Apply one message in a savepoint; returns the last error if every attempt failed."""
@@ -219,7 +289,7 @@ class EventConsumer:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 async with tx.conn.begin_nested():
-                    await self.handler(tx, message)
+                    await self.batch_handler(tx, [message])
                     await tx.flush()
                 return None
             except Exception as exc:
