@@ -352,14 +352,13 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartit
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()  # loads the metadata of every topic
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            return {}
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = []
+        for topic in topics:
+            numbers = cluster.partitions_for_topic(topic)
+            if not numbers:
+                raise LookupError(f"topic {topic} has no partitions (does it exist?)")
+            partitions += [TopicPartition(topic, p) for p in sorted(numbers)]
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         return ends
     finally:
