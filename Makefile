@@ -39,6 +39,7 @@ infra-status: ## Is local Kafka / PostgreSQL running?
 
 .PHONY: test
 test: $(STAMP) ## Run the whole test suite against real Kafka and PostgreSQL
+	@deploy/local/browser.sh
 	@deploy/local/with-infra.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -467,3 +468,24 @@ async def test_status_shows_lag_per_partition(service: Projection) -> None:
 
 
 _ = httpx  # the client type of Projection
+
+
+async def test_sqlite_local_runs_keep_the_same_board(
+    kafka: str, topics: Topics, tmp_path: Path
+) -> None:
+    """`make run` defaults to SQLite: the same read models, one file per generation."""
+    s = Scenario()
+    requests, allocations = s.requests(), s.allocations()
+    await produce(topics.requests, requests)
+    await produce(topics.allocations, allocations)
+    async with projection_service(topics, f"sqlite+aiosqlite:///{tmp_path}/aidline.db") as svc:
+        r = await row(svc, s.requirement, allocations[-1])
+        await eventually(lambda: _status_is(svc, s.requirement, "covered"), what="coverage")
+        r = await get(svc, f"/board/requirements/{s.requirement}")
+        assert (r["requested"], r["allocated"], r["status"]) == (100, 100, "covered")
+        ledger = await get(svc, f"/donors/{s.donor}/ledger")
+        assert ledger["totals"]["confirmed_quantity"] >= 200
+        started = await svc.client.post("/admin/rebuild", headers=auth("admin"))
+        assert started.status_code == 202
+        await eventually(lambda: _swapped(svc, 2), timeout=60, what="the rebuild")
+        assert (await get(svc, f"/board/requirements/{s.requirement}"))["allocated"] == 100
