@@ -30,5 +30,9 @@ def version() -> None:
 # from shared.cli import token; app.command("token")(token.token)
 
 
+from shared.cli import rebuild; app.command("rebuild")(rebuild.rebuild)  # noqa: E402, E702, I001  # fmt: skip
+from shared.cli import tail; app.command("tail")(tail.tail)  # noqa: E402, E702, I001  # fmt: skip
+
+
 if __name__ == "__main__":
     app()

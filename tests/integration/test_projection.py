@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -489,3 +491,32 @@ async def test_sqlite_local_runs_keep_the_same_board(
         assert started.status_code == 202
         await eventually(lambda: _swapped(svc, 2), timeout=60, what="the rebuild")
         assert (await get(svc, f"/board/requirements/{s.requirement}"))["allocated"] == 100
+
+
+async def test_the_cli_tails_the_stream_and_rebuilds(service: Projection, topics: Topics) -> None:
+    s = Scenario()
+    aidline = str(Path(sys.executable).with_name("aidline"))
+    tail = await asyncio.create_subprocess_exec(
+        aidline, "tail", "--url", service.url, "--subject", s.requirement, "--count", "1",
+        stdout=asyncio.subprocess.PIPE, env=os.environ | {"COLUMNS": "200"},
+    )  # fmt: skip
+    requests = s.requests()
+    try:
+        assert tail.stdout is not None
+        first = await asyncio.wait_for(tail.stdout.readline(), 30)
+        assert b"watching" in first
+        await produce(topics.requests, requests[:1])
+        out, _ = await asyncio.wait_for(tail.communicate(), 30)
+    finally:
+        if tail.returncode is None:
+            tail.kill()
+    assert tail.returncode == 0
+    assert "requirement.submitted" in out.decode() and s.requirement in out.decode()
+    rebuild = await asyncio.create_subprocess_exec(
+        aidline, "rebuild", "--url", service.url, stdout=asyncio.subprocess.PIPE,
+        env=os.environ | {"COLUMNS": "200"},
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(rebuild.communicate(), 90)
+    assert rebuild.returncode == 0, out.decode()
+    assert "is live" in out.decode()
+    await row(service, s.requirement, requests[0])
