@@ -107,9 +107,10 @@ function drawChart() {
     add("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no pledges or deliveries yet");
   } else {
     const days = points.map((p) => Date.parse(p.day));
-    const x0 = Math.min(...days), x1 = Math.max(...days) || x0 + 1;
+    const x0 = Math.min(...days), x1 = Math.max(...days);
     const yMax = Math.max(1, ...points.map((p) => Math.max(p.pledged, p.delivered)));
-    const x = (d) => L + ((d - x0) / Math.max(1, x1 - x0)) * (W - L - R);
+    // One day only: put it in the middle rather than on the axis.
+    const x = (d) => (x1 === x0 ? (L + W - R) / 2 : L + ((d - x0) / (x1 - x0)) * (W - L - R));
     const y = (v) => H - B - (v / yMax) * (H - B - T);
     add("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#bbb" });
     add("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#bbb" });
@@ -120,6 +121,8 @@ function drawChart() {
     for (const [key, colour] of [["pledged", "#1f5fa8"], ["delivered", "#2e7d32"]]) {
       const path = points.map((p, i) => `${i ? "L" : "M"}${x(days[i]).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
       add("path", { d: path, fill: "none", stroke: colour, "stroke-width": 2, class: `series-${key}` });
+      // Markers too, so a series of one day still shows.
+      points.forEach((p, i) => add("circle", { cx: x(days[i]).toFixed(1), cy: y(p[key]).toFixed(1), r: 3, fill: colour }));
     }
   }
   const legend = el("div", { class: "legend" },
