@@ -1,29 +1,58 @@
-"""The projection service's web app (port 8004)."""
+"""The projection service's web app (port 8004): wiring only."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import asyncio
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
+from services.projection.api import STATIC, admin_router, page_router, router, stream_router
+from services.projection.generations import MIGRATIONS, Generation, Projector
 from services.projection.settings import ProjectionSettings
+from services.projection.stream import EventStream
 from shared.runtime import ServiceRuntime
 from shared.web.app import create_app
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+
+class ProjectionRuntime(ServiceRuntime):
+    """The shared runtime plus the projector (generations, rebuild) and the live stream."""
+
+    def __init__(self, settings: ProjectionSettings) -> None:
+        super().__init__(settings, schema=settings.projection_schema, migrations=MIGRATIONS)
+        self.projector = Projector(settings, self.db)
+        self.stream = EventStream(settings.stream_buffer_size)
+        self.projector.on_switch.append(self.stream.follow)
+        self.projector.on_switch.append(self._report_consumer)
+        self.projector.on_applied.append(self.stream.notify)
+
+    def _report_consumer(self, new: Generation, _old: Generation | None) -> None:
+        self.consumers = [new.consumer]  # what /readyz checks
+
+    async def start(self) -> None:
+        await super().start()
+        await self.projector.start()
+        self._tasks.append(asyncio.create_task(self.stream.run(), name="event-stream"))
+
+    async def stop(self) -> None:
+        await self.projector.stop()
+        await super().stop()
 
 
-def build_runtime(settings: ProjectionSettings) -> ServiceRuntime:
-    return ServiceRuntime(settings, schema="projection", migrations=MIGRATIONS)
+def build_runtime(settings: ProjectionSettings) -> ProjectionRuntime:
+    return ProjectionRuntime(settings)
 
 
 def build_app(settings: ProjectionSettings | None = None) -> FastAPI:
     settings = settings or ProjectionSettings()
-    return create_app(
+    app = create_app(
         build_runtime(settings),
         title="Aidline projection service",
         description="Read models, the live event stream and the operators' dashboard.",
+        routers=(router, stream_router, admin_router, page_router),
     )
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
 
 
 app = build_app()

@@ -1,12 +1,37 @@
-"""Settings of the projection service (environment variables; see README)."""
+"""Settings of the projection service (environment variables; see README and docs/projection.md)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
+from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
 from shared.settings import ServiceSettings
 
 
 class ProjectionSettings(ServiceSettings):
     service_name: str = "projection"
     port: int = Field(default=8004, ge=1, le=65535, validation_alias="PROJECTION_PORT")
+    # The base schema: holds the generation pointer; each generation's read models live in
+    # `<schema>_g<n>` (PostgreSQL schema, or SQLite file).
+    projection_schema: str = Field(default="projection", pattern="^[a-z_][a-z0-9_]{0,50}$")
+    # The topics it reads (other names only for benchmarks and isolated tests).
+    requests_topic: str = REQUESTS
+    allocations_topic: str = ALLOCATIONS
+    deliveries_topic: str = DELIVERIES
+    # Messages per poll: large batches keep replay fast (one transaction per partition batch).
+    projection_batch_size: int = Field(default=2000, ge=1, le=50_000)
+    # How long `after_event=` waits for the event to be applied before answering 504.
+    read_your_writes_timeout: float = Field(default=5.0, gt=0, le=60)
+    # Recent events kept in memory for live-stream resumption (older ones come from the audit).
+    stream_buffer_size: int = Field(default=10_000, ge=100, le=1_000_000)
+    # Development only: `GET /dev/token` hands the dashboard an observer token.
+    dev_token_enabled: bool = True
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Topic name -> the catalogue's own topic name."""
+        return {
+            self.requests_topic: REQUESTS,
+            self.allocations_topic: ALLOCATIONS,
+            self.deliveries_topic: DELIVERIES,
+        }

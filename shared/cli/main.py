@@ -35,5 +35,9 @@ app.command("demo")(demo.demo)
 app.add_typer(imports.app, name="import")
 
 
+from shared.cli import rebuild; app.command("rebuild")(rebuild.rebuild)  # noqa: E402, E702, I001  # fmt: skip
+from shared.cli import tail; app.command("tail")(tail.tail)  # noqa: E402, E702, I001  # fmt: skip
+
+
 if __name__ == "__main__":
     app()

@@ -1,15 +1,21 @@
 """The consumer loop every service uses to apply other services' events.
 
-Exactly-once effect: a batch of messages from one partition is applied in one database
-transaction together with (a) the ids of the events applied and (b) the partition's next offset.
+Exactly-once effect: the messages of one poll (from one or more partitions) are applied in one
+database transaction together with (a) the ids of the events applied and (b) each partition's
+next offset.
 On assignment the consumer seeks to the offsets stored in its own database, so the database,
 not Kafka's committed offsets, is the truth; a redelivered or re-published event (same ce_id)
 is skipped. Kafka offsets are committed afterwards only so that tools show sensible lag.
 
-Poison messages: each message runs in a savepoint; one that fails `max_attempts` times (or is
-not a well-formed CloudEvent) is published to `<topic>.dlq.<consumer>` with the error in headers,
-recorded as processed, counted, and the batch goes on. Errors of the database connection itself
-are not the message's fault: the whole batch is rolled back and retried.
+Speed: the whole batch is first applied in one savepoint (one handler call per message, or one
+call of a batch handler for all of them) and its tracking records are written in one statement.
+Only when that fails is the batch applied again message by message.
+
+Poison messages: in that per-message pass each message runs in its own savepoint; one that fails
+`max_attempts` times (or is not a well-formed CloudEvent) is published to `<topic>.dlq.<consumer>`
+with the error in headers, recorded as processed, counted, and the batch goes on. Errors of the
+database connection itself are not the message's fault: the whole batch is rolled back and
+retried.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.db.bulk import driver_connection, insert_rows
 from shared.domain.events import Metadata
 from shared.eventstore.store import EventStore, Transaction
 from shared.eventstore.tables import consumer_offsets, processed_events
@@ -63,6 +70,10 @@ LAST_EVENT_TIME = Gauge(
 )
 
 
+# Kafka's own committed offsets only feed monitoring tools; they are sent at most this often.
+ADVISORY_COMMIT_SECONDS = 1.0
+
+
 @dataclass(frozen=True)
 class Message:
     topic: str
@@ -82,6 +93,11 @@ class Message:
 
 
 Handler = Callable[[Transaction, Message], Awaitable[None]]
+# Applies several messages (in offset order within each partition) at once: for consumers that
+# write their effects in bulk. Called with a single message when a batch is retried one by one.
+BatchHandler = Callable[[Transaction, Sequence[Message]], Awaitable[None]]
+# Called after a batch's transaction has committed, with the messages it applied.
+CommitListener = Callable[[Sequence[Message]], None]
 
 
 @dataclass
@@ -107,7 +123,7 @@ class EventConsumer:
         self,
         name: str,
         topics: Sequence[str],
-        handler: Handler,
+        handler: Handler | None,
         store: EventStore,
         *,
         bootstrap_servers: str,
@@ -115,10 +131,16 @@ class EventConsumer:
         batch_size: int = 500,
         stall_seconds: float = 60.0,
         retry_backoff_seconds: float = 0.05,
+        batch_handler: BatchHandler | None = None,
+        on_commit: CommitListener | None = None,
     ) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give either a handler or a batch_handler")
         self.name = name
         self.topics = list(topics)
         self.handler = handler
+        self.batch_handler: BatchHandler = batch_handler or self._one_by_one
+        self.on_commit = on_commit
         self.store = store
         self.bootstrap_servers = bootstrap_servers
         self.max_attempts = max_attempts
@@ -133,6 +155,10 @@ class EventConsumer:
         self._lag: dict[TopicPartition, int] = {}
         self._lag_total = 0
         self._lag_growing_since: float | None = None
+        # Partitions whose offset row exists (committed): updated in one statement per batch.
+        self._offset_rows: set[TopicPartition] = set()
+        self._advisory: dict[TopicPartition, int] = {}
+        self._advised_at = 0.0
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: Any = None
         self.assigned = asyncio.Event()
@@ -170,8 +196,8 @@ class EventConsumer:
             while True:
                 batches = await self._consumer.getmany(timeout_ms=1000, max_records=self.batch_size)
                 self._last_poll = time.monotonic()
-                for tp, records in batches.items():
-                    await self._apply_batch(tp, records)
+                if batches:
+                    await self._apply_batch(batches)
                 await self._update_lag()
         finally:
             self._running = False
@@ -182,75 +208,141 @@ class EventConsumer:
 
     # -- applying --------------------------------------------------------------------------
 
+    async def _one_by_one(self, tx: Transaction, messages: Sequence[Message]) -> None:
+        assert self.handler is not None
+        for message in messages:
+            # Its logs, and the events it causes, carry the command's correlation id onward.
+            event_id = str(message.event.event_id)
+            with bound(message.event.meta.correlation_id or event_id, event_id):
+                await self.handler(tx, message)
+
     async def _apply_batch(
-        self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
+        self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
     ) -> None:
         while True:
             try:
-                applied, dead = await self._apply_in_transaction(tp, records)
+                applied, dead = await self._apply_in_transaction(batches)
                 break
             except Exception as exc:
                 if not _is_connection_failure(exc):
                     raise
                 log.warning("consumer %s: database unavailable, retrying batch: %r", self.name, exc)
                 await asyncio.sleep(1.0)
-        self.applied += applied
+        self.applied += len(applied)
         self.dead_lettered += dead
-        APPLIED.labels(self.name, tp.topic).inc(applied)
-        POSITION.labels(self.name, tp.topic, str(tp.partition)).set(records[-1].offset + 1)
-        if self.last_event_time is not None:
+        for tp, records in batches.items():
+            POSITION.labels(self.name, tp.topic, str(tp.partition)).set(records[-1].offset + 1)
+        per_topic: dict[str, int] = {}
+        for message in applied:
+            per_topic[message.topic] = per_topic.get(message.topic, 0) + 1
+        for topic, count in per_topic.items():
+            APPLIED.labels(self.name, topic).inc(count)
+        if applied:
+            self.last_event_time = applied[-1].event.time
             LAST_EVENT_TIME.labels(self.name).set(self.last_event_time.timestamp())
+            if self.on_commit is not None:
+                try:
+                    self.on_commit(applied)
+                except Exception:  # a listener's bug must not stop the consumer
+                    log.exception("consumer %s: commit listener failed", self.name)
         assert self._consumer is not None
-        with contextlib.suppress(Exception):  # advisory only: our database holds the truth
-            await self._consumer.commit({tp: records[-1].offset + 1})
+        self._advisory.update({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+        if time.monotonic() - self._advised_at >= ADVISORY_COMMIT_SECONDS:
+            # Advisory only (our database holds the truth): a round trip per second, not per poll.
+            with contextlib.suppress(Exception):
+                await self._consumer.commit(self._advisory)
+            self._advised_at = time.monotonic()
 
     async def _apply_in_transaction(
-        self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
-    ) -> tuple[int, int]:
-        applied = dead = 0
-        async with self.store.db.engine.begin() as conn:
-            tx = Transaction(conn, self.store)
-            done = await self._already_processed(conn, records)
-            for record in records:
+        self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+    ) -> tuple[list[Message], int]:
+        """Apply a poll's records with their tracking records and offsets in one transaction;
+        returns the messages applied and the number dead-lettered."""
+        dead_letters: list[tuple[ConsumerRecord[Any, Any], Exception, int]] = []
+        decoded: list[tuple[ConsumerRecord[Any, Any], Envelope]] = []
+        for rs in batches.values():
+            for record in rs:
                 try:
-                    event = envelope.decode(record.headers, record.value)
+                    decoded.append((record, envelope.decode(record.headers, record.value)))
                 except EnvelopeError as exc:
-                    await self._dead_letter(record, exc, attempts=1)
-                    dead += 1
-                    continue
+                    dead_letters.append((record, exc, 1))
+        async with self.store.db.engine.begin() as conn:
+            done = await self._already_processed(conn, {e.event_id for _, e in decoded})
+            messages: list[Message] = []
+            by_position: dict[tuple[str, int, int], ConsumerRecord[Any, Any]] = {}
+            for record, event in decoded:
                 if event.event_id in done:
                     DUPLICATES.labels(self.name, record.topic).inc()
                     continue
-                message = Message(record.topic, record.partition, record.offset, event)
-                error = await self._apply_one(tx, message)
-                if error is None:
-                    applied += 1
-                    self.last_event_time = event.time
-                else:
-                    await self._dead_letter(record, error, attempts=self.max_attempts)
-                    dead += 1
                 done.add(event.event_id)
-                await conn.execute(
-                    processed_events.insert().values(
-                        consumer=self.name, event_id=event.event_id, processed_at=datetime.now(UTC)
-                    )
-                )
-            await self._save_offset(conn, tp, records[-1].offset + 1)
-        return applied, dead
+                by_position[(record.topic, record.partition, record.offset)] = record
+                messages.append(Message(record.topic, record.partition, record.offset, event))
+            applied = await self._apply_all(conn, messages)
+            if applied is None:
+                applied, failed = await self._apply_each(conn, messages)
+                dead_letters += [
+                    (by_position[(m.topic, m.partition, m.offset)], e, self.max_attempts)
+                    for m, e in failed
+                ]
+            dead_letters.sort(key=lambda d: (d[0].topic, d[0].partition, d[0].offset))
+            for record, error, attempts in dead_letters:
+                await self._dead_letter(record, error, attempts=attempts)
+            now = datetime.now(UTC)
+            await insert_rows(
+                conn,
+                processed_events,
+                ("consumer", "event_id", "processed_at"),
+                [(self.name, m.event.event_id, now) for m in messages],
+            )
+            inserted = await self._save_offsets(
+                conn, {tp: rs[-1].offset + 1 for tp, rs in batches.items()}
+            )
+        self._offset_rows |= inserted  # only once committed
+        return applied, len(dead_letters)
+
+    async def _apply_all(
+        self, conn: AsyncConnection, messages: list[Message]
+    ) -> list[Message] | None:
+        """The fast path: the whole batch in one savepoint; None if anything in it failed."""
+        if not messages:
+            return []
+        tx = Transaction(conn, self.store)
+        try:
+            async with conn.begin_nested():
+                await self.batch_handler(tx, messages)
+                await tx.flush()
+            return messages
+        except Exception as exc:
+            if _is_connection_failure(exc):
+                raise
+            log.info(
+                "consumer %s: batch of %d failed (%r); applying it message by message",
+                self.name,
+                len(messages),
+                exc,
+            )
+            return None
+
+    async def _apply_each(
+        self, conn: AsyncConnection, messages: list[Message]
+    ) -> tuple[list[Message], list[tuple[Message, Exception]]]:
+        applied: list[Message] = []
+        failed: list[tuple[Message, Exception]] = []
+        for message in messages:
+            error = await self._apply_one(Transaction(conn, self.store), message)
+            if error is None:
+                applied.append(message)
+            else:
+                failed.append((message, error))
+        return applied, failed
 
     async def _apply_one(self, tx: Transaction, message: Message) -> Exception | None:
         """Apply one message in a savepoint; returns the last error if every attempt failed."""
-        # Its logs, and the events it causes, carry the command's correlation id onward.
-        event_id = str(message.event.event_id)
-        with bound(message.event.meta.correlation_id or event_id, event_id):
-            return await self._attempt(tx, message)
-
-    async def _attempt(self, tx: Transaction, message: Message) -> Exception | None:
         error: Exception | None = None
         for attempt in range(1, self.max_attempts + 1):
             try:
                 async with tx.conn.begin_nested():
-                    await self.handler(tx, message)
+                    await self.batch_handler(tx, [message])
                     await tx.flush()
                 return None
             except Exception as exc:
@@ -274,16 +366,19 @@ class EventConsumer:
         return error
 
     async def _already_processed(
-        self, conn: AsyncConnection, records: list[ConsumerRecord[Any, Any]]
+        self, conn: AsyncConnection, ids: set[uuid.UUID]
     ) -> set[uuid.UUID]:
-        ids = set()
-        for record in records:
-            for name, value in record.headers:
-                if name == "ce_id":
-                    with contextlib.suppress(ValueError, UnicodeDecodeError):
-                        ids.add(uuid.UUID(value.decode()))
         if not ids:
             return set()
+        if self.store.db.postgres:  # one prepared statement, whatever the batch size
+            driver = await driver_connection(conn)
+            found = await driver.fetch(
+                "SELECT event_id FROM processed_events WHERE consumer = $1"
+                " AND event_id = ANY($2::uuid[])",
+                self.name,
+                list(ids),
+            )
+            return {row[0] for row in found}
         rows = await conn.execute(
             sa.select(processed_events.c.event_id).where(
                 processed_events.c.consumer == self.name, processed_events.c.event_id.in_(ids)
@@ -291,28 +386,48 @@ class EventConsumer:
         )
         return {row.event_id for row in rows}
 
-    async def _save_offset(
-        self, conn: AsyncConnection, tp: TopicPartition, next_offset: int
-    ) -> None:
+    async def _save_offsets(
+        self, conn: AsyncConnection, next_offsets: dict[TopicPartition, int]
+    ) -> set[TopicPartition]:
+        """Store each partition's next offset; returns the partitions whose row it created."""
         now = datetime.now(UTC)
-        key = (
-            (consumer_offsets.c.consumer == self.name)
-            & (consumer_offsets.c.topic == tp.topic)
-            & (consumer_offsets.c.partition == tp.partition)
-        )
-        result = await conn.execute(
-            consumer_offsets.update().where(key).values(next_offset=next_offset, updated_at=now)
-        )
-        if result.rowcount == 0:
+        known = [tp for tp in next_offsets if tp in self._offset_rows]
+        if known:
             await conn.execute(
-                consumer_offsets.insert().values(
-                    consumer=self.name,
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    next_offset=next_offset,
-                    updated_at=now,
+                consumer_offsets.update()
+                .where(
+                    (consumer_offsets.c.consumer == self.name)
+                    & (consumer_offsets.c.topic == sa.bindparam("t"))
+                    & (consumer_offsets.c.partition == sa.bindparam("p"))
                 )
+                .values(next_offset=sa.bindparam("o"), updated_at=now),
+                [{"t": tp.topic, "p": tp.partition, "o": next_offsets[tp]} for tp in known],
             )
+        created = set()
+        for tp in next_offsets:
+            if tp in self._offset_rows:
+                continue
+            key = (
+                (consumer_offsets.c.consumer == self.name)
+                & (consumer_offsets.c.topic == tp.topic)
+                & (consumer_offsets.c.partition == tp.partition)
+            )
+            result = await conn.execute(
+                consumer_offsets.update().where(key).values(next_offset=next_offsets[tp],
+                                                             updated_at=now)
+            )  # fmt: skip
+            if result.rowcount == 0:
+                await conn.execute(
+                    consumer_offsets.insert().values(
+                        consumer=self.name,
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        next_offset=next_offsets[tp],
+                        updated_at=now,
+                    )
+                )
+            created.add(tp)
+        return created
 
     async def stored_offsets(
         self, partitions: Sequence[TopicPartition]

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import sqlalchemy as sa
 
@@ -152,3 +152,38 @@ async def _lag_zero(consumer: EventConsumer) -> bool:
 
 async def _distinct_at_least(db: Database, count: int) -> bool:
     return (await _effects(db))[1] >= count
+
+
+async def test_a_batch_handler_gets_whole_batches_and_listeners_hear_commits(
+    kafka: str, db: Database
+) -> None:
+    topic = await create_topic(partitions=1)
+    await produce(topic, [stored_event("S-1", i, {"amount": i}) for i in range(1, 51)])
+    await produce(topic, [stored_event("S-1", 51, {"amount": 666})])
+    async with db.engine.begin() as conn:
+        await conn.run_sync(effects.metadata.create_all)
+    sizes: list[int] = []
+    committed: list[int] = []
+
+    async def batch(tx: Transaction, messages: Sequence[Message]) -> None:
+        sizes.append(len(messages))
+        for message in messages:
+            await _handler(tx, message)
+
+    consumer = EventConsumer(
+        f"g{uuid.uuid4().hex[:8]}", [topic], None, EventStore(db), bootstrap_servers=kafka,
+        retry_backoff_seconds=0.01, batch_handler=batch,
+        on_commit=lambda messages: committed.extend(m.event.data["amount"] for m in messages),
+    )  # fmt: skip
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: _applied(consumer, 50), what="the good messages")
+        await eventually(lambda: _lag_zero(consumer), what="the poison message")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert max(sizes) > 1, "the fast path hands over more than one message at a time"
+    assert sorted(committed) == list(range(1, 51)), "listeners hear applied messages only"
+    assert consumer.dead_lettered == 1
+    assert await _effects(db) == (50, 50)

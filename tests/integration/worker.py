@@ -50,7 +50,10 @@ async def run_consumer(url: str, schema: str, topic: str, group: str, slow_ms: i
         )
         await asyncio.sleep(slow_ms / 1000)  # widen the window between effect and commit
 
-    consumer = EventConsumer(group, [topic], handler, EventStore(db), bootstrap_servers=KAFKA)
+    # Small polls, so that effects commit in several steps and a kill can land between them.
+    consumer = EventConsumer(
+        group, [topic], handler, EventStore(db), bootstrap_servers=KAFKA, batch_size=50
+    )
     print("consumer started", flush=True)
     await consumer.run()
 

@@ -1,0 +1,189 @@
+"""Projection replay: events per second from fresh topics into the read models on PostgreSQL,
+beside a raw aiokafka consumer reading the same topics in the same run.
+
+BENCH_PROJECTION_EVENTS (default 1,000,000) scales it; the events are a realistic mix: each
+requirement's way from submission through pledge, allocation and shipment to handover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench.report import Result
+from services.projection.consumers import ReadModelWriter
+from services.projection.generations import Generation, end_offsets
+from services.projection.settings import ProjectionSettings
+from shared.contracts import CATALOGUES
+from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
+from shared.domain import Metadata, StoredEvent
+from shared.messaging import envelope
+from shared.messaging.kafka import new_producer
+from shared.messaging.topics import TopicSpec, ensure_topics
+
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+DATABASE = os.environ.get(
+    "DATABASE_URL", "postgresql+asyncpg://aidline:aidline@127.0.0.1:5433/aidline"
+)
+EVENTS = int(os.environ.get("BENCH_PROJECTION_EVENTS", "1000000"))
+TARGET_RATE, TARGET_RATIO = 20_000, 0.25
+
+
+def _scenario(n: int, start: datetime) -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
+    """One requirement's way: 4 request events, 2 allocation events, 7 delivery events."""
+    r, p, a, s = f"R-{n}", f"P-{n}", f"A-{n}", f"S-{n}"
+    item = ("ART-155-HE", "AD-PATRIOT-PAC3", "DR-FPV-KIT", "ARM-LEO2A4")[n % 4]
+    donor = ("DE", "PL", "NL", "FR", "US", "GB", "SE")[n % 7]
+    hub = ("PL-RZE", "RO-SUC")[n % 2]
+    day = (start + timedelta(days=n % 30)).date().isoformat()
+    return {
+        REQUESTS: [
+            (r, "requirement.submitted", {"requirement_id": r, "item_code": item, "quantity": 100,
+             "unit": "u", "priority": 1 + n % 4, "needed_by": day, "destination": "Lviv",
+             "justification": "bench"}),
+            (r, "requirement.endorsed", {"priority": 1 + n % 4, "decision_id": "D-1"}),
+            (p, "pledge.announced", {"pledge_id": p, "donor": donor, "item_code": item,
+             "quantity": 100, "unit": "u", "source": "stock", "available_from": day,
+             "value_eur": 100000.0}),
+            (p, "pledge.confirmed", {"decision_id": "D-1"}),
+        ],
+        ALLOCATIONS: [
+            (a, "allocation.proposed", {"allocation_id": a, "requirement_id": r, "pledge_id": p,
+             "item_code": item, "quantity": 100, "hub": hub, "handover_by": day,
+             "rationale": "bench"}),
+            (a, "allocation.approved", {"approved_by": "planner"}),
+        ],
+        DELIVERIES: [
+            (s, "shipment.planned", {"shipment_id": s, "allocation_id": a, "requirement_id": r,
+             "pledge_id": p, "donor": donor, "item_code": item, "quantity": 100, "hub": hub,
+             "handover_point": "K"}),
+            (s, "shipment.dispatched", {"mode": "road", "carrier_ref": f"T-{n}", "serials": []}),
+            (s, "shipment.arrived_at_hub", {"hub": hub}),
+            (s, "shipment.inspected", {"result": "passed", "notes": ""}),
+            (s, "shipment.departed_hub", {}),
+            (s, "shipment.handed_over", {"received_good": 100, "damaged": 0, "short": 0,
+             "serials": []}),
+            (s, "shipment.received", {}),
+        ],
+    }  # fmt: skip
+
+
+async def _produce(topics: dict[str, str], count: int) -> int:
+    producer = new_producer(KAFKA, linger_ms=20, max_batch_size=512 * 1024, acks=1,
+                            enable_idempotence=False)  # fmt: skip
+    await producer.start()
+    start = datetime.now(UTC) - timedelta(days=30)
+    produced = 0
+    try:
+        n = 0
+        pending = []
+        while produced < count:
+            versions: dict[str, int] = {}
+            for own, events in _scenario(n, start).items():
+                for stream, kind, data in events:
+                    if produced >= count:
+                        break
+                    versions[stream] = versions.get(stream, 0) + 1
+                    stored = StoredEvent(
+                        position=produced + 1, stream_id=stream, stream_version=versions[stream],
+                        event_id=uuid.uuid4(), event_type=kind, schema_version=1, data=data,
+                        meta=Metadata(actor="bench"), recorded_at=start + timedelta(minutes=n),
+                    )  # fmt: skip
+                    key, value, headers = envelope.encode(stored, CATALOGUES[own].source)
+                    pending.append(
+                        await producer.send(topics[own], value, key=key, headers=headers)
+                    )
+                    produced += 1
+            n += 1
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return produced
+
+
+async def _raw(targets: dict[TopicPartition, int]) -> float:
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False,
+                                max_poll_records=2000)  # fmt: skip
+    await consumer.start()
+    try:
+        consumer.assign(list(targets))
+        await consumer.seek_to_beginning(*targets)
+        total, count = sum(targets.values()), 0
+        started = time.perf_counter()
+        while count < total:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            count += sum(len(records) for records in batches.values())
+        return count / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def _projection(settings: ProjectionSettings, targets: dict[TopicPartition, int]) -> float:
+    catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
+    generation = Generation(1, settings, ReadModelWriter(catalogues, postgres=True),
+                            lambda *_: None)  # fmt: skip
+    await generation.db.drop_schema()
+    generation = Generation(1, settings, ReadModelWriter(catalogues, postgres=True),
+                            lambda *_: None)  # fmt: skip
+    await generation.prepare()
+    try:
+        started = time.perf_counter()
+        generation.start()
+        while True:
+            stored = await generation.consumer.stored_offsets(list(targets))
+            if all(stored.get(tp, 0) >= end for tp, end in targets.items() if end):
+                break
+            await asyncio.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        return sum(targets.values()) / elapsed
+    finally:
+        await generation.drop()
+
+
+async def run() -> list[Result]:
+    run_id = uuid.uuid4().hex[:8]
+    topics = {own: f"bench.{run_id}.{own}" for own in (REQUESTS, ALLOCATIONS, DELIVERIES)}
+    await ensure_topics(KAFKA, [TopicSpec(name) for name in topics.values()])
+    try:
+        produced = await _produce(topics, EVENTS)
+        targets = await end_offsets(KAFKA, list(topics.values()))
+        raw = await _raw(targets)
+        settings = ProjectionSettings(
+            database_url=DATABASE,
+            kafka_bootstrap_servers=KAFKA,
+            projection_schema=f"bench_{run_id}",
+            consumer_group_prefix=f"bench-{run_id}.",
+            requests_topic=topics[REQUESTS],
+            allocations_topic=topics[ALLOCATIONS],
+            deliveries_topic=topics[DELIVERIES],
+        )
+        rate = await _projection(settings, targets)
+    finally:
+        admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+        await admin.start()
+        try:
+            await admin.delete_topics(list(topics.values()))
+        finally:
+            await admin.close()
+    return [
+        Result(
+            name="projection replay: events/s into the read models (PostgreSQL)",
+            value=rate,
+            unit="events/s",
+            baseline_name="raw aiokafka consumer, same topics",
+            baseline_value=raw,
+            target=f">= {TARGET_RATE:,} events/s and >= {TARGET_RATIO:.0%} of raw",
+            met=rate >= TARGET_RATE and rate >= TARGET_RATIO * raw,
+            notes=f"{produced:,} events, 3 topics x 3 partitions",
+        )
+    ]

@@ -1,0 +1,25 @@
+"""The projection service's access rules: every read needs a valid token of any role; what a
+role sees of shipments is narrowed by `visibility.py`; rebuilding is for admins."""
+
+from __future__ import annotations
+
+from shared.auth import AccessPolicy, Role
+from shared.auth.policy import READERS, rule
+
+POLICY = AccessPolicy(
+    "projection",
+    {
+        "board.read": rule(*READERS, description="Requirement board, one requirement, CSV"),
+        "donors.ledger": rule(*READERS, description="A donor nation's ledger"),
+        "capabilities.gaps": rule(*READERS, description="Need vs pledged vs delivered"),
+        "hubs.read": rule(*READERS, description="A hub's board (details per visibility rules)"),
+        "shipments.timeline": rule(
+            *READERS,
+            description="A shipment's milestones (carrier refs and ETAs per visibility rules)",
+        ),
+        "audit.read": rule(*READERS, description="Every event of a stream"),
+        "events.stream": rule(*READERS, description="Live Server-Sent Events of every event"),
+        "admin.status": rule(*READERS, description="Lag, events applied, rebuild progress"),
+        "admin.rebuild": rule(Role.ADMIN, description="Replay every topic into fresh tables"),
+    },
+)

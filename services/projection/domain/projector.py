@@ -1,0 +1,369 @@
+"""How each event changes the read-model rows (pure: the caller loads and stores the rows).
+
+A batch of events is applied to the rows it touches: `keys_of` names them, the caller loads
+those that exist, `Changes.apply` runs each event in order, and `Changes.dirty` lists what to
+write back. Rows are created on first touch, so an event that arrives before the one that
+introduces its stream (topics are read in parallel) still counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from services.projection.domain.model import (
+    Allocation,
+    ItemRow,
+    Pledge,
+    Requirement,
+    Row,
+    Shipment,
+)
+from shared.contracts.allocations import (
+    AllocationApproved,
+    AllocationCancelled,
+    AllocationProposed,
+    AllocationRejected,
+    ShortfallRecorded,
+)
+from shared.contracts.deliveries import (
+    ShipmentArrivedAtHub,
+    ShipmentDelayed,
+    ShipmentDepartedHub,
+    ShipmentDispatched,
+    ShipmentHandedOver,
+    ShipmentInspected,
+    ShipmentLost,
+    ShipmentPlanned,
+    ShipmentReceived,
+)
+from shared.contracts.requests import (
+    CatalogueItemAdded,
+    PledgeAnnounced,
+    PledgeConfirmed,
+    PledgeReduced,
+    PledgeWithdrawn,
+    RequirementAmended,
+    RequirementCancelled,
+    RequirementDeliveryRecorded,
+    RequirementEndorsed,
+    RequirementFulfilled,
+    RequirementSubmitted,
+)
+from shared.domain import DomainEvent
+
+RowT = TypeVar("RowT", bound=Row)
+
+
+@dataclass
+class Keys:
+    """The rows a batch touches, by table."""
+
+    requirements: set[str] = field(default_factory=set)
+    pledges: set[str] = field(default_factory=set)
+    allocations: set[str] = field(default_factory=set)
+    shipments: set[str] = field(default_factory=set)
+
+    def add(self, event: DomainEvent, subject: str) -> None:
+        match event:
+            case PledgeAnnounced():
+                self.pledges.add(event.pledge_id)
+            case CatalogueItemAdded():
+                pass
+            case DomainEvent() if event.TYPE.startswith("pledge."):
+                self.pledges.add(subject)
+            case RequirementSubmitted():
+                self.requirements.add(event.requirement_id)
+            case DomainEvent() if event.TYPE.startswith("requirement."):
+                self.requirements.add(subject)
+            case AllocationProposed():
+                self.allocations.add(event.allocation_id)
+                self.requirements.add(event.requirement_id)
+            case ShortfallRecorded():
+                self.requirements.add(event.requirement_id)
+            case DomainEvent() if event.TYPE.startswith("allocation."):
+                self.allocations.add(subject)
+            case ShipmentPlanned():
+                self.shipments.add(event.shipment_id)
+                self.requirements.add(event.requirement_id)
+            case DomainEvent() if event.TYPE.startswith("shipment."):
+                self.shipments.add(subject)
+
+
+def keys_of(events: Iterable[tuple[DomainEvent, str]]) -> Keys:
+    keys = Keys()
+    for event, subject in events:
+        keys.add(event, subject)
+    return keys
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose movement an event describes (for operational-security redaction)."""
+
+    hub: str | None = None
+    donor: str | None = None
+
+
+class Changes:
+    """The rows of one batch, changed in memory event by event."""
+
+    def __init__(
+        self,
+        requirements: dict[str, Requirement],
+        pledges: dict[str, Pledge],
+        allocations: dict[str, Allocation],
+        shipments: dict[str, Shipment],
+    ) -> None:
+        self.requirements = requirements
+        self.pledges = pledges
+        self.allocations = allocations
+        self.shipments = shipments
+        self.items: dict[str, ItemRow] = {}
+        self._dirty: dict[type[Row], dict[str, Row]] = {
+            Requirement: {},
+            Pledge: {},
+            Allocation: {},
+            Shipment: {},
+        }
+        self._handlers: dict[type[DomainEvent], Callable[[Any, str, datetime], Scope | None]] = {
+            RequirementSubmitted: self._requirement_submitted,
+            RequirementEndorsed: self._requirement_endorsed,
+            RequirementAmended: self._requirement_amended,
+            RequirementCancelled: self._requirement_cancelled,
+            RequirementDeliveryRecorded: self._requirement_delivery_recorded,
+            RequirementFulfilled: self._requirement_fulfilled,
+            PledgeAnnounced: self._pledge_announced,
+            PledgeConfirmed: self._pledge_confirmed,
+            PledgeReduced: self._pledge_reduced,
+            PledgeWithdrawn: self._pledge_withdrawn,
+            CatalogueItemAdded: self._item_added,
+            AllocationProposed: self._allocation_proposed,
+            AllocationApproved: self._allocation_status("approved"),
+            AllocationRejected: self._allocation_status("rejected"),
+            AllocationCancelled: self._allocation_status("cancelled"),
+            ShortfallRecorded: self._shortfall_recorded,
+            ShipmentPlanned: self._shipment_planned,
+            ShipmentDispatched: self._shipment_dispatched,
+            ShipmentArrivedAtHub: self._shipment_arrived,
+            ShipmentInspected: self._shipment_inspected,
+            ShipmentDepartedHub: self._shipment_departed,
+            ShipmentHandedOver: self._shipment_handed_over,
+            ShipmentReceived: self._shipment_received,
+            ShipmentDelayed: self._shipment_delayed,
+            ShipmentLost: self._shipment_lost,
+        }
+
+    def apply(self, event: DomainEvent, subject: str, at: datetime) -> Scope | None:
+        """Apply one event; returns the movement scope of shipment events."""
+        handler = self._handlers.get(type(event))
+        return None if handler is None else handler(event, subject, at)
+
+    def dirty(self, kind: type[RowT]) -> list[RowT]:
+        """Changed rows of one table, in key order (so concurrent writers lock alike)."""
+        rows = self._dirty[kind]
+        return [rows[k] for k in sorted(rows)]  # type: ignore[misc]
+
+    # -- rows, created on first touch ------------------------------------------------------
+
+    def _touch(self, table: dict[str, RowT], kind: type[RowT], key: str) -> RowT:
+        row = table.get(key)
+        if row is None:
+            row = table[key] = kind(key)  # type: ignore[call-arg]
+        self._dirty[kind][key] = row
+        return row
+
+    def _requirement(self, key: str) -> Requirement:
+        return self._touch(self.requirements, Requirement, key)
+
+    def _pledge(self, key: str) -> Pledge:
+        return self._touch(self.pledges, Pledge, key)
+
+    def _allocation(self, key: str) -> Allocation:
+        return self._touch(self.allocations, Allocation, key)
+
+    def _shipment(self, key: str) -> Shipment:
+        return self._touch(self.shipments, Shipment, key)
+
+    # -- requirements ----------------------------------------------------------------------
+
+    def _requirement_submitted(self, e: RequirementSubmitted, _s: str, at: datetime) -> None:
+        r = self._requirement(e.requirement_id)
+        r.item_code, r.unit, r.priority = e.item_code, e.unit, e.priority
+        r.needed_by, r.destination, r.requested = e.needed_by, e.destination, e.quantity
+        r.submitted_at = at
+        r.refresh(at)
+
+    def _requirement_endorsed(self, e: RequirementEndorsed, subject: str, at: datetime) -> None:
+        r = self._requirement(subject)
+        r.endorsed, r.priority = True, e.priority
+        r.refresh(at)
+
+    def _requirement_amended(self, e: RequirementAmended, subject: str, at: datetime) -> None:
+        r = self._requirement(subject)
+        if e.quantity is not None:
+            r.requested = e.quantity
+        if e.priority is not None:
+            r.priority = e.priority
+        if e.needed_by is not None:
+            r.needed_by = e.needed_by
+        r.refresh(at)
+
+    def _requirement_cancelled(self, _e: RequirementCancelled, subject: str, at: datetime) -> None:
+        r = self._requirement(subject)
+        r.cancelled = True
+        r.refresh(at)
+
+    def _requirement_delivery_recorded(
+        self, e: RequirementDeliveryRecorded, subject: str, at: datetime
+    ) -> None:
+        r = self._requirement(subject)
+        r.delivered_recorded += e.quantity
+        r.refresh(at)
+
+    def _requirement_fulfilled(self, _e: RequirementFulfilled, subject: str, at: datetime) -> None:
+        r = self._requirement(subject)
+        r.fulfilled = True
+        r.refresh(at)
+
+    # -- pledges and the catalogue ---------------------------------------------------------
+
+    def _pledge_announced(self, e: PledgeAnnounced, _s: str, at: datetime) -> None:
+        p = self._pledge(e.pledge_id)
+        p.donor, p.item_code, p.unit, p.source = e.donor.upper(), e.item_code, e.unit, e.source
+        p.available_from, p.value_eur = e.available_from, e.value_eur
+        p.announced_quantity = p.quantity = e.quantity
+        p.announced_at = p.updated_at = at
+
+    def _pledge_confirmed(self, _e: PledgeConfirmed, subject: str, at: datetime) -> None:
+        p = self._pledge(subject)
+        if p.status != "withdrawn":
+            p.status = "confirmed"
+        p.confirmed_at = p.updated_at = at
+
+    def _pledge_reduced(self, e: PledgeReduced, subject: str, at: datetime) -> None:
+        p = self._pledge(subject)
+        p.quantity, p.updated_at = e.quantity, at
+
+    def _pledge_withdrawn(self, _e: PledgeWithdrawn, subject: str, at: datetime) -> None:
+        p = self._pledge(subject)
+        p.status, p.updated_at = "withdrawn", at
+
+    def _item_added(self, e: CatalogueItemAdded, _s: str, _at: datetime) -> None:
+        self.items[e.item_code] = ItemRow(e.item_code, e.name, e.capability, e.unit)
+
+    # -- allocations -----------------------------------------------------------------------
+
+    def _allocation_proposed(self, e: AllocationProposed, _s: str, at: datetime) -> None:
+        a = self._allocation(e.allocation_id)
+        before = a.contribution()
+        a.requirement_id, a.pledge_id, a.item_code = e.requirement_id, e.pledge_id, e.item_code
+        a.quantity, a.hub, a.handover_by = e.quantity, e.hub, e.handover_by
+        a.status, a.proposed_at, a.updated_at = "proposed", at, at
+        self._allocation_moved(a, before, at)
+
+    def _allocation_status(self, status: str) -> Callable[[Any, str, datetime], None]:
+        def apply(_e: DomainEvent, subject: str, at: datetime) -> None:
+            a = self._allocation(subject)
+            before = a.contribution()
+            a.status, a.updated_at = status, at
+            self._allocation_moved(a, before, at)
+
+        return apply
+
+    def _allocation_moved(self, a: Allocation, before: tuple[int, int], at: datetime) -> None:
+        after = a.contribution()
+        if a.requirement_id and after != before:
+            r = self._requirement(a.requirement_id)
+            r.pledged += after[0] - before[0]
+            r.allocated += after[1] - before[1]
+            r.refresh(at)
+
+    def _shortfall_recorded(self, e: ShortfallRecorded, _s: str, at: datetime) -> None:
+        r = self._requirement(e.requirement_id)
+        r.open_shortfall = e.open_quantity
+        r.refresh(at)
+
+    # -- shipments -------------------------------------------------------------------------
+
+    def _moved(self, subject: str, at: datetime, change: Callable[[Shipment], None]) -> Scope:
+        s = self._shipment(subject)
+        before = s.contribution()
+        change(s)
+        s.updated_at = at
+        after = s.contribution()
+        if s.requirement_id and after != before:
+            r = self._requirement(s.requirement_id)
+            r.in_transit += after[0] - before[0]
+            r.delivered_shipments += after[1] - before[1]
+            r.refresh(at)
+        return Scope(hub=s.hub or None, donor=s.donor or None)
+
+    def _shipment_planned(self, e: ShipmentPlanned, _s: str, at: datetime) -> Scope:
+        def change(s: Shipment) -> None:
+            s.allocation_id, s.requirement_id, s.pledge_id = (
+                e.allocation_id,
+                e.requirement_id,
+                e.pledge_id,
+            )
+            s.donor, s.item_code, s.quantity = e.donor.upper(), e.item_code, e.quantity
+            s.hub, s.handover_point, s.planned_at = e.hub, e.handover_point, at
+
+        return self._moved(e.shipment_id, at, change)
+
+    def _shipment_dispatched(self, e: ShipmentDispatched, subject: str, at: datetime) -> Scope:
+        def change(s: Shipment) -> None:
+            s.status, s.mode, s.carrier_ref, s.dispatched_at = (
+                "dispatched",
+                e.mode,
+                e.carrier_ref,
+                at,
+            )
+
+        return self._moved(subject, at, change)
+
+    def _shipment_arrived(self, e: ShipmentArrivedAtHub, subject: str, at: datetime) -> Scope:
+        def change(s: Shipment) -> None:
+            s.status, s.hub, s.arrived_at = "at_hub", e.hub, at
+
+        return self._moved(subject, at, change)
+
+    def _shipment_inspected(self, e: ShipmentInspected, subject: str, at: datetime) -> Scope:
+        def change(s: Shipment) -> None:
+            s.status = "held" if e.result == "held" else "cleared"
+            s.inspected_at = at
+
+        return self._moved(subject, at, change)
+
+    def _shipment_departed(self, _e: ShipmentDepartedHub, subject: str, at: datetime) -> Scope:
+        def change(s: Shipment) -> None:
+            s.status, s.departed_at = "departed", at
+
+        return self._moved(subject, at, change)
+
+    def _shipment_handed_over(self, e: ShipmentHandedOver, subject: str, at: datetime) -> Scope:
+        def change(s: Shipment) -> None:
+            s.status, s.handed_over_at = "handed_over", at
+            s.received_good, s.damaged, s.short = e.received_good, e.damaged, e.short
+
+        return self._moved(subject, at, change)
+
+    def _shipment_received(self, _e: ShipmentReceived, subject: str, at: datetime) -> Scope:
+        def change(s: Shipment) -> None:
+            s.status, s.received_at = "received", at
+
+        return self._moved(subject, at, change)
+
+    def _shipment_delayed(self, e: ShipmentDelayed, subject: str, at: datetime) -> Scope:
+        def change(s: Shipment) -> None:
+            s.delayed, s.eta = True, e.new_eta
+
+        return self._moved(subject, at, change)
+
+    def _shipment_lost(self, e: ShipmentLost, subject: str, at: datetime) -> Scope:
+        def change(s: Shipment) -> None:
+            s.status, s.lost_at, s.lost_quantity = "lost", at, e.quantity
+
+        return self._moved(subject, at, change)

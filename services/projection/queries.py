@@ -1,0 +1,359 @@
+"""The questions operators ask, answered from the active generation's tables.
+
+Ledgers, gaps and hub boards are grouped from the per-entity rows when asked (fast at the size
+of a coordination campaign, and nothing to keep consistent on the write side).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.projection import tables as t
+from services.projection.domain.model import HANDED_OVER
+
+R, P, A, S, IT = t.requirements, t.pledges, t.allocations, t.shipments, t.items
+
+# The handover and the request service's record are one fact seen twice (see the domain).
+DELIVERED = sa.case(
+    (R.c.delivered_shipments > R.c.delivered_recorded, R.c.delivered_shipments),
+    else_=R.c.delivered_recorded,
+)
+item_capability: sa.ColumnElement[str] = sa.func.coalesce(IT.c.capability, "unknown")
+BOARD_COLUMNS = (
+    R.c.requirement_id,
+    R.c.item_code,
+    IT.c.name.label("item_name"),
+    item_capability.label("capability"),
+    R.c.unit,
+    R.c.priority,
+    R.c.needed_by,
+    R.c.destination,
+    R.c.status,
+    R.c.requested,
+    R.c.pledged,
+    R.c.allocated,
+    R.c.in_transit,
+    DELIVERED.label("delivered"),
+    R.c.open_shortfall,
+    R.c.submitted_at,
+    R.c.updated_at,
+)
+CSV_FIELDS = [c.name for c in BOARD_COLUMNS]
+OPEN = ("cancelled", "fulfilled", "delivered")
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive times; everything here is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return {k: aware(v) if isinstance(v, datetime) else v for k, v in row._mapping.items()}
+
+
+# -- requirement board -----------------------------------------------------------------------
+
+
+async def board(
+    conn: AsyncConnection,
+    *,
+    capability: str | None = None,
+    status: str | None = None,
+    priority: int | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    query = sa.select(*BOARD_COLUMNS).select_from(R.outerjoin(IT, IT.c.item_code == R.c.item_code))
+    if capability:
+        query = query.where(item_capability == capability)
+    if status:
+        query = query.where(R.c.status == status)
+    if priority:
+        query = query.where(R.c.priority == priority)
+    query = query.order_by(R.c.priority, R.c.needed_by, R.c.requirement_id)
+    return [_row(r) for r in await conn.execute(query.limit(limit).offset(offset))]
+
+
+async def requirement(conn: AsyncConnection, requirement_id: str) -> dict[str, Any] | None:
+    query = (
+        sa.select(*BOARD_COLUMNS)
+        .select_from(R.outerjoin(IT, IT.c.item_code == R.c.item_code))
+        .where(R.c.requirement_id == requirement_id)
+    )
+    found = (await conn.execute(query)).first()
+    if found is None:
+        return None
+    result = _row(found)
+    allocations = await conn.execute(
+        sa.select(A).where(A.c.requirement_id == requirement_id).order_by(A.c.proposed_at)
+    )
+    shipments = await conn.execute(
+        sa.select(S).where(S.c.requirement_id == requirement_id).order_by(S.c.planned_at)
+    )
+    result["allocations"] = [_row(r) for r in allocations]
+    result["shipments"] = [_row(r) for r in shipments]
+    return result
+
+
+# -- donor ledger ----------------------------------------------------------------------------
+
+
+def _unit_value(value_eur: float | None, announced: int) -> float:
+    return (value_eur or 0.0) / announced if announced else 0.0
+
+
+async def donor_ledger(conn: AsyncConnection, nation: str) -> dict[str, Any]:
+    pledges = (await conn.execute(sa.select(P).where(P.c.donor == nation))).all()
+    unit_value = {p.pledge_id: _unit_value(p.value_eur, p.announced_quantity) for p in pledges}
+    totals: dict[str, float] = defaultdict(float)
+    per_item: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+
+    def add(item: str, name: str, quantity: int, pledge_id: str) -> None:
+        value = quantity * unit_value.get(pledge_id, 0.0)
+        for bucket in (totals, per_item[item]):
+            bucket[f"{name}_quantity"] += quantity
+            bucket[f"{name}_eur"] += value
+
+    for p in pledges:
+        if p.status != "withdrawn":
+            add(p.item_code, "pledged", p.quantity, p.pledge_id)
+        if p.status == "confirmed":
+            add(p.item_code, "confirmed", p.quantity, p.pledge_id)
+    approved = await conn.execute(
+        sa.select(A.c.item_code, A.c.quantity, A.c.pledge_id)
+        .select_from(A.join(P, P.c.pledge_id == A.c.pledge_id))
+        .where(P.c.donor == nation, A.c.status == "approved")
+    )
+    for a in approved:
+        add(a.item_code, "allocated", a.quantity, a.pledge_id)
+    shipments = await conn.execute(
+        sa.select(S, A.c.handover_by)
+        .select_from(S.outerjoin(A, A.c.allocation_id == S.c.allocation_id))
+        .where(S.c.donor == nation)
+    )
+    handed, on_time = 0, 0
+    for s in shipments:
+        if s.status != "planned":
+            add(s.item_code, "shipped", s.quantity, s.pledge_id)
+        if s.status in HANDED_OVER:
+            add(s.item_code, "handed_over", s.received_good, s.pledge_id)
+            handed += 1
+            at = aware(s.handed_over_at)
+            if s.handover_by is None or (at is not None and at.date() <= s.handover_by):
+                on_time += 1
+    for bucket in (totals, *per_item.values()):
+        bucket["backlog_quantity"] = max(
+            0.0, bucket["confirmed_quantity"] - bucket["shipped_quantity"]
+        )
+        bucket["backlog_eur"] = max(0.0, bucket["confirmed_eur"] - bucket["shipped_eur"])
+    return {
+        "nation": nation,
+        "pledges": len(pledges),
+        "totals": _rounded(totals),
+        "items": {item: _rounded(v) for item, v in sorted(per_item.items())},
+        "handed_over_shipments": handed,
+        "on_time_rate": round(on_time / handed, 4) if handed else None,
+    }
+
+
+LEDGER_FIGURES = ("pledged", "confirmed", "allocated", "shipped", "handed_over", "backlog")
+
+
+def _rounded(bucket: dict[str, float]) -> dict[str, float | int]:
+    out: dict[str, float | int] = {}
+    for figure in LEDGER_FIGURES:
+        out[f"{figure}_quantity"] = int(bucket.get(f"{figure}_quantity", 0))
+        out[f"{figure}_eur"] = round(bucket.get(f"{figure}_eur", 0.0), 2)
+    return out
+
+
+# -- capability gaps -------------------------------------------------------------------------
+
+
+async def capability_gaps(conn: AsyncConnection, top: int = 10) -> dict[str, Any]:
+    items = {r.item_code: r for r in await conn.execute(sa.select(IT))}
+    figures: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    needs = await conn.execute(
+        sa.select(
+            R.c.item_code,
+            sa.func.sum(R.c.requested).label("need"),
+            sa.func.sum(R.c.allocated).label("allocated"),
+            sa.func.sum(DELIVERED).label("delivered"),
+        )
+        .where(R.c.status != "cancelled")
+        .group_by(R.c.item_code)
+    )
+    for n in needs:
+        figures[n.item_code].update(
+            need=int(n.need or 0), allocated=int(n.allocated or 0), delivered=int(n.delivered or 0)
+        )
+    pledged = await conn.execute(
+        sa.select(P.c.item_code, sa.func.sum(P.c.quantity).label("pledged"))
+        .where(P.c.status != "withdrawn")
+        .group_by(P.c.item_code)
+    )
+    for p in pledged:
+        figures[p.item_code]["pledged"] = int(p.pledged or 0)
+    capabilities: dict[str, dict[str, Any]] = {}
+    for code in sorted(figures):
+        item = items.get(code)
+        capability = item.capability if item else "unknown"
+        entry = capabilities.setdefault(
+            capability,
+            {"capability": capability, "need": 0, "pledged": 0, "allocated": 0, "delivered": 0,
+             "items": []},
+        )  # fmt: skip
+        f = figures[code]
+        row: dict[str, Any] = {
+            "item_code": code,
+            "name": item.name if item else code,
+            **{k: f.get(k, 0) for k in ("need", "pledged", "allocated", "delivered")},
+        }
+        row["unpledged"] = max(0, row["need"] - row["pledged"])
+        row["unmet"] = max(0, row["need"] - row["delivered"])
+        entry["items"].append(row)
+        for k in ("need", "pledged", "allocated", "delivered"):
+            entry[k] += row[k]
+    for entry in capabilities.values():
+        entry["unpledged"] = max(0, entry["need"] - entry["pledged"])
+        entry["unmet"] = max(0, entry["need"] - entry["delivered"])
+    uncovered = R.c.requested - R.c.allocated
+    critical = await conn.execute(
+        sa.select(*BOARD_COLUMNS, uncovered.label("uncovered"))
+        .select_from(R.outerjoin(IT, IT.c.item_code == R.c.item_code))
+        .where(R.c.priority == 1, R.c.status.not_in(OPEN), uncovered > 0)
+        .order_by(uncovered.desc(), R.c.needed_by, R.c.requirement_id)
+        .limit(top)
+    )
+    return {
+        "capabilities": sorted(capabilities.values(), key=lambda c: -int(c["unmet"])),
+        "top_unmet_critical": [_row(r) for r in critical],
+        "over_time": await _over_time(conn, items),
+    }
+
+
+async def _over_time(
+    conn: AsyncConnection, items: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    """Cumulative pledged and delivered quantities per capability, by day."""
+    day_pledged = sa.func.date(P.c.announced_at)
+    pledged = await conn.execute(
+        sa.select(P.c.item_code, day_pledged.label("day"), sa.func.sum(P.c.quantity).label("q"))
+        .where(P.c.status != "withdrawn", P.c.announced_at.is_not(None))
+        .group_by(P.c.item_code, day_pledged)
+    )
+    day_handed = sa.func.date(S.c.handed_over_at)
+    delivered = await conn.execute(
+        sa.select(S.c.item_code, day_handed.label("day"), sa.func.sum(S.c.received_good).label("q"))
+        .where(S.c.status.in_(HANDED_OVER), S.c.handed_over_at.is_not(None))
+        .group_by(S.c.item_code, day_handed)
+    )
+    daily: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for index, rows in ((0, pledged), (1, delivered)):
+        for r in rows:
+            capability = items[r.item_code].capability if r.item_code in items else "unknown"
+            daily[capability][str(r.day)][index] += int(r.q or 0)
+    series: dict[str, list[dict[str, Any]]] = {}
+    for capability, days in sorted(daily.items()):
+        total = [0, 0]
+        points = []
+        for day in sorted(days):
+            total = [total[0] + days[day][0], total[1] + days[day][1]]
+            points.append({"day": day, "pledged": total[0], "delivered": total[1]})
+        series[capability] = points
+    return series
+
+
+# -- hubs, shipments, audit ------------------------------------------------------------------
+
+INBOUND = ("planned", "dispatched")
+ON_HAND = ("at_hub", "cleared")
+
+
+async def hub_board(
+    conn: AsyncConnection, hub: str, now: datetime, limit: int = 200
+) -> dict[str, Any]:
+    async def shipments(*statuses: str, order: Any) -> list[dict[str, Any]]:
+        rows = await conn.execute(
+            sa.select(S)
+            .where(S.c.hub == hub, S.c.status.in_(statuses))
+            .order_by(order)
+            .limit(limit)
+        )
+        return [_row(r) for r in rows]
+
+    counts = {
+        r.status: (int(r.n), int(r.q or 0))
+        for r in await conn.execute(
+            sa.select(S.c.status, sa.func.count().label("n"), sa.func.sum(S.c.quantity).label("q"))
+            .where(S.c.hub == hub)
+            .group_by(S.c.status)
+        )
+    }
+    inbound = await shipments(*INBOUND, order=S.c.planned_at)
+    on_hand = await shipments(*ON_HAND, order=S.c.arrived_at)
+    held = await shipments("held", order=S.c.arrived_at)
+    for row in on_hand + held:
+        arrived = row["arrived_at"]
+        row["dwell_hours"] = round((now - arrived).total_seconds() / 3600, 2) if arrived else None
+    departed = await conn.execute(
+        sa.select(S.c.arrived_at, S.c.departed_at)
+        .where(S.c.hub == hub, S.c.departed_at.is_not(None), S.c.arrived_at.is_not(None))
+        .order_by(S.c.departed_at.desc())
+        .limit(500)
+    )
+    dwell = [
+        (aware(r.departed_at) - aware(r.arrived_at)).total_seconds() / 3600  # type: ignore[operator]
+        for r in departed
+    ]
+
+    def figure(*statuses: str) -> dict[str, int]:
+        return {
+            "shipments": sum(counts.get(s, (0, 0))[0] for s in statuses),
+            "quantity": sum(counts.get(s, (0, 0))[1] for s in statuses),
+        }
+
+    return {
+        "hub": hub,
+        "inbound": figure(*INBOUND),
+        "on_hand": figure(*ON_HAND),
+        "held_at_inspection": figure("held"),
+        "dwell_hours": {
+            "on_hand_average": _mean(r["dwell_hours"] for r in on_hand + held),
+            "departed_average": _mean(dwell),
+            "departed_sample": len(dwell),
+        },
+        "inbound_shipments": inbound,
+        "on_hand_shipments": on_hand,
+        "held_shipments": held,
+    }
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    numbers = [v for v in values if v is not None]
+    return round(sum(numbers) / len(numbers), 2) if numbers else None
+
+
+async def shipment(conn: AsyncConnection, shipment_id: str) -> dict[str, Any] | None:
+    found = (await conn.execute(sa.select(S).where(S.c.shipment_id == shipment_id))).first()
+    return None if found is None else _row(found)
+
+
+async def audit_trail(
+    conn: AsyncConnection, stream_id: str, limit: int = 1000
+) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        sa.select(t.audit)
+        .where(t.audit.c.stream_id == stream_id)
+        .order_by(t.audit.c.seq)
+        .limit(limit)
+    )
+    return [_row(r) for r in rows]

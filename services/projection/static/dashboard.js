@@ -1,0 +1,200 @@
+// The operators' dashboard: plain JavaScript, no build step, no third-party code.
+// In development the page fetches an observer token from /dev/token; elsewhere paste a token
+// once (it is kept in sessionStorage) or open the page as /#token=<jwt>.
+"use strict";
+
+const state = { token: null, chartData: {}, feedCount: 0 };
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, attrs = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  for (const child of children) node.append(child instanceof Node ? child : String(child ?? ""));
+  return node;
+};
+const fmt = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString("en"));
+
+async function getToken() {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromHash) { sessionStorage.setItem("aidline.token", fromHash); return fromHash; }
+  const stored = sessionStorage.getItem("aidline.token");
+  if (stored) return stored;
+  const res = await fetch("/dev/token");
+  if (res.ok) return (await res.json()).token;
+  const typed = prompt("Bearer token for the projection service:");
+  if (typed) sessionStorage.setItem("aidline.token", typed);
+  return typed;
+}
+
+async function api(path) {
+  const res = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` } });
+  if (!res.ok) throw new Error(`${path}: ${res.status}`);
+  return res.json();
+}
+
+function setStatus(text) { $("#status").textContent = text; }
+
+// -- requirement board --------------------------------------------------------------------
+
+function boardQuery() {
+  const params = new URLSearchParams();
+  for (const [k, v] of new FormData($("#board-filters"))) if (v) params.set(k, v);
+  return params;
+}
+
+async function loadBoard() {
+  const params = boardQuery();
+  params.set("limit", "500");
+  const data = await api(`/board/requirements?${params}`);
+  const body = $("#board tbody");
+  body.replaceChildren(...data.requirements.map((r) => el("tr", { "data-id": r.requirement_id },
+    el("td", {}, r.requirement_id), el("td", { title: r.item_name || "" }, r.item_code),
+    el("td", {}, r.capability), el("td", {}, r.priority), el("td", {}, r.needed_by || ""),
+    el("td", {}, el("span", { class: `pill ${r.status}` }, r.status)),
+    el("td", { class: "n" }, fmt(r.requested)), el("td", { class: "n" }, fmt(r.pledged)),
+    el("td", { class: "n" }, fmt(r.allocated)), el("td", { class: "n" }, fmt(r.in_transit)),
+    el("td", { class: "n" }, fmt(r.delivered)))));
+}
+
+async function downloadCsv(event) {
+  event.preventDefault();
+  const params = boardQuery();
+  params.set("format", "csv");
+  params.set("limit", "100000");
+  const res = await fetch(`/board/requirements?${params}`, { headers: { Authorization: `Bearer ${state.token}` } });
+  const url = URL.createObjectURL(await res.blob());
+  const link = el("a", { href: url, download: "requirements.csv" });
+  link.click();
+  URL.revokeObjectURL(url);
+}
+
+// -- capability gaps and the chart --------------------------------------------------------
+
+async function loadGaps() {
+  const data = await api("/capabilities/gaps");
+  $("#gaps tbody").replaceChildren(...data.capabilities.map((c) => el("tr", {},
+    el("td", {}, c.capability), el("td", { class: "n" }, fmt(c.need)),
+    el("td", { class: "n" }, fmt(c.pledged)), el("td", { class: "n" }, fmt(c.allocated)),
+    el("td", { class: "n" }, fmt(c.delivered)), el("td", { class: "n" }, fmt(c.unmet)))));
+  $("#critical").replaceChildren(...data.top_unmet_critical.map((r) =>
+    el("li", {}, `${r.requirement_id} — ${r.item_name || r.item_code}: ${fmt(r.uncovered)} ${r.unit} uncovered, needed by ${r.needed_by || "?"}`)));
+  const capSelect = document.querySelector("#board-filters select[name=capability]");
+  const known = new Set([...capSelect.options].map((o) => o.value));
+  for (const c of data.capabilities) if (!known.has(c.capability)) capSelect.append(el("option", {}, c.capability));
+  state.chartData = data.over_time;
+  const chartSelect = $("#chart-capability");
+  const current = chartSelect.value;
+  chartSelect.replaceChildren(...Object.keys(data.over_time).map((c) => el("option", {}, c)));
+  if (current && data.over_time[current]) chartSelect.value = current;
+  drawChart();
+}
+
+function drawChart() {
+  const points = state.chartData[$("#chart-capability").value] || [];
+  const W = 460, H = 220, L = 56, B = 28, T = 10, R = 10;
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("width", "100%");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "pledged vs delivered over time");
+  const add = (tag, attrs, text) => {
+    const node = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+  };
+  if (!points.length) {
+    add("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no pledges or deliveries yet");
+  } else {
+    const days = points.map((p) => Date.parse(p.day));
+    const x0 = Math.min(...days), x1 = Math.max(...days);
+    const yMax = Math.max(1, ...points.map((p) => Math.max(p.pledged, p.delivered)));
+    // One day only: put it in the middle rather than on the axis.
+    const x = (d) => (x1 === x0 ? (L + W - R) / 2 : L + ((d - x0) / (x1 - x0)) * (W - L - R));
+    const y = (v) => H - B - (v / yMax) * (H - B - T);
+    add("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#bbb" });
+    add("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#bbb" });
+    add("text", { x: L - 6, y: T + 8, "text-anchor": "end" }, fmt(yMax));
+    add("text", { x: L - 6, y: H - B, "text-anchor": "end" }, "0");
+    add("text", { x: L, y: H - 8 }, points[0].day);
+    add("text", { x: W - R, y: H - 8, "text-anchor": "end" }, points[points.length - 1].day);
+    for (const [key, colour] of [["pledged", "#1f5fa8"], ["delivered", "#2e7d32"]]) {
+      const path = points.map((p, i) => `${i ? "L" : "M"}${x(days[i]).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
+      add("path", { d: path, fill: "none", stroke: colour, "stroke-width": 2, class: `series-${key}` });
+      // Markers too, so a series of one day still shows.
+      points.forEach((p, i) => add("circle", { cx: x(days[i]).toFixed(1), cy: y(p[key]).toFixed(1), r: 3, fill: colour }));
+    }
+  }
+  const legend = el("div", { class: "legend" },
+    el("span", {}, el("i", { class: "swatch", style: "background:#1f5fa8" }), "pledged (cumulative)"),
+    el("span", {}, el("i", { class: "swatch", style: "background:#2e7d32" }), "delivered (cumulative)"));
+  $("#chart").replaceChildren(svg, legend);
+}
+
+// -- donor ledger and hubs ----------------------------------------------------------------
+
+async function loadLedger(event) {
+  if (event) event.preventDefault();
+  const nation = new FormData($("#ledger-form")).get("nation").toUpperCase();
+  const data = await api(`/donors/${encodeURIComponent(nation)}/ledger`);
+  const t = data.totals;
+  const rows = ["pledged", "confirmed", "allocated", "shipped", "handed_over", "backlog"];
+  $("#ledger tbody").replaceChildren(...rows.map((k) => el("tr", {},
+    el("td", {}, k.replace("_", " ")), el("td", { class: "n" }, fmt(t[`${k}_quantity`])),
+    el("td", { class: "n" }, `€ ${fmt(Math.round(t[`${k}_eur`]))}`))));
+  const rate = data.on_time_rate === null ? "no handovers yet" : `${Math.round(data.on_time_rate * 100)}% on time`;
+  $("#ledger-note").textContent = `${nation}: ${data.pledges} pledges, ${rate}`;
+}
+
+async function loadHubs() {
+  const list = await api("/hubs");
+  const boards = await Promise.all(list.map((h) => api(`/hubs/${encodeURIComponent(h.code)}`)));
+  $("#hubs").replaceChildren(...boards.map((b) => el("div", { class: "hub" },
+    el("b", {}, `${b.hub} ${b.name}`),
+    ` inbound ${fmt(b.inbound.shipments)} (${fmt(b.inbound.quantity)}) · on hand ${fmt(b.on_hand.shipments)}` +
+    ` · held ${fmt(b.held_at_inspection.shipments)} · dwell ${b.dwell_hours.on_hand_average ?? "—"} h`)));
+}
+
+// -- live feed ----------------------------------------------------------------------------
+
+let refreshTimer = null;
+function scheduleRefresh() {
+  // Many events arrive in bursts: refresh the tables at most every second.
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(async () => {
+    refreshTimer = null;
+    await Promise.allSettled([loadBoard(), loadGaps(), loadLedger(), loadHubs()]);
+  }, 1000);
+}
+
+function connectFeed() {
+  const source = new EventSource(`/events/stream?access_token=${encodeURIComponent(state.token)}`);
+  source.onopen = () => setStatus("live");
+  source.onerror = () => setStatus("reconnecting…");
+  source.onmessage = (message) => {
+    const e = JSON.parse(message.data);
+    const feed = $("#feed");
+    const item = el("li", { class: "new", "data-type": e.type, "data-subject": e.subject },
+      `${e.time.slice(11, 19)} `, el("span", { class: "type" }, e.type), ` ${e.subject} by ${e.actor}`);
+    feed.prepend(item);
+    while (feed.children.length > 200) feed.lastChild.remove();
+    state.feedCount += 1;
+    setStatus(`live · ${state.feedCount} events`);
+    scheduleRefresh();
+  };
+}
+
+async function main() {
+  state.token = await getToken();
+  if (!state.token) { setStatus("no token"); return; }
+  $("#board-filters").addEventListener("change", loadBoard);
+  $("#csv").addEventListener("click", downloadCsv);
+  $("#ledger-form").addEventListener("submit", loadLedger);
+  $("#chart-capability").addEventListener("change", drawChart);
+  connectFeed();
+  const results = await Promise.allSettled([loadBoard(), loadGaps(), loadLedger(), loadHubs()]);
+  const failed = results.filter((r) => r.status === "rejected");
+  setStatus(failed.length ? `error: ${failed[0].reason.message}` : "live");
+}
+
+main();

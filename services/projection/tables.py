@@ -1,0 +1,156 @@
+"""The projection's tables (in each generation's schema; see `generations.py`).
+
+One row per requirement, pledge, allocation, shipment and catalogue item, kept current by the
+consumer; the ledgers, gaps and hub boards are grouped from them when asked. `audit` keeps
+every event applied (the audit trail, shipment timelines, and the resume point of the live
+stream). `generations` (used in the base schema only) says which generation answers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from shared.eventstore.tables import Json, Position
+
+metadata = sa.MetaData()
+
+
+def _time(name: str) -> sa.Column[datetime]:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=True)
+
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("item_code", sa.String(100), primary_key=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("capability", sa.String(100), nullable=False),
+    sa.Column("unit", sa.String(50), nullable=False),
+)
+
+requirements = sa.Table(
+    "requirements",
+    metadata,
+    sa.Column("requirement_id", sa.String(200), primary_key=True),
+    sa.Column("item_code", sa.String(100), nullable=False),
+    sa.Column("unit", sa.String(50), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("needed_by", sa.Date, nullable=True),
+    sa.Column("destination", sa.String(200), nullable=False),
+    sa.Column("requested", sa.Integer, nullable=False),
+    sa.Column("pledged", sa.Integer, nullable=False),
+    sa.Column("allocated", sa.Integer, nullable=False),
+    sa.Column("in_transit", sa.Integer, nullable=False),
+    sa.Column("delivered_shipments", sa.Integer, nullable=False),
+    sa.Column("delivered_recorded", sa.Integer, nullable=False),
+    sa.Column("open_shortfall", sa.Integer, nullable=True),
+    sa.Column("endorsed", sa.Boolean, nullable=False),
+    sa.Column("cancelled", sa.Boolean, nullable=False),
+    sa.Column("fulfilled", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(30), nullable=False, index=True),
+    _time("submitted_at"),
+    _time("updated_at"),
+    sa.Index("ix_requirements_item_code", "item_code"),
+)
+
+pledges = sa.Table(
+    "pledges",
+    metadata,
+    sa.Column("pledge_id", sa.String(200), primary_key=True),
+    sa.Column("donor", sa.String(10), nullable=False, index=True),
+    sa.Column("item_code", sa.String(100), nullable=False),
+    sa.Column("unit", sa.String(50), nullable=False),
+    sa.Column("source", sa.String(30), nullable=False),
+    sa.Column("available_from", sa.Date, nullable=True),
+    sa.Column("announced_quantity", sa.Integer, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("value_eur", sa.Float, nullable=True),
+    sa.Column("status", sa.String(30), nullable=False),
+    _time("announced_at"),
+    _time("confirmed_at"),
+    _time("updated_at"),
+)
+
+allocations = sa.Table(
+    "allocations",
+    metadata,
+    sa.Column("allocation_id", sa.String(200), primary_key=True),
+    sa.Column("requirement_id", sa.String(200), nullable=False),
+    sa.Column("pledge_id", sa.String(200), nullable=False, index=True),
+    sa.Column("item_code", sa.String(100), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("hub", sa.String(50), nullable=False),
+    sa.Column("handover_by", sa.Date, nullable=True),
+    sa.Column("status", sa.String(30), nullable=False),
+    _time("proposed_at"),
+    _time("updated_at"),
+)
+
+shipments = sa.Table(
+    "shipments",
+    metadata,
+    sa.Column("shipment_id", sa.String(200), primary_key=True),
+    sa.Column("allocation_id", sa.String(200), nullable=False),
+    sa.Column("requirement_id", sa.String(200), nullable=False),
+    sa.Column("pledge_id", sa.String(200), nullable=False),
+    sa.Column("donor", sa.String(10), nullable=False, index=True),
+    sa.Column("item_code", sa.String(100), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("hub", sa.String(50), nullable=False),
+    sa.Column("handover_point", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("mode", sa.String(20), nullable=True),
+    sa.Column("carrier_ref", sa.String(200), nullable=True),
+    sa.Column("eta", sa.Date, nullable=True),
+    sa.Column("delayed", sa.Boolean, nullable=False),
+    _time("planned_at"),
+    _time("dispatched_at"),
+    _time("arrived_at"),
+    _time("inspected_at"),
+    _time("departed_at"),
+    _time("handed_over_at"),
+    _time("received_at"),
+    _time("lost_at"),
+    sa.Column("received_good", sa.Integer, nullable=False),
+    sa.Column("damaged", sa.Integer, nullable=False),
+    sa.Column("short", sa.Integer, nullable=False),
+    sa.Column("lost_quantity", sa.Integer, nullable=False),
+    _time("updated_at"),
+    sa.Index("ix_shipments_hub_status", "hub", "status"),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("seq", Position, sa.Identity(), primary_key=True),
+    sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("stream_id", sa.String(200), nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("correlation_id", sa.String(100), nullable=True),
+    sa.Column("causation_id", sa.String(100), nullable=True),
+    sa.Column("stream_version", sa.Integer, nullable=False),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+    sa.Column("topic", sa.String(200), nullable=False),
+    sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("offset", sa.BigInteger, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    # Whose movement a shipment event describes, for redaction (see visibility.py).
+    sa.Column("scope_hub", sa.String(50), nullable=True),
+    sa.Column("scope_donor", sa.String(10), nullable=True),
+    sa.Index("ix_audit_stream", "stream_id", "seq"),
+)
+
+generations = sa.Table(
+    "generations",
+    metadata,
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("schema_name", sa.String(63), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # building | active | retired | failed
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    _time("activated_at"),
+)

@@ -1,0 +1,88 @@
+"""`aidline tail`: the live event stream in a terminal, one coloured line per event.
+
+Reads the projection service's Server-Sent Events (`GET /events/stream`) and resumes where it
+left off (Last-Event-ID) when the connection drops.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from shared.cli._projection import DEFAULT_URL, bearer
+
+COLOURS = {
+    "requirement": "cyan",
+    "pledge": "green",
+    "catalogue": "bright_black",
+    "allocation": "magenta",
+    "shortfall": "red",
+    "shipment": "yellow",
+}
+
+
+def line(record: dict[str, Any], *, show_data: bool) -> Text:
+    kind = str(record.get("type", "?"))
+    text = Text()
+    text.append(str(record.get("time", ""))[11:23], style="dim")
+    text.append("  ")
+    text.append(f"{kind:<30}", style=f"bold {COLOURS.get(kind.split('.')[0], 'white')}")
+    text.append(f" {record.get('subject', '')}", style="bold")
+    text.append(f"  by {record.get('actor', '?')}", style="dim")
+    if show_data:
+        text.append("  " + json.dumps(record.get("data", {}), separators=(",", ":")))
+    return text
+
+
+def tail(
+    type_: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="Only these event types (repeatable)")
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option("--subject", "-s", help="Only this stream id")
+    ] = None,
+    url: Annotated[str, typer.Option(help="The projection service")] = DEFAULT_URL,
+    token: Annotated[
+        str | None, typer.Option(envvar="AIDLINE_TOKEN", help="Bearer token (default: dev planner)")
+    ] = None,
+    data: Annotated[bool, typer.Option("--data/--no-data", help="Print each event's data")] = True,
+    count: Annotated[int | None, typer.Option(help="Stop after this many events")] = None,
+) -> None:
+    """Print the live event stream readably (Ctrl-C stops)."""
+    console = Console(highlight=False)
+    params = {k: v for k, v in {"types": ",".join(type_ or []), "subject": subject}.items() if v}
+    headers = bearer(token, "planner")
+    last_id: str | None = None
+    seen = 0
+    while True:
+        try:
+            resume = {"Last-Event-ID": last_id} if last_id else {}
+            with httpx.stream(
+                "GET", f"{url}/events/stream", params=params, headers=headers | resume,
+                timeout=httpx.Timeout(10, read=None),
+            ) as response:  # fmt: skip
+                if response.status_code != 200:
+                    response.read()
+                    console.print(f"[red]{response.status_code}[/red] {response.text}")
+                    raise typer.Exit(1)
+                for raw in response.iter_lines():
+                    if raw.startswith(": live"):  # the server now sends every new event
+                        console.print(f"[dim]watching {url}/events/stream {params or ''}[/dim]")
+                    elif raw.startswith("id:"):
+                        last_id = raw[3:].strip()
+                    elif raw.startswith("data:"):
+                        console.print(line(json.loads(raw[5:]), show_data=data))
+                        seen += 1
+                        if count is not None and seen >= count:
+                            return
+        except httpx.TransportError as exc:
+            console.print(f"[yellow]connection lost ({exc!r}); reconnecting…[/yellow]")
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            return
