@@ -13,8 +13,13 @@ POLICY = AccessPolicy(
         "donors.ledger": rule(*READERS, description="A donor nation's ledger"),
         "capabilities.gaps": rule(*READERS, description="Need vs pledged vs delivered"),
         "hubs.read": rule(*READERS, description="A hub's board (details per visibility rules)"),
+        # Forum and observers see shipments only in aggregate (shared.auth.visibility).
         "shipments.timeline": rule(
-            *READERS,
+            Role.ADMIN,
+            Role.PLANNER,
+            Role.RECIPIENT,
+            Role.HUB,
+            Role.DONOR,
             description="A shipment's milestones (carrier refs and ETAs per visibility rules)",
         ),
         "audit.read": rule(*READERS, description="Every event of a stream"),

@@ -1,11 +1,9 @@
-"""Operational security: who may see how and when materiel moves.
+"""Operational security in the projection's answers: the one shared rule
+(`shared.auth.visibility`) applied to shipments, their events and hub boards.
 
-Carrier references, ETAs and serial numbers are shown only to planners, the recipient, the
-operators of the hub a shipment passes, and the donor whose shipment it is; everyone else sees
-that a shipment moved, not how or when it will arrive; observers see aggregates only.
-
-(Local rule: `shared/auth/visibility.py` is being written elsewhere; once it is merged, this
-module should call it instead of deciding here.)
+Routes, carrier references, ETAs and serial numbers are shown to planners, the recipient and
+the operators of the shipment's hub; everyone else sees that a shipment moved, not how or when
+it will arrive (the fields are left out); observers see aggregates only.
 """
 
 from __future__ import annotations
@@ -14,18 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.auth import Principal, Role
-
-SENSITIVE_FIELDS = frozenset({"carrier_ref", "new_eta", "eta", "serials"})
-REDACTED = "[restricted]"
-
-
-def sees_movement_details(principal: Principal, *, hub: str | None, donor: str | None) -> bool:
-    """May `principal` see the carrier reference, ETA and serials of this shipment?"""
-    if principal.has(Role.PLANNER, Role.RECIPIENT):
-        return True
-    if principal.has(Role.HUB) and hub is not None and principal.hub == hub:
-        return True
-    return principal.has(Role.DONOR) and donor is not None and principal.nation == donor
+from shared.auth.visibility import redact, shipment_view
 
 
 def aggregates_only(principal: Principal) -> bool:
@@ -33,14 +20,9 @@ def aggregates_only(principal: Principal) -> bool:
     return principal.roles == frozenset({Role.OBSERVER})
 
 
-def redact(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (REDACTED if k in SENSITIVE_FIELDS and v else v) for k, v in data.items()}
-
-
 def shown(
     principal: Principal, data: Mapping[str, Any], *, hub: str | None, donor: str | None
 ) -> dict[str, Any]:
     """`data` (an event's or a shipment's) as `principal` may see it."""
-    if sees_movement_details(principal, hub=hub, donor=donor):
-        return dict(data)
-    return redact(data)
+    view = shipment_view(principal, donor=donor or "", hub=hub or "")
+    return redact(data, "full" if view == "full" else "own")

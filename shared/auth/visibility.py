@@ -29,7 +29,7 @@ ShipmentView = Literal["full", "own", "aggregate"]
 
 # Field names (at any depth of a record or event) that reveal where and when materiel moves.
 SENSITIVE_SHIPMENT_FIELDS = frozenset(
-    {"route", "carrier_ref", "eta", "new_eta", "handover_point", "mode", "delay_reason"}
+    {"route", "carrier_ref", "eta", "new_eta", "handover_point", "mode", "delay_reason", "serials"}
 )
 
 _WIDTH: dict[ShipmentView, int] = {"aggregate": 0, "own": 1, "full": 2}

@@ -53,6 +53,7 @@ PUBLIC_PATHS = frozenset(
         "/asyncapi.json",  # the event catalogue (public contract)
         "/asyncapi.yaml",
         "/",  # the projection's dashboard page: its data comes from authorised endpoints
+        "/dev/token",  # development only: the dashboard's observer token (404 in production)
     }
 )
 PUBLIC_PREFIXES = ("/static", "/schemas/")  # dashboard assets; JSON Schema per event type
