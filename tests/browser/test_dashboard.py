@@ -74,7 +74,7 @@ async def test_the_dashboard_shows_the_board_and_live_events(
         await page.wait_for_function(
             "document.querySelector('#status').textContent.startsWith('live')", timeout=15_000
         )
-        assert await page.locator("#chart svg").count() == 1
+        await page.wait_for_selector("#chart svg", timeout=15_000)
         second = f"REQ-UI-{uuid.uuid4().hex[:8]}"
         await produce(topics.requests, [submitted(second)])  # type: ignore[list-item]
         await page.wait_for_selector(f'#feed li[data-subject="{second}"]', timeout=15_000)
