@@ -71,7 +71,7 @@ class Generation:
     ) -> None:
         self.number = number
         self.schema = f"{settings.projection_schema}_g{number}"
-        self.db = Database(settings.database_url, self.schema)
+        self.db = Database(settings.database_url, self.schema, pool_size=5)
         self.store = EventStore(self.db)
         self.pulse = Pulse()
         self.consumer = EventConsumer(

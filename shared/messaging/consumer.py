@@ -158,6 +158,12 @@ class EventConsumer:
         # Partitions whose offset row exists (committed): updated in one statement per batch.
         self._offset_rows: set[TopicPartition] = set()
         self._advisory: dict[TopicPartition, int] = {}
+        # Held while a batch's transaction runs: a rebalance waits for it, so the offsets it
+        # reads and seeks to include that batch.
+        self._applying = asyncio.Lock()
+        # The next offset committed per partition: records below it (fetched again after a
+        # seek) were applied already and are skipped, malformed ones included.
+        self._committed: dict[TopicPartition, int] = {}
         self._advised_at = 0.0
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: Any = None
@@ -221,7 +227,8 @@ class EventConsumer:
     ) -> None:
         while True:
             try:
-                applied, dead = await self._apply_in_transaction(batches)
+                async with self._applying:
+                    applied, dead = await self._apply_in_transaction(batches)
                 break
             except Exception as exc:
                 if not _is_connection_failure(exc):
@@ -260,8 +267,11 @@ class EventConsumer:
         returns the messages applied and the number dead-lettered."""
         dead_letters: list[tuple[ConsumerRecord[Any, Any], Exception, int]] = []
         decoded: list[tuple[ConsumerRecord[Any, Any], Envelope]] = []
-        for rs in batches.values():
+        for tp, rs in batches.items():
+            start = self._committed.get(tp, 0)
             for record in rs:
+                if record.offset < start:
+                    continue  # applied before (read again after a seek)
                 try:
                     decoded.append((record, envelope.decode(record.headers, record.value)))
                 except EnvelopeError as exc:
@@ -294,10 +304,12 @@ class EventConsumer:
                 ("consumer", "event_id", "processed_at"),
                 [(self.name, m.event.event_id, now) for m in messages],
             )
-            inserted = await self._save_offsets(
-                conn, {tp: rs[-1].offset + 1 for tp, rs in batches.items()}
-            )
+            next_offsets = {
+                tp: max(self._committed.get(tp, 0), rs[-1].offset + 1) for tp, rs in batches.items()
+            }
+            inserted = await self._save_offsets(conn, next_offsets)
         self._offset_rows |= inserted  # only once committed
+        self._committed.update(next_offsets)
         return applied, len(dead_letters)
 
     async def _apply_all(
@@ -521,17 +533,21 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        return None
+        async with self.owner._applying:  # let the batch in flight commit first
+            for tp in revoked:
+                self.owner._committed.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = self.owner._consumer
         assert consumer is not None
-        stored = await self.owner.stored_offsets(list(assigned))
-        for tp in assigned:
-            if tp in stored:
-                consumer.seek(tp, stored[tp])
-            else:
-                await consumer.seek_to_beginning(tp)
+        async with self.owner._applying:  # no batch commits between reading and seeking
+            stored = await self.owner.stored_offsets(list(assigned))
+            for tp in assigned:
+                if tp in stored:
+                    consumer.seek(tp, stored[tp])
+                else:
+                    await consumer.seek_to_beginning(tp)
+            self.owner._committed.update(stored)
         log.info(
             "consumer %s assigned %s (stored offsets: %s)",
             self.owner.name,
