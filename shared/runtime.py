@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaClient
 from shared.db import Database
 from shared.db.migrate import upgrade
 from shared.eventstore import EventStore
-from shared.messaging.consumer import EventConsumer, Handler
+from shared.messaging.consumer import BatchHandler, EventConsumer, Handler
 from shared.messaging.relay import Relay
 from shared.messaging.topics import EVENT_TOPICS, ensure_topics
 from shared.settings import ServiceSettings
@@ -28,11 +28,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    """One consumer of a service: its group name, the topics it reads and its handler."""
+    """One consumer of a service: its group name, the topics it reads and its handler — one
+    message at a time (`handler`) or a whole poll at once (`batch_handler`)."""
 
     name: str
     topics: Sequence[str]
-    handler: Handler
+    handler: Handler | None = None
+    batch_handler: BatchHandler | None = None
 
 
 class ServiceRuntime:
@@ -69,6 +71,7 @@ class ServiceRuntime:
                 spec.topics,
                 spec.handler,
                 self.store,
+                batch_handler=spec.batch_handler,
                 bootstrap_servers=bootstrap,
                 max_attempts=settings.consumer_max_attempts,
                 stall_seconds=settings.consumer_stall_seconds,

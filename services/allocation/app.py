@@ -30,7 +30,7 @@ def build_runtime(
             ConsumerSpec(
                 consumers.CONSUMER,
                 [topics.REQUESTS, topics.DELIVERIES],
-                consumers.handler(planning),
+                batch_handler=consumers.handler(planning),
             )
         ],
     )

@@ -8,6 +8,7 @@ together with the record that the event was processed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,7 +39,7 @@ from shared.contracts.requests import (
 from shared.contracts.topics import DELIVERIES, REQUESTS
 from shared.domain import DomainEvent, Metadata
 from shared.eventstore import Transaction
-from shared.messaging.consumer import Handler, Message
+from shared.messaging.consumer import BatchHandler, Message
 from shared.messaging.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -50,24 +51,48 @@ ACTOR = "allocation-planner"
 Change = tuple[str, str] | None
 
 
-def handler(planning: Planning) -> Handler:
-    async def handle(tx: Transaction, message: Message) -> None:
-        envelope = message.event
-        if message.topic == REQUESTS and envelope.event_type in requests:
-            event = requests.decode(envelope.event_type, envelope.schema_version, envelope.data)
-            change = await _on_request(tx.conn, envelope.subject, event)
-        elif message.topic == DELIVERIES and envelope.event_type in deliveries:
-            event = deliveries.decode(envelope.event_type, envelope.schema_version, envelope.data)
-            change = await _on_delivery(tx.conn, envelope.subject, event)
-        else:
+def handler(planning: Planning) -> BatchHandler:
+    """A batch of events: every state change first, then one re-plan of each family touched
+    (a family re-planned once per batch, not once per event, is what keeps a catch-up fast)."""
+
+    async def handle(tx: Transaction, messages: Sequence[Message]) -> None:
+        causes: dict[str, list[str]] = {}
+        last: Envelope | None = None
+        for message in messages:
+            change = await _apply(tx.conn, message)
+            if change is not None:
+                item_code, cause = change
+                causes.setdefault(item_code, []).append(cause)
+                last = message.event
+        if last is None:
             return
-        if change is not None:
-            item_code, cause = change
+        for item_code, item_causes in causes.items():
             await planning.replan(
-                tx, [item_code], cause=cause, seed=str(envelope.event_id), meta=_meta(envelope)
+                tx,
+                [item_code],
+                cause=_summary(item_causes),
+                seed=f"{last.event_id}/{item_code}",
+                meta=_meta(last),
             )
 
     return handle
+
+
+async def _apply(conn: AsyncConnection, message: Message) -> Change:
+    envelope = message.event
+    if message.topic == REQUESTS and envelope.event_type in requests:
+        event = requests.decode(envelope.event_type, envelope.schema_version, envelope.data)
+        return await _on_request(conn, envelope.subject, event)
+    if message.topic == DELIVERIES and envelope.event_type in deliveries:
+        event = deliveries.decode(envelope.event_type, envelope.schema_version, envelope.data)
+        return await _on_delivery(conn, envelope.subject, event)
+    return None
+
+
+def _summary(causes: list[str]) -> str:
+    if len(causes) == 1:
+        return causes[0]
+    return f"{len(causes)} changes, the last: {causes[-1]}"
 
 
 def _meta(envelope: Envelope) -> Metadata:

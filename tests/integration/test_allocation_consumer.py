@@ -38,7 +38,7 @@ async def _feed(store: EventStore, items: list[StoredEvent], *, auto_approve: bo
     handle = consumers.handler(Planning(AllocationSettings(auto_approve=auto_approve)))
     for item in items:
         async with store.transaction() as tx:
-            await handle(tx, message(item))
+            await handle(tx, [message(item)])
 
 
 async def _live(store: EventStore) -> dict[tuple[str, str], int]:
