@@ -43,7 +43,7 @@ infra-status: ## Is local Kafka / PostgreSQL running?
 
 .PHONY: test
 test: $(STAMP) ## Run the whole test suite against real Kafka and PostgreSQL
-	@deploy/local/browser.sh
+	@deploy/local/test-tools.sh
 	@$(TEST_INFRA) deploy/local/with-infra.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit

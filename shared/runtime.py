@@ -72,6 +72,7 @@ class ServiceRuntime:
                 spec.handler,
                 self.store,
                 batch_handler=spec.batch_handler,
+                start_at=settings.consumer_start_at,
                 bootstrap_servers=bootstrap,
                 max_attempts=settings.consumer_max_attempts,
                 stall_seconds=settings.consumer_stall_seconds,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, FilePath, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +31,9 @@ class ServiceSettings(BaseSettings):
     relay_batch_size: int = Field(default=2000, ge=1, le=10_000)
     # Prepended to consumer group names, so parallel test runs on one broker stay apart.
     consumer_group_prefix: str = ""
+    # Where a consumer group that has applied nothing yet starts: `earliest` (every service:
+    # it must see the whole history) or `latest` (attach to live traffic only: tests, demos).
+    consumer_start_at: Literal["earliest", "latest"] = "earliest"
     consumer_max_attempts: int = Field(default=3, ge=1, le=100)
     # A consumer that has not polled for this long is reported as not ready.
     consumer_stall_seconds: float = Field(default=60.0, gt=0)

@@ -85,6 +85,8 @@ class Generation:
             stall_seconds=settings.consumer_stall_seconds,
             batch_handler=writer,
             on_commit=lambda messages: on_commit(self, messages),
+            # A rebuild replays everything; only the first generation may attach at the end.
+            start_at=settings.consumer_start_at if number == 1 else "earliest",
         )
         self._task: asyncio.Task[None] | None = None
 

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -133,6 +133,7 @@ class EventConsumer:
         retry_backoff_seconds: float = 0.05,
         batch_handler: BatchHandler | None = None,
         on_commit: CommitListener | None = None,
+        start_at: Literal["earliest", "latest"] = "earliest",
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give either a handler or a batch_handler")
@@ -141,6 +142,9 @@ class EventConsumer:
         self.handler = handler
         self.batch_handler: BatchHandler = batch_handler or self._one_by_one
         self.on_commit = on_commit
+        # Where a partition this consumer has never applied starts: the beginning (a service
+        # must see everything) or, to attach to live traffic only, the current end.
+        self.start_at = start_at
         self.store = store
         self.bootstrap_servers = bootstrap_servers
         self.max_attempts = max_attempts
@@ -512,6 +516,8 @@ class EventConsumer:
         problems = []
         if not self._running:
             problems.append("not running")
+        elif not self.assigned.is_set():
+            problems.append("waiting for its partitions")
         elif since_poll is not None and since_poll > self.stall_seconds:
             problems.append(f"has not polled for {since_poll:.0f}s")
         if growing > self.stall_seconds:
@@ -542,6 +548,14 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         assert consumer is not None
         async with self.owner._applying:  # no batch commits between reading and seeking
             stored = await self.owner.stored_offsets(list(assigned))
+            new = [tp for tp in assigned if tp not in stored]
+            if new and self.owner.start_at == "latest":
+                # Remember the start at once: a restart before the first message must not
+                # move it on past what arrived meanwhile.
+                ends = await consumer.end_offsets(new)
+                async with self.owner.store.db.engine.begin() as conn:
+                    self.owner._offset_rows |= await self.owner._save_offsets(conn, ends)
+                stored |= ends
             for tp in assigned:
                 if tp in stored:
                     consumer.seek(tp, stored[tp])

@@ -1,6 +1,6 @@
 """The operators' dashboard in headless Chromium (Debian's package, driven by Playwright):
 the page loads, shows a requirement that came through the topics, and its live feed shows a new
-event without a reload. Needs /usr/bin/chromium: `deploy/local/browser.sh` installs it."""
+event without a reload. Needs /usr/bin/chromium: `deploy/local/test-tools.sh` installs it."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ ARGS = [
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing; run deploy/local/browser.sh", pytrace=False)
+        pytest.fail(f"{CHROMIUM} is missing; run deploy/local/test-tools.sh", pytrace=False)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM, args=ARGS, headless=True
