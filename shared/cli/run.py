@@ -22,7 +22,7 @@ from rich.console import Console
 from shared.auth import DEV_SECRET, Role, mint_token
 
 REPO = Path(__file__).resolve().parents[2]
-STATE = REPO / ".aidline"
+STATE = Path(os.environ.get("AIDLINE_HOME", REPO / ".aidline"))  # as deploy/local/*.sh
 SERVICES = {"request": 8001, "allocation": 8002, "delivery": 8003, "projection": 8004}
 DEV_IDENTITIES = {
     Role.RECIPIENT: {"sub": "ua-mod"},
@@ -64,8 +64,9 @@ def _start_kafka() -> tuple[str, bool]:
     result = subprocess.run([str(script), "up"], text=True)
     if result.returncode != 0:
         _fail("Kafka did not start (its log tail is above)", "see `deploy/local/kafka.sh logs`")
-    console.print("[green]✓[/] Kafka: 127.0.0.1:9092")
-    return "127.0.0.1:" + os.environ.get("KAFKA_PORT", "9092"), not already
+    bootstrap = "127.0.0.1:" + os.environ.get("KAFKA_PORT", "9092")
+    console.print(f"[green]✓[/] Kafka: {bootstrap}")
+    return bootstrap, not already
 
 
 def _start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
