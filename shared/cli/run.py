@@ -127,6 +127,7 @@ def _print_welcome(secret: str) -> None:
 
 
 def _stop(started: Started) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan services
     console.print("\nstopping…")
     for process in started.processes.values():
         process.terminate()
