@@ -152,6 +152,8 @@ async def _published(prefix: str) -> list[tuple[str, str, dict[str, Any]]]:
     ours: set[str] = set()
     result = []
     for record in await read_topic(ALLOCATIONS):
+        if not header(record, "ce_type"):
+            continue  # not a CloudEvent (another test's poison message)
         subject, data = header(record, "ce_subject"), json.loads(record.value or b"{}")
         if data.get("requirement_id", "").startswith(prefix):
             ours.add(subject)

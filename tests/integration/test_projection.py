@@ -27,7 +27,7 @@ async def topics(kafka: str) -> Topics:
 
 @pytest.fixture(scope="module")
 async def service(topics: Topics) -> AsyncIterator[Projection]:
-    async with projection_service(topics, READ_YOUR_WRITES_TIMEOUT="2") as svc:
+    async with projection_service(topics, READ_YOUR_WRITES_TIMEOUT="6") as svc:
         yield svc
 
 
