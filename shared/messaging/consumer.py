@@ -80,6 +80,8 @@ class Message:
     partition: int
     offset: int
     event: Envelope
+    # The record's value as received (the data's JSON), for handlers that store it as it is.
+    raw: bytes | None = field(default=None, repr=False, compare=False)
 
     def follow_up(self, actor: str = "system") -> Metadata:
         """Metadata for the events a handler stores in answer to this one: the same correlation
@@ -290,7 +292,9 @@ class EventConsumer:
                     continue
                 done.add(event.event_id)
                 by_position[(record.topic, record.partition, record.offset)] = record
-                messages.append(Message(record.topic, record.partition, record.offset, event))
+                messages.append(
+                    Message(record.topic, record.partition, record.offset, event, record.value)
+                )
             applied = await self._apply_all(conn, messages)
             if applied is None:
                 applied, failed = await self._apply_each(conn, messages)

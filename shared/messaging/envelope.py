@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic_core import from_json
+
 from shared.domain.events import Metadata, StoredEvent
 from shared.eventstore.store import OutboxRow
 
@@ -66,30 +68,39 @@ def encode(
 def decode(
     headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], value: bytes | None
 ) -> Envelope:
+    """Every consumer's hot path: decodes only the headers it keeps, parses JSON in Rust
+    (pydantic-core's parser, several times faster than the json module)."""
     try:
-        h = {name: raw.decode() for name, raw in headers}
-        if h.get("ce_specversion") != SPEC_VERSION:
-            raise EnvelopeError(f"unsupported ce_specversion {h.get('ce_specversion')!r}")
-        data = json.loads(value) if value else None
+        h = dict(headers)
+        if h.get("ce_specversion") != _SPEC_VERSION:
+            spec = h.get("ce_specversion")
+            raise EnvelopeError(f"unsupported ce_specversion {spec.decode() if spec else spec!r}")
+        data = from_json(value) if value else None
         if not isinstance(data, dict):
             raise EnvelopeError("value is not a JSON object")
+        actor, correlation, causation = (
+            h.get("ce_actor"),
+            h.get("ce_correlationid"),
+            h.get("ce_causationid"),
+        )
         return Envelope(
-            event_id=uuid.UUID(h["ce_id"]),
-            source=h["ce_source"],
-            event_type=h["ce_type"],
-            subject=h["ce_subject"],
-            time=datetime.fromisoformat(h["ce_time"]),
+            event_id=uuid.UUID(h["ce_id"].decode()),
+            source=h["ce_source"].decode(),
+            event_type=h["ce_type"].decode(),
+            subject=h["ce_subject"].decode(),
+            time=datetime.fromisoformat(h["ce_time"].decode()),
             stream_version=int(h["ce_streamversion"]),
             position=int(h["ce_position"]),
             schema_version=int(h["ce_schemaversion"]),
             meta=Metadata(
-                actor=h.get("ce_actor") or "system",
-                correlation_id=h.get("ce_correlationid") or None,
-                causation_id=h.get("ce_causationid") or None,
+                actor=actor.decode() if actor else "system",
+                correlation_id=correlation.decode() if correlation else None,
+                causation_id=causation.decode() if causation else None,
             ),
             data=data,
         )
     except EnvelopeError:
         raise
-    except (KeyError, ValueError, UnicodeDecodeError) as exc:
+    except (KeyError, ValueError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        # AttributeError/TypeError: a header without a value (Kafka allows null).
         raise EnvelopeError(f"malformed CloudEvent: {exc!r}") from exc

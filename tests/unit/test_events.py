@@ -90,6 +90,8 @@ def test_cloudevents_binary_mode_round_trip() -> None:
         ([("ce_specversion", b"1.0"), ("ce_id", b"not-a-uuid")], b"{}"),
         (None, b"[1, 2]"),
         (None, b"\xff\xfe"),
+        (None, b"{not json"),
+        ([("ce_specversion", b"1.0"), ("ce_id", None)], b"{}"),  # Kafka allows null values
     ],
 )
 def test_malformed_messages_are_rejected(
