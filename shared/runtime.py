@@ -41,8 +41,7 @@ def tune_gc() -> None:
     if _gc_tuned:
         return
     _gc_tuned = True
-    gc.collect()
-    gc.freeze()
+    gc.freeze()  # no full collection first: it would delay the start by up to a second
     gc.set_threshold(*GC_THRESHOLDS)
 
 
