@@ -37,6 +37,7 @@ from shared.contracts.requests import (
     RequirementSubmitted,
 )
 from shared.contracts.topics import DELIVERIES, REQUESTS
+from shared.db.rows import upsert
 from shared.domain import DomainEvent, Metadata
 from shared.eventstore import Transaction
 from shared.messaging.consumer import BatchHandler, Message
@@ -166,13 +167,7 @@ async def _on_request(conn: AsyncConnection, subject: str, event: DomainEvent) -
                 "eum_class": event.eum_class,
                 "substitutes": list(event.substitutes),
             }
-            key = catalogue_items.c.item_code == event.item_code
-            if not (
-                await conn.execute(catalogue_items.update().where(key).values(values))
-            ).rowcount:
-                await conn.execute(
-                    catalogue_items.insert().values(item_code=event.item_code, **values)
-                )
+            await upsert(conn, catalogue_items, {"item_code": event.item_code}, values)
             return event.item_code, f"catalogue item {event.item_code} added"
     return None  # delivery recorded and the like: no effect on matching
 

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.delivery.domain import Shipment
-from services.delivery.tables import shipments, upsert
+from services.delivery.tables import shipments
+from shared.db.rows import upsert
 
 # Operational security: where and when a shipment travels (DESIGN §5, docs/delivery.md).
 

@@ -9,10 +9,11 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.delivery.tables import allocations, items, pledges, upsert
+from services.delivery.tables import allocations, items, pledges
 from shared.catalogue import base_items
 from shared.contracts.allocations import AllocationProposed
 from shared.contracts.deliveries import EumClass
+from shared.db.rows import upsert
 
 EUM_CLASSES: tuple[EumClass, ...] = ("none", "routine", "enhanced")
 

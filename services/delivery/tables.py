@@ -3,11 +3,7 @@ as the events (or consumed message) it reflects."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.eventstore.tables import Json
 
@@ -71,13 +67,3 @@ batch_rows = sa.Table(
     sa.Column("result", Json, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
-
-
-async def upsert(
-    conn: AsyncConnection, table: sa.Table, key: Mapping[str, Any], values: Mapping[str, Any]
-) -> None:
-    """Update the row with `key`, or insert it (portable across PostgreSQL and SQLite)."""
-    where = sa.and_(*(table.c[name] == value for name, value in key.items()))
-    result = await conn.execute(table.update().where(where).values(**values))
-    if result.rowcount == 0:
-        await conn.execute(table.insert().values(**key, **values))
