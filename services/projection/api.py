@@ -242,7 +242,7 @@ class StreamAuthorize(Authorize):
     """As `Authorize`, and also accepts `?access_token=`: a browser's EventSource cannot send
     an Authorization header. (Only this route takes a token in the URL.)"""
 
-    def __call__(self, request: Request) -> Principal:
+    async def __call__(self, request: Request) -> Principal:
         token = request.query_params.get("access_token")
         if token and "authorization" not in request.headers:
             try:
@@ -256,7 +256,7 @@ class StreamAuthorize(Authorize):
                 raise Problem(403, "Forbidden", "This needs a reader role.", kind="forbidden-role")
             request.state.principal = principal
             return principal
-        return super().__call__(request)
+        return await super().__call__(request)
 
 
 @stream_router.get(

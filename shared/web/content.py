@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,10 +10,10 @@ from fastapi import Depends, Request
 from shared.web.problems import Problem
 
 
-def require_content_type(*media_types: str) -> Callable[[Request], None]:
+def require_content_type(*media_types: str) -> Callable[[Request], Awaitable[None]]:
     """A route dependency: a non-empty body must be sent as one of `media_types`."""
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:
         has_body = request.headers.get("content-length", "0") != "0" or (
             "transfer-encoding" in request.headers
         )

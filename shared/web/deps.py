@@ -17,7 +17,11 @@ BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="aidline"'}
 _UNSAFE_IN_CHALLENGE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+# Dependencies without I/O are `async def`: FastAPI would run a plain `def` in a worker thread,
+# a hop per dependency per request for nothing.
+
+
+async def get_runtime(request: Request) -> ServiceRuntime:
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
 
@@ -77,7 +81,7 @@ class Authorize:
         self.name = name
         self.rule: Rule = policy[name]  # a route naming no rule fails at import
 
-    def __call__(self, request: Request) -> Principal:
+    async def __call__(self, request: Request) -> Principal:
         principal = authenticate(request)
         if not self.rule.allows(principal.roles):
             allowed = ", ".join(sorted(self.rule.roles))

@@ -95,7 +95,7 @@ class RateLimit:
         self.per_minute = per_minute
         self.burst = burst
 
-    def __call__(self, request: Request) -> None:
+    async def __call__(self, request: Request) -> None:
         limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
         if limiter is None:
             return
