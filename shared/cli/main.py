@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import demo, imports, run, token
+from shared.cli import demo, imports, rebuild, run, status, tail, token
 
 app = typer.Typer(
     name="aidline",
@@ -32,11 +32,10 @@ def version() -> None:
 app.command("run")(run.run)
 app.command("token")(token.token)
 app.command("demo")(demo.demo)
+app.command("status")(status.status)
+app.command("tail")(tail.tail)
+app.command("rebuild")(rebuild.rebuild)
 app.add_typer(imports.app, name="import")
-
-
-from shared.cli import rebuild; app.command("rebuild")(rebuild.rebuild)  # noqa: E402, E702, I001  # fmt: skip
-from shared.cli import tail; app.command("tail")(tail.tail)  # noqa: E402, E702, I001  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -25,3 +25,14 @@ async def test_probes_docs_and_metrics(stack: Stack, service: str) -> None:
         missing = await client.get("/no-such-route")
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_aidline_status_reports_every_service_ready(stack: Stack) -> None:
+    from typer.testing import CliRunner
+
+    from shared.cli.main import app
+
+    urls = {f"AIDLINE_{name.upper()}_URL": stack.url(name) for name in SERVICES}
+    result = CliRunner().invoke(app, ["status"], env=urls)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("yes") == len(SERVICES)

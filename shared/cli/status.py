@@ -1,0 +1,68 @@
+"""`aidline status`: is each service up and ready, is the broker reachable, how far behind are
+the consumers. Exit code 0 when everything is ready, 1 otherwise (scripts can rely on it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.demo.client import Endpoints
+
+console = Console()
+
+
+def _readiness(url: str) -> tuple[bool, dict[str, Any]]:
+    try:
+        response = httpx.get(f"{url}/readyz", timeout=5)
+        body: dict[str, Any] = response.json()
+        return response.status_code == 200, body.get("checks", {})
+    except (httpx.HTTPError, ValueError) as exc:
+        return False, {"service": {"ok": False, "error": f"not answering: {exc!r}"}}
+
+
+def status(
+    request_url: str = typer.Option(Endpoints.request, envvar="AIDLINE_REQUEST_URL"),
+    allocation_url: str = typer.Option(Endpoints.allocation, envvar="AIDLINE_ALLOCATION_URL"),
+    delivery_url: str = typer.Option(Endpoints.delivery, envvar="AIDLINE_DELIVERY_URL"),
+    projection_url: str = typer.Option(Endpoints.projection, envvar="AIDLINE_PROJECTION_URL"),
+) -> None:
+    """Services, broker and consumer lag, from each service's /readyz."""
+    services = {
+        "request": request_url,
+        "allocation": allocation_url,
+        "delivery": delivery_url,
+        "projection": projection_url,
+    }
+    table = Table(title="Aidline status")
+    for column in ("service", "ready", "database", "kafka", "consumers (lag)", "problems"):
+        table.add_column(column)
+    all_ready = True
+    for name, url in services.items():
+        ready, checks = _readiness(url)
+        all_ready &= ready
+        consumers = {k.split(":", 1)[1]: v for k, v in checks.items() if k.startswith("consumer:")}
+        problems = [
+            f"{key}: {check.get('error') or '; '.join(check.get('problems', []))}"
+            for key, check in checks.items()
+            if not check.get("ok", False)
+        ]
+        table.add_row(
+            name,
+            "[green]yes[/]" if ready else "[red]no[/]",
+            _mark(checks.get("database")),
+            _mark(checks.get("kafka")),
+            ", ".join(f"{c} ({v.get('lag', '?')})" for c, v in consumers.items()) or "—",
+            "\n".join(problems) or "",
+        )
+    console.print(table)
+    raise typer.Exit(0 if all_ready else 1)
+
+
+def _mark(check: dict[str, Any] | None) -> str:
+    if check is None:
+        return "?"
+    return "[green]ok[/]" if check.get("ok") else "[red]down[/]"
