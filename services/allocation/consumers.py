@@ -38,10 +38,9 @@ from shared.contracts.requests import (
 )
 from shared.contracts.topics import DELIVERIES, REQUESTS
 from shared.db.rows import upsert
-from shared.domain import DomainEvent, Metadata
+from shared.domain import DomainEvent
 from shared.eventstore import Transaction
 from shared.messaging.consumer import BatchHandler, Message
-from shared.messaging.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +57,13 @@ def handler(planning: Planning) -> BatchHandler:
 
     async def handle(tx: Transaction, messages: Sequence[Message]) -> None:
         causes: dict[str, list[str]] = {}
-        last: Envelope | None = None
+        last: Message | None = None
         for message in messages:
             change = await _apply(tx.conn, message)
             if change is not None:
                 item_code, cause = change
                 causes.setdefault(item_code, []).append(cause)
-                last = message.event
+                last = message
         if last is None:
             return
         for item_code, item_causes in causes.items():
@@ -72,8 +71,8 @@ def handler(planning: Planning) -> BatchHandler:
                 tx,
                 [item_code],
                 cause=_summary(item_causes),
-                seed=f"{last.event_id}/{item_code}",
-                meta=_meta(last),
+                seed=f"{last.event.event_id}/{item_code}",
+                meta=last.follow_up(ACTOR),
             )
 
     return handle
@@ -94,14 +93,6 @@ def _summary(causes: list[str]) -> str:
     if len(causes) == 1:
         return causes[0]
     return f"{len(causes)} changes, the last: {causes[-1]}"
-
-
-def _meta(envelope: Envelope) -> Metadata:
-    return Metadata(
-        actor=ACTOR,
-        correlation_id=envelope.meta.correlation_id or str(envelope.event_id),
-        causation_id=str(envelope.event_id),
-    )
 
 
 async def _on_request(conn: AsyncConnection, subject: str, event: DomainEvent) -> Change:

@@ -20,7 +20,7 @@ from shared.contracts.allocations import catalogue as allocations
 from shared.contracts.requests import CatalogueItemAdded, PledgeAnnounced
 from shared.contracts.requests import catalogue as requests
 from shared.contracts.topics import ALLOCATIONS, REQUESTS
-from shared.domain import EventCatalogue, Metadata
+from shared.domain import EventCatalogue
 from shared.eventstore import Transaction
 from shared.messaging.consumer import Message
 
@@ -45,11 +45,7 @@ async def handle(tx: Transaction, message: Message) -> None:
     event = _CATALOGUES[message.topic].decode(
         envelope.event_type, envelope.schema_version, envelope.data
     )
-    meta = Metadata(
-        actor=ACTOR,
-        correlation_id=envelope.meta.correlation_id or str(envelope.event_id),
-        causation_id=str(envelope.event_id),
-    )
+    meta = message.follow_up(ACTOR)
     allocation_id = envelope.subject
     match event:
         case AllocationProposed():
