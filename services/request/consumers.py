@@ -23,10 +23,8 @@ from services.request.handlers import requirements
 from services.request.tables import planned_shipments
 from shared.contracts import deliveries
 from shared.contracts.deliveries import ShipmentHandedOver, ShipmentPlanned, ShipmentReceived
-from shared.domain import Metadata
 from shared.eventstore import Transaction
 from shared.messaging.consumer import Message
-from shared.messaging.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +47,7 @@ async def handle(tx: Transaction, message: Message) -> None:
                 .values(received_good=data.received_good)
             )
         case ShipmentReceived():
-            await _received(tx, event)
+            await _received(tx, message)
 
 
 async def _planned(conn: AsyncConnection, event: ShipmentPlanned) -> None:
@@ -68,7 +66,8 @@ async def _planned(conn: AsyncConnection, event: ShipmentPlanned) -> None:
         )
 
 
-async def _received(tx: Transaction, event: Envelope) -> None:
+async def _received(tx: Transaction, message: Message) -> None:
+    event = message.event
     shipment = (
         await tx.conn.execute(
             sa.select(planned_shipments).where(planned_shipments.c.shipment_id == event.subject)
@@ -89,9 +88,5 @@ async def _received(tx: Transaction, event: Envelope) -> None:
         return
     quantity = shipment.quantity if shipment.received_good is None else shipment.received_good
     if requirement.record_delivery(event.subject, quantity):
-        meta = Metadata(
-            actor=event.meta.actor,
-            correlation_id=event.meta.correlation_id,
-            causation_id=str(event.event_id),
-        )
-        requirements.save(tx, requirement, meta)
+        # Recorded in the name of whoever confirmed the receipt, caused by that event.
+        requirements.save(tx, requirement, message.follow_up(event.meta.actor))
