@@ -35,7 +35,6 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from bench.bench_http import requirement_body
-from bench.httpload import ONE_CONNECTION
 from bench.procs import idle_uvicorn_rss, rss_mb
 from bench.report import Result
 from bench.settle import wait_caught_up
@@ -44,6 +43,10 @@ from shared.contracts.topics import REQUESTS
 from shared.messaging.kafka import new_producer
 from tests.e2e.stack import SERVICES, Stack, create_database, drop_database
 from tests.infra import KAFKA, create_topic
+
+# One connection per client: an httpx pool shared by many requests spends its time finding a
+# free connection.
+ONE_CONNECTION = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 
 RATE = int(os.environ.get("BENCH_E2E_RATE", "200"))
 LOW_RATE = int(os.environ.get("BENCH_E2E_LOW_RATE", "50"))

@@ -70,7 +70,10 @@ async def submit_requirement(
     """State a need (recipient)."""
     c = caller(request, principal)
     return await run_command(
-        request, runtime.store, lambda tx: handlers.submit_requirement(tx, body, c)
+        request,
+        runtime.store,
+        lambda tx: handlers.submit_requirement(tx, body, c),
+        append_only=True,
     )
 
 
@@ -105,6 +108,7 @@ async def endorse_requirement(
         request,
         runtime.store,
         lambda tx: handlers.endorse_requirement(tx, requirement_id, cmd, c),
+        append_only=True,
     )
 
 
@@ -124,7 +128,10 @@ async def amend_requirement(
     """Change quantity, priority or needed-by (recipient); the forum may change priority only."""
     c = caller(request, principal)
     return await run_command(
-        request, runtime.store, lambda tx: handlers.amend_requirement(tx, requirement_id, body, c)
+        request,
+        runtime.store,
+        lambda tx: handlers.amend_requirement(tx, requirement_id, body, c),
+        append_only=True,
     )
 
 
@@ -146,6 +153,7 @@ async def cancel_requirement(
         request,
         runtime.store,
         lambda tx: handlers.cancel_requirement(tx, requirement_id, body, c),
+        append_only=True,
     )
 
 
@@ -163,7 +171,7 @@ async def announce_pledge(
     """Pledge for your own nation (donor): `donor` must be your token's nation."""
     c = caller(request, principal)
     return await run_command(
-        request, runtime.store, lambda tx: handlers.announce_pledge(tx, body, c)
+        request, runtime.store, lambda tx: handlers.announce_pledge(tx, body, c), append_only=True
     )
 
 
@@ -195,7 +203,10 @@ async def confirm_pledge(
     """Confirm a pledge as a one-off forum decision: it goes to execution."""
     c, cmd = caller(request, principal), body or ConfirmIn()
     return await run_command(
-        request, runtime.store, lambda tx: handlers.confirm_pledge(tx, pledge_id, cmd, c)
+        request,
+        runtime.store,
+        lambda tx: handlers.confirm_pledge(tx, pledge_id, cmd, c),
+        append_only=True,
     )
 
 
@@ -215,7 +226,10 @@ async def reduce_pledge(
     """Lower your nation's pledge to a new total."""
     c = caller(request, principal)
     return await run_command(
-        request, runtime.store, lambda tx: handlers.reduce_pledge(tx, pledge_id, body, c)
+        request,
+        runtime.store,
+        lambda tx: handlers.reduce_pledge(tx, pledge_id, body, c),
+        append_only=True,
     )
 
 
@@ -234,7 +248,10 @@ async def withdraw_pledge(
 ) -> JSONResponse:
     c = caller(request, principal)
     return await run_command(
-        request, runtime.store, lambda tx: handlers.withdraw_pledge(tx, pledge_id, body, c)
+        request,
+        runtime.store,
+        lambda tx: handlers.withdraw_pledge(tx, pledge_id, body, c),
+        append_only=True,
     )
 
 
@@ -257,7 +274,7 @@ async def record_decision(
     """One meeting's endorsements and confirmations, stored atomically: all or nothing."""
     c = caller(request, principal)
     return await run_command(
-        request, runtime.store, lambda tx: handlers.record_decision(tx, body, c)
+        request, runtime.store, lambda tx: handlers.record_decision(tx, body, c), append_only=True
     )
 
 

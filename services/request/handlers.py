@@ -263,15 +263,13 @@ async def _decided(
     """Store a one-off decision and the one aggregate it changed; answer for that aggregate."""
     decisions.save(tx, decision, caller.meta)
     repository.save(tx, subject, caller.meta)
-    stored = await tx.flush()
-    event_id = str(stored[-1].event_id)
     return CommandResult(
         subject.id,
         subject.version,
         body={
             "id": subject.id,
             "version": subject.version,
-            "event_id": event_id,
+            "event_id": str(tx.last_event_id),
             "decision_id": decision.id,
         },
     )

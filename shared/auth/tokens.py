@@ -49,6 +49,9 @@ class TokenError(Exception):
 class KeyConfigError(ValueError):
     """The configured verification key cannot be used (raised at startup, never per request)."""
 
+# How many verified tokens a verifier remembers (a few hundred bytes each).
+VERIFIED_TOKENS_KEPT = 4096
+
 
 class TokenVerifier:
     """Checks a bearer token and returns who it names.
@@ -86,6 +89,9 @@ class TokenVerifier:
         self._leeway = leeway
         self._issuer = issuer
         self._audience = audience
+        # Tokens already verified, with the time they expire: a client sends the same token
+        # with every request, and checking a signature costs more than the rest of auth.
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     @classmethod
     def from_files(
@@ -114,6 +120,12 @@ class TokenVerifier:
         return self._algorithm
 
     def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            principal, expires = known
+            if time.time() < expires:
+                return principal
+            del self._verified[token]  # expired: verify again, which says so
         if len(token) > MAX_TOKEN_CHARS:
             raise TokenError("the token is too long")
         try:
@@ -128,7 +140,11 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise TokenError(_reason(exc)) from exc
-        return _principal(claims)
+        principal = _principal(claims)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[token] = (principal, claims["exp"] + self._leeway)
+        return principal
 
     def _key_for(self, token: str) -> Any:
         if len(self._keys) == 1 and None in self._keys:

@@ -37,7 +37,7 @@ def sqlite_path_for(url: str, schema: str) -> str:
 class Database:
     """The engine of one service's schema, plus what the backend-specific code needs to know."""
 
-    def __init__(self, url: str, schema: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(self, url: str, schema: str, *, pool_size: int = 20, echo: bool = False) -> None:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"invalid schema name {schema!r}")
         self.schema = schema
@@ -46,8 +46,12 @@ class Database:
         if self.postgres:
             self.url = url
             kwargs |= {
+                # No overflow: an overflow connection is closed when returned, and a new one
+                # costs a connect, type introspection and fresh prepared statements. Requests
+                # beyond the pool wait for a connection (more would not run faster on the
+                # database anyway).
                 "pool_size": pool_size,
-                "max_overflow": pool_size,
+                "max_overflow": 0,
                 # No pre-ping (a round trip per checkout); broken connections are replaced
                 # when they fail, and recycled before servers or proxies drop them.
                 "pool_recycle": 1800,

@@ -6,7 +6,8 @@ before it inserts and keeps it until commit, so positions are handed out and com
 one transaction after another (a rolled-back transaction leaves a gap, never a late arrival). On
 SQLite writers are serialised by the database lock (`BEGIN IMMEDIATE`), which gives the same.
 The lock is taken as late as possible (at flush, after the command's own reads), so it is held
-only for the inserts and the commit.
+only for the inserts and the commit; a unit of work from `append_only()` sends its inserts as one
+statement that commits as it runs, so there the lock never waits on the client.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Counter
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,29 +55,43 @@ class OutboxRow:
     payload: str
 
 
-# Appends up to this many events go in one statement with the lock (the common case: one
-# command, a few events); larger ones would exceed the driver's bind parameter limit.
-_ONE_STATEMENT_ROWS = 64
+_EVENT_COLUMNS = (
+    "stream_id, stream_version, event_id, event_type, schema_version, data, meta, recorded_at"
+)
+
+# PostgreSQL appends any number of events in one statement. It takes the commit-order lock,
+# queues the relay's wake-up (NOTIFY is delivered at commit) and inserts, in that order: the rows
+# come out of a join with the lock's one-row subquery, so positions are drawn only once the lock
+# is held. Arrays keep the text, and so the prepared statement, the same for any number of rows.
+_APPEND_EVENTS = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}) "
+    f"SELECT {_EVENT_COLUMNS} FROM unnest("
+    "$3::text[], $4::int[], $5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[], "
+    "$10::timestamptz[]) WITH ORDINALITY "
+    f"AS new_events ({_EVENT_COLUMNS}, ordinal) "
+    "CROSS JOIN (SELECT pg_advisory_xact_lock($1), pg_notify($2, '')) AS lock "
+    "ORDER BY ordinal RETURNING event_id, position"
+)
+_APPEND_PARAMETERS = 10
 
 
 @functools.cache
-def _locked_insert_sql(count: int) -> sa.TextClause:
-    """The locked insert of `count` rows (cached: SQL text compiles once per row count)."""
-    rows = ", ".join(
-        f"({n}, :stream_id_{n}, :stream_version_{n}, CAST(:event_id_{n} AS uuid), "
-        f":event_type_{n}, :schema_version_{n}, CAST(:data_{n} AS jsonb), "
-        f"CAST(:meta_{n} AS jsonb), CAST(:recorded_at_{n} AS timestamptz))"
-        for n in range(count)
-    )
-    columns = (
-        "stream_id, stream_version, event_id, event_type, schema_version, data, meta, recorded_at"
-    )
-    return sa.text(
-        f"INSERT INTO events ({columns}) "
-        f"SELECT {columns} FROM (VALUES {rows}) AS new_events (ordinal, {columns}) "
-        "CROSS JOIN (SELECT pg_advisory_xact_lock(:lock_key), pg_notify(:channel, '')) AS lock "
-        "ORDER BY ordinal RETURNING event_id, position"
-    )
+def _append_sql(
+    with_events: bool, extra: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+) -> str:
+    """The append statement, with one data-modifying CTE per extra row ((table, columns, SQL
+    types)): everything the unit of work writes, in one statement."""
+    number = _APPEND_PARAMETERS if with_events else 0
+    ctes = []
+    for index, (table, columns, types) in enumerate(extra):
+        casts = []
+        for sql_type in types:
+            number += 1
+            casts.append(f"${number}::{sql_type}")
+        names, values = ", ".join(columns), ", ".join(casts)
+        ctes.append(f"row_{index} AS (INSERT INTO {table} ({names}) VALUES ({values}))")
+    prefix = f"WITH {', '.join(ctes)} " if ctes else ""
+    return prefix + (_APPEND_EVENTS if with_events else "SELECT 1 WHERE false")
 
 
 class ConcurrencyError(Exception):
@@ -96,11 +112,17 @@ class _PendingAppend:
 
 @dataclass
 class Transaction:
-    """One unit of work: reads and appends to any number of streams, committed together."""
+    """One unit of work: reads and appends to any number of streams, committed together.
+
+    `one_statement` (from `EventStore.append_only`): the reads run outside a transaction and
+    everything the unit writes (events and rows added with `add_row`) goes in one statement at
+    the end, which commits as it runs."""
 
     conn: AsyncConnection
     store: EventStore
+    one_statement: bool = False
     _pending: list[_PendingAppend] = field(default_factory=list)
+    _rows: list[tuple[sa.Table, dict[str, Any]]] = field(default_factory=list)
     stored: list[StoredEvent] = field(default_factory=list)
 
     def append(self, stream_id: str, expected_version: int, new_events: Sequence[NewEvent]) -> None:
@@ -112,11 +134,24 @@ class Transaction:
             stamped = [dataclasses.replace(e, meta=with_context(e.meta)) for e in new_events]
             self._pending.append(_PendingAppend(stream_id, expected_version, stamped))
 
+    def add_row(self, table: sa.Table, values: dict[str, Any]) -> None:
+        """Queue a row of another table, written with the events at the next flush."""
+        self._rows.append((table, values))
+
+    @property
+    def last_event_id(self) -> uuid.UUID | None:
+        """The id of the last event appended or queued, if any."""
+        if self._pending:
+            return self._pending[-1].events[-1].event_id
+        return self.stored[-1].event_id if self.stored else None
+
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """A part of the transaction that is kept or undone as a whole, its events included.
 
         Events queued before it are appended first, so undoing it takes back only its own."""
+        if self.one_statement:
+            raise RuntimeError("a one-statement unit of work has no savepoints")
         await self.flush()
         kept = len(self.stored)
         try:
@@ -125,14 +160,18 @@ class Transaction:
                 await self.flush()
         except BaseException:
             self._pending.clear()
+            self._rows.clear()
             del self.stored[kept:]
             raise
 
     async def flush(self) -> list[StoredEvent]:
         pending, self._pending = self._pending, []
-        if not pending:
+        rows, self._rows = self._rows, []
+        if not pending and not rows:
             return []
-        stored = await self.store.insert(self.conn, pending)
+        if self.one_statement and self.stored:
+            raise RuntimeError("a one-statement unit of work writes once, at its end")
+        stored = await self.store.insert(self.conn, pending, rows)
         self.stored.extend(stored)
         return stored
 
@@ -145,6 +184,7 @@ class EventStore:
         self.channel = f"aidline_events_{db.schema}"
         # In-process wake-up for the relay (SQLite has no LISTEN/NOTIFY).
         self.appended = asyncio.Event()
+        self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -155,18 +195,42 @@ class EventStore:
         if tx.stored:
             self.appended.set()
 
+    @asynccontextmanager
+    async def append_only(self) -> AsyncIterator[Transaction]:
+        """A unit of work that reads, then appends events (and rows given to `add_row`) only.
+
+        On PostgreSQL its reads run outside a transaction (each sees what is committed, as they
+        would inside one at READ COMMITTED; the expected versions make the append conditional)
+        and its writes go in one statement that commits as it runs: one round trip, and the
+        commit-order lock is held only while the database runs it, never while the answer
+        travels back to a busy event loop. Writing through `tx.conn` is not allowed here: use
+        `transaction()` for work that writes tables of its own. SQLite: a transaction."""
+        if not self.db.postgres:
+            async with self.transaction() as tx:
+                yield tx
+            return
+        async with self._autocommit.connect() as conn:
+            tx = Transaction(conn, self, one_statement=True)
+            yield tx
+            await tx.flush()
+        if tx.stored:
+            self.appended.set()
+
     async def append(
         self, stream_id: str, expected_version: int, new_events: Sequence[NewEvent]
     ) -> list[StoredEvent]:
-        async with self.transaction() as tx:
+        async with self.append_only() as tx:
             tx.append(stream_id, expected_version, new_events)
         return tx.stored
 
     async def insert(
-        self, conn: AsyncConnection, pending: Sequence[_PendingAppend]
+        self,
+        conn: AsyncConnection,
+        pending: Sequence[_PendingAppend],
+        rows: Sequence[tuple[sa.Table, dict[str, Any]]] = (),
     ) -> list[StoredEvent]:
         now = datetime.now(UTC)
-        rows = [
+        new = [
             {
                 "stream_id": append.stream_id,
                 "stream_version": append.expected_version + offset,
@@ -181,39 +245,54 @@ class EventStore:
             for offset, event in enumerate(append.events, start=1)
         ]
         try:
-            if self.db.postgres and len(rows) <= _ONE_STATEMENT_ROWS:
-                result = await conn.execute(self._locked_insert(rows))
-            else:
-                if self.db.postgres:  # a large append: the lock first, then a bulk insert
-                    await conn.execute(
-                        sa.select(
-                            sa.func.pg_advisory_xact_lock(self.lock_key),
-                            sa.func.pg_notify(self.channel, ""),
-                        )
+            if self.db.postgres:
+                result = await conn.exec_driver_sql(*self._append_statement(new, rows))
+                position_of = {row.event_id: row.position for row in result} if new else {}
+            else:  # the database lock, BEGIN IMMEDIATE, already orders the writers
+                for table, values in rows:
+                    await conn.execute(table.insert(), [values])
+                position_of = {}
+                if new:
+                    result = await conn.execute(
+                        events.insert().returning(events.c.event_id, events.c.position), new
                     )
-                # (SQLite: the database lock, BEGIN IMMEDIATE, already orders the writers.)
-                result = await conn.execute(
-                    events.insert().returning(events.c.event_id, events.c.position), rows
-                )
+                    position_of = {row.event_id: row.position for row in result}
         except IntegrityError as exc:
             conflict = _conflicting_append(exc, pending)
             if conflict is not None:
                 raise ConcurrencyError(conflict.stream_id, conflict.expected_version) from exc
             raise
-        position_of = {row.event_id: row.position for row in result}
-        EVENTS_APPENDED.labels(self.db.schema).inc(len(rows))
-        return [_stored(position_of[row["event_id"]], row) for row in rows]
+        if new:
+            EVENTS_APPENDED.labels(self.db.schema).inc(len(new))
+        return [_stored(position_of[row["event_id"]], row) for row in new]
 
-    def _locked_insert(self, rows: list[dict[str, Any]]) -> sa.TextClause:
-        """PostgreSQL: one statement takes the commit-order lock, queues the relay's wake-up
-        (NOTIFY is delivered at commit) and inserts, in that order: the rows come out of a join
-        with the lock's one-row subquery, so positions are drawn only once the lock is held."""
-        params: dict[str, Any] = {"lock_key": self.lock_key, "channel": self.channel}
-        for n, row in enumerate(rows):
-            params |= {f"{name}_{n}": value for name, value in row.items()}
-            params[f"data_{n}"] = json.dumps(row["data"])
-            params[f"meta_{n}"] = json.dumps(row["meta"])
-        return _locked_insert_sql(len(rows)).bindparams(**params)
+    def _append_statement(
+        self, new: list[dict[str, Any]], rows: Sequence[tuple[sa.Table, dict[str, Any]]]
+    ) -> tuple[str, tuple[Any, ...]]:
+        """PostgreSQL: the SQL and parameters that write `new` events and `rows` in one go."""
+        params: list[Any] = []
+        if new:
+            params = [
+                self.lock_key,
+                self.channel,
+                [row["stream_id"] for row in new],
+                [row["stream_version"] for row in new],
+                [row["event_id"] for row in new],
+                [row["event_type"] for row in new],
+                [row["schema_version"] for row in new],
+                [json.dumps(row["data"]) for row in new],
+                [json.dumps(row["meta"]) for row in new],
+                [row["recorded_at"] for row in new],
+            ]
+        extra = []
+        for table, values in rows:
+            columns = tuple(values)
+            extra.append((table.name, columns, tuple(_sql_type(table.c[c]) for c in columns)))
+            params.extend(
+                json.dumps(value) if isinstance(table.c[name].type, sa.JSON) else value
+                for name, value in values.items()
+            )
+        return _append_sql(bool(new), tuple(extra)), tuple(params)
 
     async def read_stream(
         self, conn: AsyncConnection, stream_id: str, after_version: int = 0
@@ -291,6 +370,17 @@ class EventStore:
             sa.select(sa.func.max(events.c.stream_version)).where(events.c.stream_id == stream_id)
         )
         return int(value or 0)
+
+
+_SQL_TYPES: dict[tuple[str, str], str] = {}
+
+
+def _sql_type(column: sa.Column[Any]) -> str:
+    """The column's PostgreSQL type, e.g. `JSONB` (kept: compiling a type is not free)."""
+    key = (column.table.name, column.name)
+    if key not in _SQL_TYPES:
+        _SQL_TYPES[key] = str(column.type.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+    return _SQL_TYPES[key]
 
 
 def _conflicting_append(

@@ -78,8 +78,18 @@ def ensure_version(wanted: int | None, current: int) -> None:
 
 
 async def run_command(
-    request: Request, store: EventStore, handler: CommandHandler, *, scope: str = ""
+    request: Request,
+    store: EventStore,
+    handler: CommandHandler,
+    *,
+    scope: str = "",
+    append_only: bool = False,
 ) -> JSONResponse:
+    """Run `handler` in one unit of work and answer for it.
+
+    `append_only`: the handler only reads and appends events (`EventStore.append_only`): its
+    events and the idempotency record commit in one statement. Leave it off for handlers that
+    write tables of their own through `tx.conn`."""
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
         raise Problem(
@@ -98,26 +108,27 @@ async def run_command(
         if replay is not None:
             return replay
     try:
-        async with store.transaction() as tx:
+        async with store.append_only() if append_only else store.transaction() as tx:
             result = await handler(tx)
-            stored = await tx.flush()
+            event_id = tx.last_event_id
             body = result.body or {
                 "id": result.id,
                 "version": result.version,
-                "event_id": result.event_id or (str(stored[-1].event_id) if stored else None),
+                "event_id": result.event_id or (str(event_id) if event_id else None),
             }
             headers = {"ETag": f'"{result.version}"'}
             if key is not None:
-                await tx.conn.execute(
-                    idempotency_keys.insert().values(
-                        key=key,
-                        scope=key_scope,
-                        request_hash=body_hash,
-                        status_code=result.status_code,
-                        response=body,
-                        headers=headers,
-                        created_at=datetime.now(UTC),
-                    )
+                tx.add_row(
+                    idempotency_keys,
+                    {
+                        "key": key,
+                        "scope": key_scope,
+                        "request_hash": body_hash,
+                        "status_code": result.status_code,
+                        "response": body,
+                        "headers": headers,
+                        "created_at": datetime.now(UTC),
+                    },
                 )
     except ConcurrencyError as exc:
         raise Problem(

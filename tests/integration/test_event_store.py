@@ -1,14 +1,17 @@
 """The event store on both backends: appends, optimistic concurrency, atomic multi-stream writes."""
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database
 from shared.db.migrate import upgrade
 from shared.domain import Metadata, NewEvent
 from shared.eventstore import ConcurrencyError, EventStore, Repository
+from shared.eventstore.tables import idempotency_keys
 from tests.conftest import MIGRATIONS
 from tests.sample_domain import Credited, Ledger, catalogue
 
@@ -82,6 +85,65 @@ async def test_a_savepoint_is_kept_or_undone_whole_with_its_events(db: Database)
     async with db.engine.connect() as conn:
         everything = await store.read_after(conn, 0, 100)
     assert [e.stream_id for e in everything] == ["L-2", "L-1", "L-5"]
+
+
+async def test_an_append_only_unit_writes_its_events_and_rows_together(db: Database) -> None:
+    store = EventStore(db)
+    await store.append("L-2", 0, _credits(1))
+    record = {"key": "k-1", "scope": "s", "request_hash": "h", "status_code": 201,
+              "response": {"id": "L-1", "n": [1, 2]}, "headers": {"ETag": '"1"'},
+              "created_at": datetime.now(UTC)}  # fmt: skip
+    with pytest.raises(ConcurrencyError):  # the second stream conflicts: nothing is written
+        async with store.append_only() as tx:
+            tx.append("L-1", 0, _credits(5))
+            tx.append("L-2", 0, _credits(6))
+            tx.add_row(idempotency_keys, record)
+    async with store.append_only() as tx:
+        tx.append("L-1", 0, _credits(5, 6))
+        tx.add_row(idempotency_keys, record)
+        assert tx.last_event_id == tx._pending[-1].events[-1].event_id
+    assert [e.stream_version for e in tx.stored] == [1, 2]
+    async with db.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(idempotency_keys))).all()
+        assert [e.stream_id for e in await store.read_after(conn, 0, 100)] == ["L-2", "L-1", "L-1"]
+    assert [(r.key, r.response, r.headers) for r in rows] == [
+        ("k-1", record["response"], record["headers"])
+    ]
+
+
+async def test_an_append_only_unit_has_committed_when_its_statement_returns(
+    pg_db: Database,
+) -> None:
+    """The commit-order lock is never held across a round trip to the client: once the one
+    statement has run, another connection sees the events and can take the lock."""
+    store = EventStore(pg_db)
+    async with store.append_only() as tx:
+        tx.append("L-1", 0, _credits(1))
+        await tx.flush()
+        async with pg_db.engine.connect() as other:
+            assert len(await store.read_after(other, 0, 10)) == 1
+            taken = await other.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(store.lock_key)))
+            assert taken is True
+        with pytest.raises(RuntimeError, match="writes once"):
+            tx.append("L-1", 1, _credits(2))
+            await tx.flush()
+    with pytest.raises(RuntimeError, match="no savepoints"):
+        async with store.append_only() as tx, tx.savepoint():
+            pass
+
+
+async def test_a_large_append_is_one_statement_in_order(db: Database) -> None:
+    store = EventStore(db)
+    async with store.append_only() as tx:
+        for n in range(50):
+            tx.append(f"L-{n}", 0, _credits(*range(100)))
+    assert len(tx.stored) == 5000
+    async with db.engine.connect() as conn:
+        everything = await store.read_after(conn, 0, 10_000)
+    assert [(e.stream_id, e.stream_version) for e in everything] == [
+        (f"L-{n}", v) for n in range(50) for v in range(1, 101)
+    ]
+    assert [e.position for e in everything] == [e.position for e in tx.stored]
 
 
 async def test_event_ids_are_unique_forever(db: Database) -> None:

@@ -63,6 +63,34 @@ def test_a_token_just_past_expiry_is_accepted_within_the_leeway() -> None:
     assert HS.verify(_hs(_claims(exp=int(time.time()) - 5))).sub == "alice"
 
 
+def test_a_remembered_token_is_checked_in_full_again_once_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checks: list[str] = []
+    decode = jwt.decode
+    monkeypatch.setattr(
+        jwt, "decode", lambda value, *a, **k: checks.append(value) or decode(value, *a, **k)
+    )
+    verifier = TokenVerifier(secret=DEV_SECRET, leeway=0)
+    now = int(time.time())
+    value = _hs(_claims(exp=now + 60))
+    assert verifier.verify(value).sub == "alice"
+    assert verifier.verify(value).sub == "alice"
+    assert len(checks) == 1  # the second time it was remembered
+    monkeypatch.setattr(time, "time", lambda: now + 61.0)
+    verifier.verify(value)  # (still valid by the clock jwt reads)
+    assert len(checks) == 2
+
+
+def test_a_remembered_token_does_not_vouch_for_a_tampered_copy() -> None:
+    verifier = TokenVerifier(secret=DEV_SECRET)
+    value = _hs(_claims())
+    verifier.verify(value)
+    header, payload, signature = value.split(".")
+    forged = ".".join([header, _segment(_claims(sub="mallory")), signature])
+    assert "signature" in _rejected(verifier, forged)
+
+
 # -- tampering: each is a TokenError (answered with 401) --------------------------------------
 
 
