@@ -100,6 +100,9 @@ class Relay:
             return
         async with self.store.db.engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            # A checkpoint lost in a crash only means events published again (consumers
+            # drop the copies), so its commits need not wait for the disk.
+            await conn.execute(sa.text("SET synchronous_commit = off"))
             while not await conn.scalar(sa.select(sa.func.pg_try_advisory_lock(self._lock_key))):
                 await asyncio.sleep(self.election_retry_seconds)
             raw = (await conn.get_raw_connection()).driver_connection
@@ -127,12 +130,12 @@ class Relay:
             sent_up_to = self.position
             while True:
                 self.store.appended.clear()
-                batch = await self._read_batch(sent_up_to)
+                batch = await self._read_batch(leader_conn, sent_up_to)
                 if batch:
                     in_flight.append(await self._send(producer, batch))
                     sent_up_to = batch[-1].position
                 if in_flight and (len(in_flight) >= self.max_in_flight or not batch):
-                    await self._acknowledge(in_flight.popleft())
+                    await self._acknowledge(leader_conn, in_flight.popleft())
                     continue
                 if batch:
                     continue
@@ -146,8 +149,22 @@ class Relay:
                     future.cancel()
             await producer.stop()
 
-    async def _read_batch(self, after: int) -> list[OutboxRow]:
+    @contextlib.asynccontextmanager
+    async def _connection(
+        self, leader_conn: AsyncConnection | None, *, write: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
+        """The leader's own connection (PostgreSQL): the relay never queues for the pool behind
+        the service's requests. SQLite: one from the pool (in a transaction to `write`)."""
+        if leader_conn is not None:
+            yield leader_conn
+            return
         async with self.store.db.engine.connect() as conn:
+            yield conn
+            if write:
+                await conn.commit()
+
+    async def _read_batch(self, leader_conn: AsyncConnection | None, after: int) -> list[OutboxRow]:
+        async with self._connection(leader_conn) as conn:
             batch = await self.store.read_outbox(conn, after, self.batch_size)
             if len(batch) < self.batch_size:  # near the head: lag is what we have not acked
                 head = batch[-1].position if batch else await self.store.head_position(conn)
@@ -161,9 +178,9 @@ class Relay:
             futures.append(await producer.send(self.topic, value=value, key=key, headers=headers))
         return _InFlight(batch[-1].position, len(batch), futures)
 
-    async def _acknowledge(self, pending: _InFlight) -> None:
+    async def _acknowledge(self, leader_conn: AsyncConnection | None, pending: _InFlight) -> None:
         await asyncio.gather(*pending.futures)
-        await self._save_checkpoint(pending.last_position)
+        await self._save_checkpoint(leader_conn, pending.last_position)
         PUBLISHED.labels(self.topic).inc(pending.count)
         RELAY_POSITION.labels(self.topic).set(self.position)
 
@@ -181,8 +198,8 @@ class Relay:
                 return 0
             return int(position)
 
-    async def _save_checkpoint(self, position: int) -> None:
-        async with self.store.db.engine.begin() as conn:
+    async def _save_checkpoint(self, leader_conn: AsyncConnection | None, position: int) -> None:
+        async with self._connection(leader_conn, write=True) as conn:
             await conn.execute(
                 relay_checkpoints.update()
                 .where(relay_checkpoints.c.name == self.name)
