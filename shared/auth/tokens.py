@@ -49,6 +49,7 @@ class TokenError(Exception):
 class KeyConfigError(ValueError):
     """The configured verification key cannot be used (raised at startup, never per request)."""
 
+
 # How many verified tokens a verifier remembers (a few hundred bytes each).
 VERIFIED_TOKENS_KEPT = 4096
 

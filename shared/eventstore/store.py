@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from prometheus_client import Counter
@@ -40,9 +40,10 @@ EVENTS_APPENDED = Counter(
 )
 
 
-@dataclass(frozen=True)
-class OutboxRow:
-    """A stored event on its way to Kafka: its data as the JSON text the store holds."""
+class OutboxRow(NamedTuple):
+    """A stored event on its way to Kafka: its data as the JSON text the store holds, its
+    metadata as the fields the envelope carries (a tuple: the relay builds thousands a second).
+    """
 
     position: int
     stream_id: str
@@ -50,9 +51,19 @@ class OutboxRow:
     event_id: uuid.UUID
     event_type: str
     schema_version: int
-    meta: Metadata
     recorded_at: datetime
     payload: str
+    actor: str
+    correlation_id: str | None
+    causation_id: str | None
+
+
+# The relay's read, in the column order of OutboxRow (PostgreSQL; run on the driver directly).
+_OUTBOX_SQL = (
+    "SELECT position, stream_id, stream_version, event_id, event_type, schema_version, "
+    "recorded_at, data::text, coalesce(meta->>'actor', 'system'), meta->>'correlation_id', "
+    "meta->>'causation_id' FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+)
 
 
 _EVENT_COLUMNS = (
@@ -320,6 +331,10 @@ class EventStore:
     ) -> list[OutboxRow]:
         """What the relay publishes: like `read_after`, but nothing is decoded in Python (the
         data stays the stored JSON text; the database picks the metadata fields out)."""
+        if self.db.postgres:  # the hot path skips SQLAlchemy's result processing
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            return [OutboxRow(*row) for row in await driver.fetch(_OUTBOX_SQL, position, limit)]
         meta = events.c.meta
         query = (
             sa.select(
@@ -335,15 +350,17 @@ class EventStore:
         )
         return [
             OutboxRow(
-                position=row.position,
-                stream_id=row.stream_id,
-                stream_version=row.stream_version,
-                event_id=row.event_id,
-                event_type=row.event_type,
-                schema_version=row.schema_version,
-                meta=Metadata(row.actor or "system", row.correlation_id, row.causation_id),
-                recorded_at=row.recorded_at,
-                payload=row.payload,
+                row.position,
+                row.stream_id,
+                row.stream_version,
+                row.event_id,
+                row.event_type,
+                row.schema_version,
+                row.recorded_at,
+                row.payload,
+                row.actor or "system",
+                row.correlation_id,
+                row.causation_id,
             )
             for row in await conn.execute(query)
         ]

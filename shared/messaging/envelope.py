@@ -42,7 +42,13 @@ def encode(
     event: StoredEvent | OutboxRow, source: str
 ) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """(key, value, headers) of one event; the relay's hot path, hence the plain list."""
-    meta = event.meta
+    if isinstance(event, OutboxRow):
+        actor, correlation, causation = event.actor, event.correlation_id, event.causation_id
+        value = event.payload.encode()
+    else:
+        meta = event.meta
+        actor, correlation, causation = meta.actor, meta.correlation_id, meta.causation_id
+        value = json.dumps(event.data, separators=(",", ":")).encode()
     headers = [
         ("ce_specversion", _SPEC_VERSION),
         ("ce_id", str(event.event_id).encode()),
@@ -54,14 +60,10 @@ def encode(
         ("ce_streamversion", str(event.stream_version).encode()),
         ("ce_position", str(event.position).encode()),
         ("ce_schemaversion", str(event.schema_version).encode()),
-        ("ce_correlationid", (meta.correlation_id or "").encode()),
-        ("ce_causationid", (meta.causation_id or "").encode()),
-        ("ce_actor", meta.actor.encode()),
+        ("ce_correlationid", (correlation or "").encode()),
+        ("ce_causationid", (causation or "").encode()),
+        ("ce_actor", actor.encode()),
     ]
-    if isinstance(event, OutboxRow):
-        value = event.payload.encode()
-    else:
-        value = json.dumps(event.data, separators=(",", ":")).encode()
     return event.stream_id.encode(), value, headers
 
 
