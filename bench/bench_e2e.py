@@ -35,6 +35,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from bench.bench_http import requirement_body
+from bench.httpload import Connection, LoadSpec
 from bench.procs import idle_uvicorn_rss, rss_mb
 from bench.report import Result
 from bench.settle import wait_caught_up
@@ -43,10 +44,6 @@ from shared.contracts.topics import REQUESTS
 from shared.messaging.kafka import new_producer
 from tests.e2e.stack import SERVICES, Stack, create_database, drop_database
 from tests.infra import KAFKA, create_topic
-
-# One connection per client: an httpx pool shared by many requests spends its time finding a
-# free connection.
-ONE_CONNECTION = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 
 RATE = int(os.environ.get("BENCH_E2E_RATE", "200"))
 LOW_RATE = int(os.environ.get("BENCH_E2E_LOW_RATE", "50"))
@@ -173,17 +170,21 @@ async def _end_to_end(stack: Stack, rate: int, count: int) -> tuple[Tracker, flo
     tracker = Tracker()
     recipient = mint_token(DEV_SECRET, "bench-recipient", [Role.RECIPIENT])
     observer = mint_token(DEV_SECRET, "bench-observer", [Role.OBSERVER])
-    body = requirement_body()
-    url = stack.url("request") + "/requirements"
-    headers = {"Authorization": f"Bearer {recipient}"}
+    command = LoadSpec(
+        url=stack.url("request") + "/requirements",
+        method="POST",
+        body=requirement_body(),
+        headers={"Authorization": f"Bearer {recipient}"},
+    )
     async with contextlib.AsyncExitStack() as clients:
-        # One connection per client (see bench.httpload): the commands take them in turn.
-        senders = [
-            await clients.enter_async_context(
-                httpx.AsyncClient(headers=headers, limits=ONE_CONNECTION, timeout=60)
-            )
-            for _ in range(CONNECTIONS)
-        ]
+        # Keep-alive connections as light as wrk's (bench.httpload), so that the client's own
+        # event loop, which also stamps arrivals on the stream, stays idle; a command takes a
+        # free one (waiting for it counts in its time to 2xx).
+        free: asyncio.Queue[Connection] = asyncio.Queue()
+        for _ in range(CONNECTIONS):
+            connection = await Connection.open(command)
+            clients.callback(connection.close)
+            free.put_nowait(connection)
         reader = await clients.enter_async_context(httpx.AsyncClient())
         consumer = AIOKafkaConsumer(REQUESTS, bootstrap_servers=KAFKA, auto_offset_reset="latest")
         await consumer.start()
@@ -198,17 +199,19 @@ async def _end_to_end(stack: Stack, rate: int, count: int) -> tuple[Tracker, flo
         try:
             await asyncio.wait_for(tracker.live.wait(), 30)
 
-            async def send(i: int) -> None:
+            async def send(_: int) -> None:
                 started = time.time()
+                connection = await free.get()
                 try:
-                    response = await senders[i % CONNECTIONS].post(url, json=body)
-                except httpx.HTTPError:
+                    status, answer = await connection.send()
+                except (OSError, asyncio.IncompleteReadError):
+                    tracker.failed += 1  # the connection is gone: not put back
+                    return
+                free.put_nowait(connection)
+                if status != 201:
                     tracker.failed += 1
                     return
-                if response.status_code != 201:
-                    tracker.failed += 1
-                    return
-                event_id = response.json()["event_id"]
+                event_id = json.loads(answer)["event_id"]
                 tracker.answered[event_id] = time.time()
                 tracker.sent[event_id] = started
 

@@ -57,7 +57,7 @@ class LoadResult:
         return sum(n for status, n in self.statuses.items() if not status.startswith("2"))
 
 
-class _Connection:
+class Connection:
     """One keep-alive HTTP/1.1 connection that sends the same pre-built request again and again.
 
     Deliberately minimal, like wrk: the request bytes are built once and an answer is parsed
@@ -68,7 +68,7 @@ class _Connection:
         self.reader, self.writer, self.request = reader, writer, request
 
     @classmethod
-    async def open(cls, spec: LoadSpec) -> _Connection:
+    async def open(cls, spec: LoadSpec) -> Connection:
         url = urlsplit(spec.url)
         reader, writer = await asyncio.open_connection(url.hostname, url.port or 80)
         body = json.dumps(spec.body).encode() if spec.body is not None else b""
@@ -79,8 +79,8 @@ class _Connection:
         head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         return cls(reader, writer, head.encode() + b"\r\n" + body)
 
-    async def send(self) -> int:
-        """Send the request once; the answer's status code."""
+    async def send(self) -> tuple[int, bytes]:
+        """Send the request once; the answer's status code and body."""
         self.writer.write(self.request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.split(b"\r\n")
@@ -92,25 +92,25 @@ class _Connection:
                 length = int(value)
             elif name.lower() == b"transfer-encoding":
                 raise RuntimeError("chunked answers are not supported by this generator")
-        await self.reader.readexactly(length)
-        return status
+        return status, await self.reader.readexactly(length)
 
     def close(self) -> None:
         self.writer.close()
 
 
-async def _send(connections: list[_Connection], count: int) -> tuple[list[float], Counter[str]]:
+async def _send(connections: list[Connection], count: int) -> tuple[list[float], Counter[str]]:
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     left = count
 
-    async def worker(connection: _Connection) -> None:
+    async def worker(connection: Connection) -> None:
         nonlocal left
         while left > 0:
             left -= 1
             started = time.perf_counter()
             try:
-                statuses[str(await connection.send())] += 1
+                status, _ = await connection.send()
+                statuses[str(status)] += 1
             except (OSError, asyncio.IncompleteReadError) as exc:
                 statuses[type(exc).__name__] += 1
                 return  # the connection is gone; the others carry on
@@ -121,7 +121,7 @@ async def _send(connections: list[_Connection], count: int) -> tuple[list[float]
 
 
 async def _child(spec: LoadSpec) -> None:
-    connections = [await _Connection.open(spec) for _ in range(spec.concurrency)]
+    connections = [await Connection.open(spec) for _ in range(spec.concurrency)]
     try:
         await _send(connections, spec.warmup)  # every connection open before the clock starts
         print("ready", flush=True)
