@@ -356,7 +356,7 @@ class EventStore:
                 row.event_id,
                 row.event_type,
                 row.schema_version,
-                row.recorded_at,
+                _aware(row.recorded_at),
                 row.payload,
                 row.actor or "system",
                 row.correlation_id,
@@ -429,8 +429,13 @@ def _stored(position: int, row: Mapping[Any, Any]) -> StoredEvent:
         schema_version=row["schema_version"],
         data=row["data"],
         meta=Metadata.from_dict(row["meta"]),
-        recorded_at=row["recorded_at"],
+        recorded_at=_aware(row["recorded_at"]),
     )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives stored times back without their zone; they were written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _from_row(row: sa.Row[Any]) -> StoredEvent:

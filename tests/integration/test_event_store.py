@@ -1,7 +1,7 @@
 """The event store on both backends: appends, optimistic concurrency, atomic multi-stream writes."""
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -144,6 +144,15 @@ async def test_a_large_append_is_one_statement_in_order(db: Database) -> None:
         (f"L-{n}", v) for n in range(50) for v in range(1, 101)
     ]
     assert [e.position for e in everything] == [e.position for e in tx.stored]
+
+
+async def test_stored_times_keep_their_zone_on_every_backend(db: Database) -> None:
+    store = EventStore(db)
+    await store.append("L-1", 0, _credits(1))
+    async with db.engine.connect() as conn:
+        (read,) = await store.read_stream(conn, "L-1")
+        (outbox,) = await store.read_outbox(conn, 0, 10)
+    assert read.recorded_at.utcoffset() == outbox.recorded_at.utcoffset() == timedelta(0)
 
 
 async def test_event_ids_are_unique_forever(db: Database) -> None:
