@@ -87,7 +87,7 @@ class Relay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.last_error = repr(exc)
+                self.last_error = type(exc).__name__  # shown by the public /readyz
                 log.warning("relay %s failed, retrying: %r", self.name, exc)
                 await asyncio.sleep(self.election_retry_seconds)
             finally:

@@ -348,3 +348,22 @@ async def test_a_bad_correlation_id_is_400(client: httpx.AsyncClient, value: str
     )
     assert _problem(response, 400)["errors"][0]["field"] == "header.x-correlation-id"
     assert response.headers["x-correlation-id"] == response.headers["x-request-id"]
+
+
+async def test_the_public_readiness_probe_names_failures_without_their_details(
+    tmp_path: Path,
+) -> None:
+    app = _app(
+        tmp_path,
+        database_url="postgresql+asyncpg://secret-user:pw@127.0.0.1:9/aidline",
+        kafka_bootstrap_servers="127.0.0.1:9",
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.get("/readyz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["database"]["ok"] is False
+    assert checks["kafka"]["ok"] is False
+    assert "127.0.0.1" not in response.text
+    assert "secret-user" not in response.text
