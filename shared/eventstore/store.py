@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+import asyncpg
 import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy.dialects import postgresql
@@ -182,7 +183,7 @@ class Transaction:
             return []
         if self.one_statement and self.stored:
             raise RuntimeError("a one-statement unit of work writes once, at its end")
-        stored = await self.store.insert(self.conn, pending, rows)
+        stored = await self.store.insert(self.conn, pending, rows, direct=self.one_statement)
         self.stored.extend(stored)
         return stored
 
@@ -239,7 +240,12 @@ class EventStore:
         conn: AsyncConnection,
         pending: Sequence[_PendingAppend],
         rows: Sequence[tuple[sa.Table, dict[str, Any]]] = (),
+        *,
+        direct: bool = False,
     ) -> list[StoredEvent]:
+        """Write `pending` events and `rows`. `direct`: `conn` is outside a transaction, so
+        the statement may go to the driver itself (SQLAlchemy's execution costs about as much
+        as the rest of a small command's append)."""
         now = datetime.now(UTC)
         new = [
             {
@@ -257,8 +263,11 @@ class EventStore:
         ]
         try:
             if self.db.postgres:
-                result = await conn.exec_driver_sql(*self._append_statement(new, rows))
-                position_of = {row.event_id: row.position for row in result} if new else {}
+                statement = self._append_statement(new, rows)
+                returned = await (
+                    _fetch(conn, *statement) if direct else conn.exec_driver_sql(*statement)
+                )
+                position_of = {row[0]: row[1] for row in returned} if new else {}
             else:  # the database lock, BEGIN IMMEDIATE, already orders the writers
                 for table, values in rows:
                     await conn.execute(table.insert(), [values])
@@ -431,6 +440,17 @@ def _stored(position: int, row: Mapping[Any, Any]) -> StoredEvent:
         meta=Metadata.from_dict(row["meta"]),
         recorded_at=_aware(row["recorded_at"]),
     )
+
+
+async def _fetch(conn: AsyncConnection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """Run `sql` on the driver's own connection, its integrity errors raised as SQLAlchemy's."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    try:
+        rows: list[Any] = await driver.fetch(sql, *params)
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(sql, params, exc) from exc
+    return rows
 
 
 def _aware(moment: datetime) -> datetime:

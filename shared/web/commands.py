@@ -99,7 +99,7 @@ async def run_command(
             kind="invalid-idempotency-key",
         )
     body_hash = hashlib.sha256(
-        request.method.encode() + request.url.path.encode() + b"\0" + await request.body()
+        request.method.encode() + request.scope["path"].encode() + b"\0" + await request.body()
     ).hexdigest()
     principal = getattr(request.state, "principal", None)
     key_scope = scope or (principal.sub if principal is not None else "")

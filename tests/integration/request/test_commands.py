@@ -108,6 +108,17 @@ async def test_idempotency_key_replays_and_refuses_another_body(service: Service
     assert await service.snapshot() == before
 
 
+async def test_concurrent_requests_with_one_key_store_one_command(service: Service) -> None:
+    key = {"Idempotency-Key": "raced-" + (await service.submit())}
+    head, keys = await service.snapshot()
+    answers = await asyncio.gather(
+        *(service.post("/requirements", requirement_body(), RECIPIENT | key) for _ in range(8))
+    )
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert await service.snapshot() == (head + 1, keys + 1)
+
+
 async def test_a_decision_is_all_or_nothing(service: Service) -> None:
     good, cancelled = await service.submit(), await service.submit()
     await service.post(f"/requirements/{cancelled}/cancel", {"reason": "void"}, RECIPIENT)
