@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.bench_http import requirement_body
 from bench.httpload import Connection, LoadSpec
-from bench.procs import idle_uvicorn_rss, rss_mb
+from bench.procs import CpuMeter, MachineMeter, idle_uvicorn_rss, rss_mb
 from bench.report import Result
 from bench.settle import wait_caught_up
 from shared.auth import DEV_SECRET, Role, mint_token
@@ -259,7 +259,14 @@ async def run() -> list[Result]:
         settled = {s: rss_mb(stack.processes[s].pid) for s in SERVICES}
         kafka = await _kafka_baseline(int(RATE * SECONDS))
         await wait_caught_up(stack, SERVICES)
+        meters = {s: CpuMeter(stack.processes[s].pid) for s in SERVICES}
+        machine_meter = MachineMeter()
+        machine_meter.start()
+        for meter in meters.values():
+            meter.start()
         tracker, offered = await _end_to_end(stack, RATE, int(RATE * SECONDS))
+        cpu = {s: meter.stop() for s, meter in meters.items()}
+        machine_busy = machine_meter.stop()
         if LOW_RATE:
             await wait_caught_up(stack, SERVICES)
             low = await _end_to_end(stack, LOW_RATE, int(LOW_RATE * SECONDS))
@@ -271,9 +278,11 @@ async def run() -> list[Result]:
 
     p50, p99 = _e2e_results("", tracker, offered, RATE)
     lost = len(tracker.answered) - len(tracker.latencies()["stored → visible"])
+    shares = ", ".join(f"{service} {share:.0%}" for service, share in cpu.items())
     machine = (
-        f"client, 4 services, PostgreSQL and Kafka on 2 cores; stack idle after {caught_up:.0f} s "
-        "of catch-up on the shared topics"
+        f"client, 4 services, PostgreSQL and Kafka on 2 cores; CPU during the run (share of one "
+        f"core): {shares}, the whole machine {machine_busy:.2f} of 2 cores; stack idle after "
+        f"{caught_up:.0f} s of catch-up on the shared topics"
     )
     results = [
         Result(

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import uuid
+from typing import Any
 
 import psycopg
 from eventsourcing.application import Application
@@ -30,14 +31,14 @@ from tests.infra import POSTGRES_URL
 from tests.sample_domain import Credited, catalogue
 
 
-class Account(Aggregate):  # type: ignore[misc]
+class Account(Aggregate):
     """The same aggregate for the `eventsourcing` side."""
 
-    @event("Opened")  # type: ignore[misc]
+    @event("Opened")
     def __init__(self) -> None:
         self.balance = 0
 
-    @event("Credited")  # type: ignore[misc]
+    @event("Credited")
     def credit(self, amount: int) -> None:
         self.balance += amount
 
@@ -89,7 +90,7 @@ def _eventsourcing(writers: int) -> float:
         autocommit=True,
     ) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    app: Application = Application(env=env)
+    app: Application[Any] = Application(env=env)
     per_writer = COMMANDS // writers
 
     def writer() -> None:

@@ -45,6 +45,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, over all cores (/proc/stat)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(n) for n in stat.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / TICKS, sum(ticks) / TICKS
+
+
+class MachineMeter:
+    """Cores' worth of CPU the whole machine used between start() and stop() (2.0 = both
+    cores busy): what the benchmark's own processes share with everything else running."""
+
+    def start(self) -> None:
+        self._busy, self._wall = machine_cpu_seconds()[0], time.perf_counter()
+
+    def stop(self) -> float:
+        return (machine_cpu_seconds()[0] - self._busy) / (time.perf_counter() - self._wall)
+
+
 class CpuMeter:
     """Share of one core a process used between start() and stop()."""
 
