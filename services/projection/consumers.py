@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -80,6 +81,7 @@ class ReadModelWriter:
         self._upserts = {kind: _upsert(table, postgres) for kind, table in _TABLES.items()}
         self._pg_upserts = {kind: _upsert_sql(table) for kind, table in _TABLES.items()}
         self._columns = {kind: [c.name for c in table.columns] for kind, table in _TABLES.items()}
+        self._values = {kind: attrgetter(*columns) for kind, columns in self._columns.items()}
 
     async def __call__(self, tx: Transaction, messages: Sequence[Message]) -> None:
         if self.postgres:
@@ -97,6 +99,13 @@ class ReadModelWriter:
         referenced |= {s.requirement_id for s in shipments.values()}
         requirements = await _load(conn, Requirement, (keys.requirements | referenced) - {""})
         pledges = await _load(conn, Pledge, keys.pledges)
+        # Rows the database has; the others are new in this batch (inserted by COPY).
+        stored = {
+            Requirement: set(requirements),
+            Pledge: set(pledges),
+            Allocation: set(allocations),
+            Shipment: set(shipments),
+        }
         changes = Changes(requirements, pledges, allocations, shipments)
         audit_rows = []
         for message, event in decoded:
@@ -117,9 +126,9 @@ class ReadModelWriter:
                     data, scope.hub if scope else None, scope.donor if scope else None,
                 )
             )  # fmt: skip
-        for kind in (Requirement, Pledge, Allocation, Shipment):
-            await self._write(conn, kind, changes.dirty(kind))
-        await self._write(conn, ItemRow, [changes.items[k] for k in sorted(changes.items)])
+        for kind, have in stored.items():
+            await self._write(conn, kind, changes.dirty(kind), have)
+        await self._write(conn, ItemRow, [changes.items[k] for k in sorted(changes.items)], None)
         await insert_rows(conn, t.audit, AUDIT_COLUMNS, audit_rows)
 
     def _decode(self, message: Message) -> DomainEvent | None:
@@ -132,17 +141,34 @@ class ReadModelWriter:
         except UnknownEventType:
             return None  # a newer producer's type: audited, not projected
 
-    async def _write(self, conn: AsyncConnection, kind: type[Row], rows: Sequence[Row]) -> None:
+    async def _write(
+        self, conn: AsyncConnection, kind: type[Row], rows: Sequence[Row], stored: set[str] | None
+    ) -> None:
+        """Write back changed rows: those not `stored` yet by COPY (cheapest for both sides; a
+        row another instance inserted meanwhile fails the batch, which is then applied message
+        by message and finds it), the others (all of them if `stored` is None) by upsert."""
         if not rows:
             return
-        if self.postgres:
-            columns = self._columns[kind]
-            driver = await driver_connection(conn)
-            await driver.execute(
-                self._pg_upserts[kind], *([getattr(r, c) for r in rows] for c in columns)
-            )
-        else:
+        if not self.postgres:
             await conn.execute(self._upserts[kind], [row.as_row() for row in rows])
+            return
+        driver = await driver_connection(conn)
+        if stored is not None:
+            new = [row for row in rows if row.key not in stored]
+            if new:
+                values = self._values[kind]
+                await driver.copy_records_to_table(
+                    _TABLES[kind].name,
+                    records=[values(r) for r in new],
+                    columns=self._columns[kind],
+                )
+                rows = [row for row in rows if row.key in stored]
+            if not rows:
+                return
+        columns = self._columns[kind]
+        await driver.execute(
+            self._pg_upserts[kind], *([getattr(r, c) for r in rows] for c in columns)
+        )
 
 
 async def _load(conn: AsyncConnection, kind: type[RowT], keys: Iterable[str]) -> dict[str, RowT]:

@@ -47,7 +47,7 @@ from shared.domain.events import Metadata
 from shared.eventstore.store import EventStore, Transaction
 from shared.eventstore.tables import consumer_offsets, processed_events
 from shared.messaging import envelope
-from shared.messaging.envelope import Envelope, EnvelopeError
+from shared.messaging.envelope import Envelope, EnvelopeError, frozen
 from shared.messaging.kafka import new_producer
 from shared.messaging.topics import TopicSpec, dlq_topic, ensure_topics
 from shared.observability.context import bound
@@ -310,31 +310,40 @@ class EventConsumer:
         async with self.store.db.engine.begin() as conn:
             done = await self._already_processed(conn, {e.event_id for _, e in decoded})
             messages: list[Message] = []
-            by_position: dict[tuple[str, int, int], ConsumerRecord[Any, Any]] = {}
+            records: list[ConsumerRecord[Any, Any]] = []  # each message's record
             for record, event in decoded:
                 if event.event_id in done:
                     DUPLICATES.labels(self.name, record.topic).inc()
                     continue
                 done.add(event.event_id)
-                by_position[(record.topic, record.partition, record.offset)] = record
+                records.append(record)
                 messages.append(
-                    Message(record.topic, record.partition, record.offset, event, record.value)
+                    frozen(
+                        Message,
+                        {
+                            "topic": record.topic,
+                            "partition": record.partition,
+                            "offset": record.offset,
+                            "event": event,
+                            "raw": record.value,
+                        },
+                    )
                 )
             applied = await self._apply_all(conn, messages)
             if applied is None:
                 applied, failed = await self._apply_each(conn, messages)
-                dead_letters += [
-                    (by_position[(m.topic, m.partition, m.offset)], e, self.max_attempts)
-                    for m, e in failed
-                ]
+                record_of = {id(m): r for m, r in zip(messages, records, strict=True)}
+                dead_letters += [(record_of[id(m)], e, self.max_attempts) for m, e in failed]
             dead_letters.sort(key=lambda d: (d[0].topic, d[0].partition, d[0].offset))
             for record, error, attempts in dead_letters:
                 await self._dead_letter(record, error, attempts=attempts)
             now = datetime.now(UTC)
             tracked = messages
             if self.recorded_by_handler is not None:  # the handler recorded what it applied
-                done_by_handler = {id(m) for m in applied}
-                tracked = [m for m in messages if id(m) not in done_by_handler]
+                tracked = []
+                if applied is not messages:  # what it did not apply (dead-lettered) needs ours
+                    done_by_handler = {id(m) for m in applied}
+                    tracked = [m for m in messages if id(m) not in done_by_handler]
             await insert_rows(
                 conn,
                 processed_events,
