@@ -63,6 +63,24 @@ def _upsert_sql(table: sa.Table) -> str:
     )
 
 
+def _update_sql(table: sa.Table) -> str:
+    """PostgreSQL update of whole rows known to exist (loaded in this transaction), column by
+    column as arrays: cheaper than an upsert, which tries an insert first."""
+    columns = list(table.columns)
+    key = [c.name for c in table.primary_key.columns]
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    arrays = ", ".join(
+        f"${i}::{c.type.compile(dialect=dialect)}[]" for i, c in enumerate(columns, start=1)
+    )
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    updates = ", ".join(f'"{c.name}" = v."{c.name}"' for c in columns if c.name not in key)
+    match = " AND ".join(f't."{c}" = v."{c}"' for c in key)
+    return (
+        f'UPDATE "{table.name}" AS t SET {updates} FROM unnest({arrays}) AS v({names}) '
+        f"WHERE {match}"
+    )
+
+
 def _upsert(table: sa.Table, postgres: bool) -> Any:
     insert = postgresql.insert(table) if postgres else sqlite.insert(table)
     key = [c.name for c in table.primary_key.columns]
@@ -80,6 +98,7 @@ class ReadModelWriter:
         self.postgres = postgres
         self._upserts = {kind: _upsert(table, postgres) for kind, table in _TABLES.items()}
         self._pg_upserts = {kind: _upsert_sql(table) for kind, table in _TABLES.items()}
+        self._pg_updates = {kind: _update_sql(table) for kind, table in _TABLES.items()}
         self._columns = {kind: [c.name for c in table.columns] for kind, table in _TABLES.items()}
         self._values = {kind: attrgetter(*columns) for kind, columns in self._columns.items()}
 
@@ -146,13 +165,14 @@ class ReadModelWriter:
     ) -> None:
         """Write back changed rows: those not `stored` yet by COPY (cheapest for both sides; a
         row another instance inserted meanwhile fails the batch, which is then applied message
-        by message and finds it), the others (all of them if `stored` is None) by upsert."""
+        by message and finds it), the `stored` ones by update; without `stored`, by upsert."""
         if not rows:
             return
         if not self.postgres:
             await conn.execute(self._upserts[kind], [row.as_row() for row in rows])
             return
         driver = await driver_connection(conn)
+        statement = self._pg_upserts[kind]
         if stored is not None:
             new = [row for row in rows if row.key not in stored]
             if new:
@@ -165,10 +185,9 @@ class ReadModelWriter:
                 rows = [row for row in rows if row.key in stored]
             if not rows:
                 return
+            statement = self._pg_updates[kind]  # all of them exist
         columns = self._columns[kind]
-        await driver.execute(
-            self._pg_upserts[kind], *([getattr(r, c) for r in rows] for c in columns)
-        )
+        await driver.execute(statement, *([getattr(r, c) for r in rows] for c in columns))
 
 
 async def _load(conn: AsyncConnection, kind: type[RowT], keys: Iterable[str]) -> dict[str, RowT]:
