@@ -1,6 +1,9 @@
 """Projection replay: events per second from fresh topics into the read models on PostgreSQL,
 beside a raw aiokafka consumer reading the same topics in the same run.
 
+The replay is a rebuild's: into a fresh generation, timed until it is ready to swap in (the
+finish — tables made durable, secondary indexes built — included).
+
 BENCH_PROJECTION_EVENTS (default 1,000,000) scales it; the events are a realistic mix: each
 requirement's way from submission through pledge, allocation and shipment to handover.
 """
