@@ -197,8 +197,13 @@ async def _load(conn: AsyncConnection, kind: type[RowT], keys: Iterable[str]) ->
     table = _TABLES[kind]
     if conn.dialect.name == "postgresql":  # one prepared statement, rows straight into fields
         driver = await driver_connection(conn)
+        # Locked (in key order) until the batch commits: two instances sharing a generation,
+        # applying different topics to one requirement, would otherwise both write back a row
+        # read before the other's change, and one change would be lost.
         found = await driver.fetch(
-            f'SELECT * FROM "{table.name}" WHERE "{kind.KEY}" = ANY($1::text[])', wanted
+            f'SELECT * FROM "{table.name}" WHERE "{kind.KEY}" = ANY($1::text[])'
+            f' ORDER BY "{kind.KEY}" FOR UPDATE',
+            wanted,
         )
         rows = [kind(*record) for record in found]  # columns are in field order (tested)
     else:
