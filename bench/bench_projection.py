@@ -1,6 +1,9 @@
 """Projection replay: events per second from fresh topics into the read models on PostgreSQL,
 beside a raw aiokafka consumer reading the same topics in the same run.
 
+The replay is a rebuild's: into a fresh generation, timed until it is ready to swap in (the
+finish — tables made durable, secondary indexes built — included).
+
 BENCH_PROJECTION_EVENTS (default 1,000,000) scales it; the events are a realistic mix: each
 requirement's way from submission through pledge, allocation and shipment to handover.
 """
@@ -130,26 +133,31 @@ async def _raw(targets: dict[TopicPartition, int]) -> float:
 
 
 async def _projection(settings: ProjectionSettings, targets: dict[TopicPartition, int]) -> float:
+    """A rebuild's replay: a fresh generation filled from offset 0, timed until it is ready to
+    swap in (its tables made durable and indexed)."""
     catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
-    generation = Generation(1, settings, ReadModelWriter(catalogues, postgres=True),
-                            lambda *_: None)  # fmt: skip
-    await generation.db.drop_schema()
-    generation = Generation(1, settings, ReadModelWriter(catalogues, postgres=True),
-                            lambda *_: None)  # fmt: skip
-    await generation.prepare()
+
+    def generation() -> Generation:
+        writer = ReadModelWriter(catalogues, postgres=True)
+        return Generation(1, settings, writer, lambda *_: None, building=True)
+
+    await generation().db.drop_schema()
+    building = generation()
+    await building.prepare()
     tune_gc()  # as the service does when it starts
     try:
         started = time.perf_counter()
-        generation.start()
+        building.start()
         while True:
-            stored = await generation.consumer.stored_offsets(list(targets))
+            stored = await building.consumer.stored_offsets(list(targets))
             if all(stored.get(tp, 0) >= end for tp, end in targets.items() if end):
                 break
             await asyncio.sleep(0.2)
+        await building.finish()
         elapsed = time.perf_counter() - started
         return sum(targets.values()) / elapsed
     finally:
-        await generation.drop()
+        await building.drop()
 
 
 async def run() -> list[Result]:

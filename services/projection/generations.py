@@ -32,7 +32,6 @@ from shared.contracts import CATALOGUES
 from shared.db import Database
 from shared.db.migrate import upgrade
 from shared.eventstore import EventStore
-from shared.eventstore.tables import processed_events
 from shared.messaging.consumer import EventConsumer, Message
 from shared.web.problems import Problem
 
@@ -61,6 +60,51 @@ async def wait(event: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(event.wait(), max(seconds, 0))
 
 
+# The consumer loads rows by key, a few thousand at a time (`= ANY($1)`). With the default
+# random_page_cost (4, for spinning disks) the planner prefers a sequential scan to that many
+# index probes once a table holds some 100,000 rows — a scan per batch, so a replay slows down
+# as it goes — though every page it needs is in memory. 1.1 is the usual value for SSDs.
+PLANNER_SETTINGS = {"random_page_cost": "1.1"}
+
+# While a rebuild fills a generation nobody reads it, and a database crash loses it anyway (the
+# rebuild is abandoned): its tables are UNLOGGED (no WAL per row) and carry only the indexes
+# the consumer needs (primary keys, the audit's unique event id). `finish` writes them to the WAL
+# once, logged from then on, and builds the other indexes before the swap.
+_MARKER = "building_marker"  # unlogged like the rest: a crash empties it too
+
+
+def _deferred_indexes() -> list[sa.Index]:
+    return [i for table in t.metadata.sorted_tables for i in table.indexes if not i.unique]
+
+
+async def _schema_tables(conn: AsyncConnection) -> list[str]:
+    result = await conn.execute(
+        sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+    )
+    return sorted(name for (name,) in result)
+
+
+async def _build_lightly(conn: AsyncConnection) -> None:
+    for index in _deferred_indexes():
+        await conn.execute(sa.text(f'DROP INDEX "{index.name}"'))
+    for name in await _schema_tables(conn):
+        await conn.execute(sa.text(f'ALTER TABLE "{name}" SET UNLOGGED'))
+    await conn.execute(sa.text(f'CREATE UNLOGGED TABLE "{_MARKER}" (present boolean)'))
+    await conn.execute(sa.text(f'INSERT INTO "{_MARKER}" VALUES (true)'))
+
+
+async def _intact(conn: AsyncConnection) -> bool:
+    return bool(await conn.scalar(sa.text(f'SELECT count(*) FROM "{_MARKER}"')))
+
+
+async def _make_durable(conn: AsyncConnection) -> None:
+    await conn.execute(sa.text(f'DROP TABLE "{_MARKER}"'))
+    for name in await _schema_tables(conn):
+        await conn.execute(sa.text(f'ALTER TABLE "{name}" SET LOGGED'))
+    for index in _deferred_indexes():  # after SET LOGGED, which would rebuild them again
+        await conn.execute(sa.schema.CreateIndex(index))
+
+
 class Generation:
     def __init__(
         self,
@@ -68,10 +112,16 @@ class Generation:
         settings: ProjectionSettings,
         writer: ReadModelWriter,
         on_commit: Callable[[Generation, Sequence[Message]], None],
+        *,
+        building: bool = False,
     ) -> None:
         self.number = number
+        # Filled by a rebuild: nobody reads it until the swap (see `prepare` and `finish`).
+        self.building = building
         self.schema = f"{settings.projection_schema}_g{number}"
-        self.db = Database(settings.database_url, self.schema, pool_size=5)
+        self.db = Database(
+            settings.database_url, self.schema, pool_size=5, server_settings=PLANNER_SETTINGS
+        )
         self.store = EventStore(self.db)
         self.pulse = Pulse()
         self.consumer = EventConsumer(
@@ -87,6 +137,8 @@ class Generation:
             on_commit=lambda messages: on_commit(self, messages),
             # A rebuild replays everything; only the first generation may attach at the end.
             start_at=settings.consumer_start_at if number == 1 else "earliest",
+            # Every message applied has its audit row: that is its tracking record too.
+            recorded_by_handler=t.audit.c.event_id,
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -94,6 +146,26 @@ class Generation:
         await upgrade(self.db, MIGRATIONS)
         async with self.db.engine.begin() as conn:
             await seed_items(conn, self.db.postgres)
+            if self.building and self.db.postgres:
+                await _build_lightly(conn)
+
+    async def finish(self) -> None:
+        """Make a building generation ready to answer: its tables logged, its indexes built.
+        Fails if a database crash emptied it meanwhile (the rebuild is then abandoned)."""
+        if not (self.building and self.db.postgres):
+            return
+        async with self.consumer.paused(), self.db.engine.begin() as conn:
+            if not await _intact(conn):
+                raise RuntimeError("the generation was emptied by a database crash")
+            await _make_durable(conn)
+        self.building = False
+
+    async def intact(self) -> bool:
+        """False once a database crash has emptied a building generation's unlogged tables."""
+        if not (self.building and self.db.postgres):
+            return True
+        async with self.db.engine.connect() as conn:
+            return await _intact(conn)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.consumer.run(), name=self.consumer.name)
@@ -111,14 +183,7 @@ class Generation:
         await self.db.dispose()
 
     async def processed(self, event_id: uuid.UUID) -> bool:
-        async with self.db.engine.connect() as conn:
-            found = await conn.scalar(
-                sa.select(sa.literal(1)).where(
-                    processed_events.c.consumer == self.consumer.name,
-                    processed_events.c.event_id == event_id,
-                )
-            )
-        return found is not None
+        return await self.consumer.processed(event_id)
 
 
 @dataclass
@@ -259,7 +324,9 @@ class Projector:
         self.building = generation
         try:
             await generation.db.drop_schema()  # leftovers of an earlier attempt
-            generation = Generation(number, self.settings, self.writer, self._committed)
+            generation = Generation(
+                number, self.settings, self.writer, self._committed, building=True
+            )
             self.building = generation
             await generation.prepare()
             targets = await end_offsets(
@@ -269,6 +336,7 @@ class Projector:
             generation.start()
             while not await self._caught_up(generation, targets):
                 await wait(generation.pulse.next(), 0.5)
+            await generation.finish()
             await self._swap(generation)
         except asyncio.CancelledError:
             raise
@@ -280,6 +348,8 @@ class Projector:
             await self._abandon(number, repr(exc), generation)
 
     async def _caught_up(self, generation: Generation, targets: dict[TopicPartition, int]) -> bool:
+        if not await generation.intact():
+            raise RuntimeError("the generation was emptied by a database crash")
         stored = await generation.consumer.stored_offsets(list(targets))
         self.rebuild.applied = sum(min(stored.get(tp, 0), end) for tp, end in targets.items())
         return all(stored.get(tp, 0) >= end for tp, end in targets.items() if end > 0)

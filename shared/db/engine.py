@@ -8,6 +8,7 @@ SQL never names the schema. SQLite: the schema name becomes part of the file nam
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,16 @@ def sqlite_path_for(url: str, schema: str) -> str:
 class Database:
     """The engine of one service's schema, plus what the backend-specific code needs to know."""
 
-    def __init__(self, url: str, schema: str, *, pool_size: int = 20, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        schema: str,
+        *,
+        pool_size: int = 20,
+        echo: bool = False,
+        server_settings: Mapping[str, str] | None = None,
+    ) -> None:
+        """`server_settings`: PostgreSQL settings for this engine's sessions (ignored on SQLite)."""
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"invalid schema name {schema!r}")
         self.schema = schema
@@ -55,7 +65,9 @@ class Database:
                 # No pre-ping (a round trip per checkout); broken connections are replaced
                 # when they fail, and recycled before servers or proxies drop them.
                 "pool_recycle": 1800,
-                "connect_args": {"server_settings": {"search_path": schema}},
+                "connect_args": {
+                    "server_settings": {**(server_settings or {}), "search_path": schema}
+                },
             }
         else:
             self.url = sqlite_path_for(url, schema)

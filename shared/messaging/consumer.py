@@ -11,6 +11,12 @@ Speed: the whole batch is first applied in one savepoint (one handler call per m
 call of a batch handler for all of them) and its tracking records are written in one statement.
 Only when that fails is the batch applied again message by message.
 
+A batch handler that itself keeps one row per event it applies (an audit trail, with the event
+id in a unique column, written in the batch's transaction) can name that column as
+`recorded_by_handler`: the consumer then takes it as its record of applied events and writes
+tracking rows of its own only for the messages the handler did not apply (dead-lettered ones),
+one row per event instead of two.
+
 Poison messages: in that per-message pass each message runs in its own savepoint; one that fails
 `max_attempts` times (or is not a well-formed CloudEvent) is published to `<topic>.dlq.<consumer>`
 with the error in headers, recorded as processed, counted, and the batch goes on. Errors of the
@@ -25,7 +31,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -41,7 +47,7 @@ from shared.domain.events import Metadata
 from shared.eventstore.store import EventStore, Transaction
 from shared.eventstore.tables import consumer_offsets, processed_events
 from shared.messaging import envelope
-from shared.messaging.envelope import Envelope, EnvelopeError
+from shared.messaging.envelope import Envelope, EnvelopeError, frozen
 from shared.messaging.kafka import new_producer
 from shared.messaging.topics import TopicSpec, dlq_topic, ensure_topics
 from shared.observability.context import bound
@@ -136,6 +142,7 @@ class EventConsumer:
         batch_handler: BatchHandler | None = None,
         on_commit: CommitListener | None = None,
         start_at: Literal["earliest", "latest"] = "earliest",
+        recorded_by_handler: sa.Column[uuid.UUID] | None = None,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give either a handler or a batch_handler")
@@ -147,6 +154,17 @@ class EventConsumer:
         # Where a partition this consumer has never applied starts: the beginning (a service
         # must see everything) or, to attach to live traffic only, the current end.
         self.start_at = start_at
+        # The batch handler's own record of the events it applied (see the module docstring).
+        self.recorded_by_handler = recorded_by_handler
+        self._lookup_sql = (
+            "SELECT event_id FROM processed_events WHERE consumer = $1"
+            " AND event_id = ANY($2::uuid[])"
+        )
+        if recorded_by_handler is not None:
+            table, column = recorded_by_handler.table.name, recorded_by_handler.name
+            self._lookup_sql += (
+                f' UNION ALL SELECT "{column}" FROM "{table}" WHERE "{column}" = ANY($2::uuid[])'
+            )
         self.store = store
         self.bootstrap_servers = bootstrap_servers
         self.max_attempts = max_attempts
@@ -218,6 +236,13 @@ class EventConsumer:
             with contextlib.suppress(Exception):
                 await self._producer.stop()
 
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """No batch is applied while inside (one in flight commits first): for work on the
+        consumer's tables that must not interleave with its transactions."""
+        async with self._applying:
+            yield
+
     # -- applying --------------------------------------------------------------------------
 
     async def _one_by_one(self, tx: Transaction, messages: Sequence[Message]) -> None:
@@ -285,32 +310,45 @@ class EventConsumer:
         async with self.store.db.engine.begin() as conn:
             done = await self._already_processed(conn, {e.event_id for _, e in decoded})
             messages: list[Message] = []
-            by_position: dict[tuple[str, int, int], ConsumerRecord[Any, Any]] = {}
+            records: list[ConsumerRecord[Any, Any]] = []  # each message's record
             for record, event in decoded:
                 if event.event_id in done:
                     DUPLICATES.labels(self.name, record.topic).inc()
                     continue
                 done.add(event.event_id)
-                by_position[(record.topic, record.partition, record.offset)] = record
+                records.append(record)
                 messages.append(
-                    Message(record.topic, record.partition, record.offset, event, record.value)
+                    frozen(
+                        Message,
+                        {
+                            "topic": record.topic,
+                            "partition": record.partition,
+                            "offset": record.offset,
+                            "event": event,
+                            "raw": record.value,
+                        },
+                    )
                 )
             applied = await self._apply_all(conn, messages)
             if applied is None:
                 applied, failed = await self._apply_each(conn, messages)
-                dead_letters += [
-                    (by_position[(m.topic, m.partition, m.offset)], e, self.max_attempts)
-                    for m, e in failed
-                ]
+                record_of = {id(m): r for m, r in zip(messages, records, strict=True)}
+                dead_letters += [(record_of[id(m)], e, self.max_attempts) for m, e in failed]
             dead_letters.sort(key=lambda d: (d[0].topic, d[0].partition, d[0].offset))
             for record, error, attempts in dead_letters:
                 await self._dead_letter(record, error, attempts=attempts)
             now = datetime.now(UTC)
+            tracked = messages
+            if self.recorded_by_handler is not None:  # the handler recorded what it applied
+                tracked = []
+                if applied is not messages:  # what it did not apply (dead-lettered) needs ours
+                    done_by_handler = {id(m) for m in applied}
+                    tracked = [m for m in messages if id(m) not in done_by_handler]
             await insert_rows(
                 conn,
                 processed_events,
                 ("consumer", "event_id", "processed_at"),
-                [(self.name, m.event.event_id, now) for m in messages],
+                [(self.name, m.event.event_id, now) for m in tracked],
             )
             next_offsets = {
                 tp: max(self._committed.get(tp, 0), rs[-1].offset + 1) for tp, rs in batches.items()
@@ -392,19 +430,21 @@ class EventConsumer:
             return set()
         if self.store.db.postgres:  # one prepared statement, whatever the batch size
             driver = await driver_connection(conn)
-            found = await driver.fetch(
-                "SELECT event_id FROM processed_events WHERE consumer = $1"
-                " AND event_id = ANY($2::uuid[])",
-                self.name,
-                list(ids),
-            )
+            found = await driver.fetch(self._lookup_sql, self.name, list(ids))
             return {row[0] for row in found}
-        rows = await conn.execute(
-            sa.select(processed_events.c.event_id).where(
-                processed_events.c.consumer == self.name, processed_events.c.event_id.in_(ids)
-            )
-        )
-        return {row.event_id for row in rows}
+        query: sa.Select[tuple[uuid.UUID]] | sa.CompoundSelect[tuple[uuid.UUID]] = sa.select(
+            processed_events.c.event_id
+        ).where(processed_events.c.consumer == self.name, processed_events.c.event_id.in_(ids))
+        if self.recorded_by_handler is not None:
+            column = self.recorded_by_handler
+            query = sa.union_all(query, sa.select(column).where(column.in_(ids)))
+        rows = await conn.execute(query)
+        return {row[0] for row in rows}
+
+    async def processed(self, event_id: uuid.UUID) -> bool:
+        """Whether this consumer has applied (or dead-lettered) `event_id`."""
+        async with self.store.db.engine.connect() as conn:
+            return bool(await self._already_processed(conn, {event_id}))
 
     async def _save_offsets(
         self, conn: AsyncConnection, next_offsets: dict[TopicPartition, int]

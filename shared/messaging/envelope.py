@@ -7,8 +7,10 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+# asyncpg's UUID: a uuid.UUID subclass written in C (parsed, hashed, encoded several times faster)
+from asyncpg.pgproto.pgproto import UUID as _UUID
 from pydantic_core import from_json
 
 from shared.domain.events import Metadata, StoredEvent
@@ -18,6 +20,7 @@ SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 _SPEC_VERSION = SPEC_VERSION.encode()
 _CONTENT_TYPE = CONTENT_TYPE.encode()
+T = TypeVar("T")
 
 
 class EnvelopeError(ValueError):
@@ -67,6 +70,18 @@ def encode(
     return event.stream_id.encode(), value, headers
 
 
+_new, _set = object.__new__, object.__setattr__
+
+
+def frozen(cls: type[T], fields: dict[str, Any]) -> T:
+    """An instance of a frozen dataclass (without slots or __post_init__) from all its fields at
+    once: its generated __init__ sets them one by one through object.__setattr__, which is most
+    of an event's decoding time on a consumer's hot path."""
+    obj = _new(cls)
+    _set(obj, "__dict__", fields)
+    return obj
+
+
 def decode(
     headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], value: bytes | None
 ) -> Envelope:
@@ -85,21 +100,28 @@ def decode(
             h.get("ce_correlationid"),
             h.get("ce_causationid"),
         )
-        return Envelope(
-            event_id=uuid.UUID(h["ce_id"].decode()),
-            source=h["ce_source"].decode(),
-            event_type=h["ce_type"].decode(),
-            subject=h["ce_subject"].decode(),
-            time=datetime.fromisoformat(h["ce_time"].decode()),
-            stream_version=int(h["ce_streamversion"]),
-            position=int(h["ce_position"]),
-            schema_version=int(h["ce_schemaversion"]),
-            meta=Metadata(
-                actor=actor.decode() if actor else "system",
-                correlation_id=correlation.decode() if correlation else None,
-                causation_id=causation.decode() if causation else None,
-            ),
-            data=data,
+        meta = frozen(
+            Metadata,
+            {
+                "actor": actor.decode() if actor else "system",
+                "correlation_id": correlation.decode() if correlation else None,
+                "causation_id": causation.decode() if causation else None,
+            },
+        )
+        return frozen(
+            Envelope,
+            {
+                "event_id": _UUID(h["ce_id"].decode()),
+                "source": h["ce_source"].decode(),
+                "event_type": h["ce_type"].decode(),
+                "subject": h["ce_subject"].decode(),
+                "time": datetime.fromisoformat(h["ce_time"].decode()),
+                "stream_version": int(h["ce_streamversion"]),
+                "position": int(h["ce_position"]),
+                "schema_version": int(h["ce_schemaversion"]),
+                "meta": meta,
+                "data": data,
+            },
         )
     except EnvelopeError:
         raise

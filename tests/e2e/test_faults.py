@@ -140,10 +140,13 @@ async def _reconcile(stack: Stack, load: Load, poison: bytes) -> dict[str, int]:
         # 2. Applied exactly once by every consumer of its topic, once everything has caught up.
         # Every schema whose consumer is at work (the projection's live one is a generation
         # schema, `projection_g<n>`; its base schema keeps only the rebuild bookkeeping).
+        # The projection's generations record what they applied in their audit trail.
+        tracking = {s: "processed_events" for s in await _schemas_with(conn, "processed_events")}
+        tracking |= {schema: "audit" for schema in await _schemas_with(conn, "audit")}
         consumer_schemas = [
             schema
-            for schema in await _schemas_with(conn, "processed_events")
-            if await conn.fetchval(f'SELECT count(*) FROM "{schema}".processed_events')
+            for schema, table in tracking.items()
+            if await conn.fetchval(f'SELECT count(*) FROM "{schema}".{table}')
         ]
         expected: dict[str, set[str]] = {}
         for schema in consumer_schemas:
@@ -159,7 +162,7 @@ async def _reconcile(stack: Stack, load: Load, poison: bytes) -> dict[str, int]:
         async def all_applied() -> bool:
             for schema, ids in expected.items():
                 rows = await conn.fetch(
-                    f'SELECT event_id::text AS id FROM "{schema}".processed_events '
+                    f'SELECT event_id::text AS id FROM "{schema}".{tracking[schema]} '
                     "WHERE event_id::text = ANY($1)",
                     list(ids),
                 )

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from shared.db import Database
 from shared.eventstore import EventStore, Transaction
-from shared.eventstore.tables import consumer_offsets
+from shared.eventstore.tables import consumer_offsets, processed_events
 from shared.messaging.consumer import EventConsumer, Message
 from shared.messaging.topics import dlq_topic
 from tests.infra import create_topic, eventually, header, produce, read_topic, stored_event
@@ -187,3 +187,67 @@ async def test_a_batch_handler_gets_whole_batches_and_listeners_hear_commits(
     assert sorted(committed) == list(range(1, 51)), "listeners hear applied messages only"
     assert consumer.dead_lettered == 1
     assert await _effects(db) == (50, 50)
+
+
+own_record = sa.Table(
+    "own_record",
+    sa.MetaData(),
+    sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("amount", sa.Integer, nullable=False),
+)
+
+
+async def test_a_handler_that_records_each_event_is_the_tracking_record(
+    kafka: str, db: Database
+) -> None:
+    topic = await create_topic(partitions=2)
+    events = [stored_event(f"S-{i % 5}", i, {"amount": i}) for i in range(1, 31)]
+    poison = stored_event("S-9", 1, {"amount": 666})
+    await produce(topic, [*events, poison, *events[:10]])  # the relay published 10 twice
+    async with db.engine.begin() as conn:
+        await conn.run_sync(own_record.metadata.create_all)
+
+    async def batch(tx: Transaction, messages: Sequence[Message]) -> None:
+        for message in messages:
+            if message.event.data["amount"] == 666:
+                raise Poison("666 is not an amount this handler accepts")
+        await tx.conn.execute(
+            own_record.insert(),
+            [{"event_id": m.event.event_id, "amount": m.event.data["amount"]} for m in messages],
+        )
+
+    group = f"g{uuid.uuid4().hex[:8]}"
+
+    @contextlib.asynccontextmanager
+    async def running() -> AsyncIterator[EventConsumer]:
+        consumer = EventConsumer(
+            group, [topic], None, EventStore(db), bootstrap_servers=kafka,
+            retry_backoff_seconds=0.01, batch_handler=batch,
+            recorded_by_handler=own_record.c.event_id,
+        )  # fmt: skip
+        task = asyncio.create_task(consumer.run())
+        try:
+            yield consumer
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async with running() as consumer:
+        await eventually(lambda: _lag_zero(consumer), what="every message")
+        assert (consumer.applied, consumer.dead_lettered) == (30, 1)
+        assert await consumer.processed(events[0].event_id)
+        assert await consumer.processed(poison.event_id), "dead-lettered counts as processed"
+        assert not await consumer.processed(uuid.uuid4())
+    async with db.engine.connect() as conn:
+        amounts = (await conn.execute(sa.select(own_record.c.amount))).scalars().all()
+        tracked = (await conn.execute(sa.select(processed_events.c.event_id))).scalars().all()
+    assert sorted(amounts) == list(range(1, 31)), "each event once, duplicates skipped"
+    assert tracked == [poison.event_id], "the consumer's own rows: only what the handler did not do"
+    # Everything delivered again: nothing applied, nothing dead-lettered twice.
+    async with db.engine.begin() as conn:
+        await conn.execute(consumer_offsets.delete())
+    async with running() as consumer:
+        await asyncio.wait_for(consumer.assigned.wait(), 30)
+        await eventually(lambda: _lag_zero(consumer), what="the redelivery to be read")
+        assert (consumer.applied, consumer.dead_lettered) == (0, 0)

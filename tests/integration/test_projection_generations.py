@@ -1,0 +1,79 @@
+"""A rebuild's generation on PostgreSQL: unlogged, with only the indexes the consumer needs,
+until it is finished (logged, fully indexed); one a database crash emptied is never finished."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+
+from services.projection import tables as t
+from services.projection.consumers import ReadModelWriter
+from services.projection.generations import Generation
+from services.projection.settings import ProjectionSettings
+from shared.contracts import CATALOGUES
+from tests.infra import POSTGRES_URL
+
+
+@pytest.fixture
+async def building(kafka: str) -> AsyncIterator[Generation]:
+    settings = ProjectionSettings(
+        database_url=POSTGRES_URL,
+        kafka_bootstrap_servers=kafka,
+        projection_schema=f"gen_{uuid.uuid4().hex[:8]}",
+    )
+    catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
+    writer = ReadModelWriter(catalogues, postgres=True)
+    generation = Generation(2, settings, writer, lambda *_: None, building=True)
+    await generation.prepare()
+    try:
+        yield generation
+    finally:
+        await generation.drop()
+
+
+async def _persistence(generation: Generation) -> set[str]:
+    """relpersistence of the generation's tables: 'u' unlogged, 'p' logged."""
+    async with generation.db.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.text(
+                "SELECT DISTINCT c.relpersistence::text FROM pg_class c JOIN pg_namespace n"
+                " ON n.oid = c.relnamespace WHERE n.nspname = :schema AND c.relkind = 'r'"
+            ),
+            {"schema": generation.schema},
+        )
+        return {r[0] for r in rows}
+
+
+async def _indexes(generation: Generation) -> set[str]:
+    async with generation.db.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.text("SELECT indexname FROM pg_indexes WHERE schemaname = :schema"),
+            {"schema": generation.schema},
+        )
+        return {r[0] for r in rows}
+
+
+DEFERRED = {i.name for table in t.metadata.sorted_tables for i in table.indexes if not i.unique}
+
+
+async def test_unlogged_while_building_then_logged_and_indexed(building: Generation) -> None:
+    assert await _persistence(building) == {"u"}
+    assert not DEFERRED & await _indexes(building), "secondary indexes wait for the finish"
+    assert "audit_event_id_key" in await _indexes(building), "the tracking record's index stays"
+    assert await building.intact()
+    await building.finish()
+    assert await _persistence(building) == {"p"}
+    assert await _indexes(building) >= DEFERRED
+    assert await building.intact()
+
+
+async def test_a_generation_emptied_by_a_crash_is_never_finished(building: Generation) -> None:
+    async with building.db.engine.begin() as conn:
+        # What crash recovery does to every unlogged table.
+        await conn.execute(sa.text("TRUNCATE building_marker"))
+    assert not await building.intact()
+    with pytest.raises(RuntimeError, match="database crash"):
+        await building.finish()
