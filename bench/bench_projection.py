@@ -1,7 +1,8 @@
 """Projection replay: events per second from fresh topics into the read models on PostgreSQL,
 beside a raw aiokafka consumer reading the same topics in the same run.
 
-The replay is a rebuild's: into a fresh generation, timed until it is ready to swap in (the
+The replay is a rebuild's: into a fresh generation, with the rebuild's helper processes
+(`PROJECTION_REBUILD_PROCESSES`, default 2 in all), timed until it is ready to swap in (the
 finish — tables made durable, secondary indexes built — included).
 
 BENCH_PROJECTION_EVENTS (default 1,000,000) scales it; the events are a realistic mix: each
@@ -23,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bench.report import Result
 from services.projection.consumers import ReadModelWriter
 from services.projection.generations import Generation, end_offsets
+from services.projection.replay import ReplayHelpers
 from services.projection.settings import ProjectionSettings
 from shared.contracts import CATALOGUES
 from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
@@ -145,18 +147,22 @@ async def _projection(settings: ProjectionSettings, targets: dict[TopicPartition
     building = generation()
     await building.prepare()
     tune_gc()  # as the service does when it starts
+    helpers = ReplayHelpers(settings, building.number, settings.projection_rebuild_processes - 1)
     try:
         started = time.perf_counter()
         building.start()
+        await helpers.start()
         while True:
             stored = await building.consumer.stored_offsets(list(targets))
             if all(stored.get(tp, 0) >= end for tp, end in targets.items() if end):
                 break
             await asyncio.sleep(0.2)
+        await helpers.stop()
         await building.finish()
         elapsed = time.perf_counter() - started
         return sum(targets.values()) / elapsed
     finally:
+        await helpers.stop()
         await building.drop()
 
 

@@ -334,8 +334,7 @@ class Projector:
             )
             self.rebuild.total = sum(targets.values())
             generation.start()
-            while not await self._caught_up(generation, targets):
-                await wait(generation.pulse.next(), 0.5)
+            await self._replay(generation, targets)
             await generation.finish()
             await self._swap(generation)
         except asyncio.CancelledError:
@@ -346,6 +345,20 @@ class Projector:
             self.rebuild.finished_at = datetime.now(UTC)
             self.building = None
             await self._abandon(number, repr(exc), generation)
+
+    async def _replay(self, generation: Generation, targets: dict[TopicPartition, int]) -> None:
+        """Until `generation` has reached `targets`, with helper processes on PostgreSQL; they
+        have stopped when this returns, so that nothing writes to it while it is finished."""
+        from services.projection.replay import ReplayHelpers  # (it imports this module)
+
+        extra = self.settings.projection_rebuild_processes - 1 if self.base.postgres else 0
+        helpers = ReplayHelpers(self.settings, generation.number, extra)
+        try:
+            await helpers.start()
+            while not await self._caught_up(generation, targets):
+                await wait(generation.pulse.next(), 0.5)
+        finally:
+            await helpers.stop()
 
     async def _caught_up(self, generation: Generation, targets: dict[TopicPartition, int]) -> bool:
         if not await generation.intact():

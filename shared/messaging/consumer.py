@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from prometheus_client import Counter, Gauge
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -216,6 +217,9 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.batch_size,
+            # Members share every topic's partitions evenly (the default, range, gives the
+            # first member two of each topic's three).
+            partition_assignment_strategy=(RoundRobinPartitionAssignor,),
         )
         self._producer = new_producer(self.bootstrap_servers)
         await self._producer.start()

@@ -1,0 +1,104 @@
+"""A rebuild's replay shared with a helper process (PostgreSQL, real broker): the partitions move
+between the two while both write, and every event is applied exactly once; a helper stops when
+its parent closes the pipe, as it does when the parent dies."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+
+from services.projection import tables as t
+from services.projection.consumers import ReadModelWriter
+from services.projection.generations import Generation, end_offsets
+from services.projection.replay import ReplayHelpers
+from services.projection.settings import ProjectionSettings
+from shared.contracts import CATALOGUES
+from tests.infra import POSTGRES_URL, eventually, produce
+from tests.integration.test_projection import Scenario
+from tests.projection import Topics
+
+
+@pytest.fixture
+async def settings(kafka: str) -> ProjectionSettings:
+    topics = await Topics.fresh()
+    return ProjectionSettings(
+        database_url=POSTGRES_URL,
+        kafka_bootstrap_servers=kafka,
+        projection_schema=f"replay_{uuid.uuid4().hex[:8]}",
+        consumer_group_prefix=f"replay-{uuid.uuid4().hex[:8]}.",
+        requests_topic=topics.requests,
+        allocations_topic=topics.allocations,
+        deliveries_topic=topics.deliveries,
+    )
+
+
+@pytest.fixture
+async def building(settings: ProjectionSettings) -> AsyncIterator[Generation]:
+    catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
+    generation = Generation(
+        2, settings, ReadModelWriter(catalogues, postgres=True), lambda *_: None, building=True
+    )
+    await generation.prepare()
+    try:
+        yield generation
+    finally:
+        await generation.drop()
+
+
+async def _publish(settings: ProjectionSettings, scenarios: list[Scenario]) -> None:
+    await produce(settings.requests_topic, [e for s in scenarios for e in s.requests()])
+    await produce(settings.allocations_topic, [e for s in scenarios for e in s.allocations()])
+    await produce(settings.deliveries_topic, [e for s in scenarios for e in s.deliveries()])
+
+
+async def _count(generation: Generation, table: sa.Table) -> int:
+    async with generation.db.engine.connect() as conn:
+        return int(await conn.scalar(sa.select(sa.func.count()).select_from(table)) or 0)
+
+
+async def _reached(generation: Generation, settings: ProjectionSettings) -> bool:
+    targets = await end_offsets(settings.kafka_bootstrap_servers, list(settings.topics))
+    stored = await generation.consumer.stored_offsets(list(targets))
+    return all(stored.get(tp, 0) >= end for tp, end in targets.items())
+
+
+async def test_a_helper_and_the_service_share_a_replay_exactly_once(
+    settings: ProjectionSettings, building: Generation
+) -> None:
+    first, second = [Scenario() for _ in range(20)], [Scenario() for _ in range(20)]
+    await _publish(settings, first)
+    helpers = ReplayHelpers(settings, building.number, 1)
+    await helpers.start()
+    try:
+        # The helper alone first: it takes every partition and applies the first scenarios.
+        await eventually(lambda: _reached(building, settings), timeout=60)
+        building.start()
+        await asyncio.wait_for(building.consumer.assigned.wait(), 30)  # the partitions split
+        await _publish(settings, second)
+        await eventually(lambda: _reached(building, settings), timeout=60)
+        assert helpers.running == 1
+        assert building.consumer.applied > 0, "the service's own consumer took a share"
+    finally:
+        await helpers.stop()
+    events = sum(len(s.requests() + s.allocations() + s.deliveries()) for s in first + second)
+    assert await _count(building, t.audit) == events
+    assert await _count(building, t.requirements) == len(first + second)
+    async with building.db.engine.connect() as conn:
+        delivered = await conn.scalar(sa.select(sa.func.sum(t.requirements.c.in_transit)))
+        statuses = set((await conn.execute(sa.select(t.requirements.c.status))).scalars())
+    assert delivered == 0 and len(statuses) == 1  # every requirement at the same point
+
+
+async def test_a_helper_stops_when_its_parent_closes_the_pipe(
+    settings: ProjectionSettings, building: Generation
+) -> None:
+    helpers = ReplayHelpers(settings, building.number, 2)
+    await helpers.start()
+    processes = list(helpers.processes)
+    assert helpers.running == 2
+    await helpers.stop()
+    assert [p.returncode for p in processes] == [0, 0]  # they stopped; nothing had to kill them
