@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,12 +48,14 @@ def tune_gc() -> None:
 @dataclass(frozen=True)
 class ConsumerSpec:
     """One consumer of a service: its group name, the topics it reads and its handler — one
-    message at a time (`handler`) or a whole poll at once (`batch_handler`)."""
+    message at a time (`handler`) or a whole poll at once (`batch_handler`) — and, if it acts on
+    some of the topics' events only, their types (the others are passed over cheaply)."""
 
     name: str
     topics: Sequence[str]
     handler: Handler | None = None
     batch_handler: BatchHandler | None = None
+    event_types: Collection[str] | None = None
 
 
 class ServiceRuntime:
@@ -91,6 +93,7 @@ class ServiceRuntime:
                 spec.handler,
                 self.store,
                 batch_handler=spec.batch_handler,
+                event_types=spec.event_types,
                 start_at=settings.consumer_start_at,
                 bootstrap_servers=bootstrap,
                 max_attempts=settings.consumer_max_attempts,

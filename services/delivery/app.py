@@ -23,7 +23,11 @@ def build_runtime(settings: DeliverySettings, *, schema: str = SCHEMA) -> Servic
         migrations=MIGRATIONS,
         topic=topics.DELIVERIES,
         source="/aidline/delivery",
-        consumers=[ConsumerSpec("delivery", consumers.TOPICS, consumers.handle)],
+        consumers=[
+            ConsumerSpec(
+                "delivery", consumers.TOPICS, consumers.handle, event_types=consumers.HANDLED
+            )
+        ],
     )
 
 

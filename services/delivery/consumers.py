@@ -28,7 +28,7 @@ TOPICS = (ALLOCATIONS, REQUESTS)
 ACTOR = "delivery-service"
 
 _CATALOGUES: dict[str, EventCatalogue] = {ALLOCATIONS: allocations, REQUESTS: requests}
-_HANDLED = {
+HANDLED = {
     AllocationProposed.TYPE,
     AllocationApproved.TYPE,
     AllocationRejected.TYPE,
@@ -40,8 +40,6 @@ _HANDLED = {
 
 async def handle(tx: Transaction, message: Message) -> None:
     envelope = message.event
-    if envelope.event_type not in _HANDLED:
-        return  # other events of these topics are not the delivery service's business
     event = _CATALOGUES[message.topic].decode(
         envelope.event_type, envelope.schema_version, envelope.data
     )

@@ -23,7 +23,11 @@ def build_runtime(settings: RequestSettings, *, schema: str = "request") -> Serv
         migrations=MIGRATIONS,
         topic=topics.REQUESTS,
         source="/aidline/request",
-        consumers=[ConsumerSpec(consumers.NAME, [topics.DELIVERIES], consumers.handle)],
+        consumers=[
+            ConsumerSpec(
+                consumers.NAME, [topics.DELIVERIES], consumers.handle, event_types=consumers.HANDLED
+            )
+        ],
     )
 
 

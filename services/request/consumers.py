@@ -34,8 +34,6 @@ HANDLED = {ShipmentPlanned.TYPE, ShipmentHandedOver.TYPE, ShipmentReceived.TYPE}
 
 async def handle(tx: Transaction, message: Message) -> None:
     event = message.event
-    if event.event_type not in HANDLED:
-        return
     data = deliveries.decode(event.event_type, event.schema_version, event.data)
     match data:
         case ShipmentPlanned():

@@ -31,7 +31,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -144,6 +144,7 @@ class EventConsumer:
         on_commit: CommitListener | None = None,
         start_at: Literal["earliest", "latest"] = "earliest",
         recorded_by_handler: sa.Column[uuid.UUID] | None = None,
+        event_types: Collection[str] | None = None,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give either a handler or a batch_handler")
@@ -157,6 +158,9 @@ class EventConsumer:
         self.start_at = start_at
         # The batch handler's own record of the events it applied (see the module docstring).
         self.recorded_by_handler = recorded_by_handler
+        # The types the handler acts on (None: all). Others are passed over in the poll: no
+        # duplicate check, no tracking record (they have no effect to repeat), only the offset.
+        self.event_types = frozenset(event_types) if event_types is not None else None
         self._lookup_sql = (
             "SELECT event_id FROM processed_events WHERE consumer = $1"
             " AND event_id = ANY($2::uuid[])"
@@ -308,9 +312,12 @@ class EventConsumer:
                 if record.offset < start:
                     continue  # applied before (read again after a seek)
                 try:
-                    decoded.append((record, envelope.decode(record.headers, record.value)))
+                    event = envelope.decode(record.headers, record.value)
                 except EnvelopeError as exc:
                     dead_letters.append((record, exc, 1))
+                    continue
+                if self.event_types is None or event.event_type in self.event_types:
+                    decoded.append((record, event))
         async with self.store.db.engine.begin() as conn:
             done = await self._already_processed(conn, {e.event_id for _, e in decoded})
             messages: list[Message] = []

@@ -37,7 +37,9 @@ async def _handler(tx: Transaction, message: Message) -> None:
 
 
 @contextlib.asynccontextmanager
-async def consuming(db: Database, topic: str, group: str) -> AsyncIterator[EventConsumer]:
+async def consuming(
+    db: Database, topic: str, group: str, event_types: set[str] | None = None
+) -> AsyncIterator[EventConsumer]:
     async with db.engine.begin() as conn:
         await conn.run_sync(effects.metadata.create_all)
     consumer = EventConsumer(
@@ -47,6 +49,7 @@ async def consuming(db: Database, topic: str, group: str) -> AsyncIterator[Event
         EventStore(db),
         bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         retry_backoff_seconds=0.01,
+        event_types=event_types,
     )
     task = asyncio.create_task(consumer.run())
     try:
@@ -112,6 +115,25 @@ async def test_duplicates_and_redelivery_have_no_second_effect(kafka: str, db: D
         await eventually(lambda: _lag_zero(consumer), what="the redelivery to be read")
         assert consumer.applied == 0
     assert await _effects(db) == (100, 100)
+
+
+async def test_events_the_handler_does_not_act_on_are_passed_over_without_a_record(
+    kafka: str, db: Database
+) -> None:
+    topic = await create_topic(partitions=1)
+    credits = [stored_event("S-1", i, {"amount": i}) for i in range(1, 6)]
+    others = [
+        stored_event("S-2", i, {"amount": 666}, event_type="ledger.audited") for i in range(1, 6)
+    ]  # (666: the handler would fail on them, were they handed to it)
+    await produce(topic, [e for pair in zip(credits, others, strict=True) for e in pair])
+    async with consuming(db, topic, f"g{uuid.uuid4().hex[:8]}", {"ledger.credited"}) as consumer:
+        await eventually(lambda: _lag_zero(consumer), what="every message to be read")
+        assert consumer.applied == 5 and consumer.dead_lettered == 0
+    assert await _effects(db) == (5, 5)
+    async with db.engine.connect() as conn:
+        tracked = await conn.scalar(sa.select(sa.func.count()).select_from(processed_events))
+        offset = await conn.scalar(sa.select(consumer_offsets.c.next_offset))
+    assert (tracked, offset) == (5, 10)
 
 
 async def test_consumer_killed_between_effect_and_commit_applies_once(
