@@ -79,6 +79,8 @@ LAST_EVENT_TIME = Gauge(
 
 # Kafka's own committed offsets only feed monitoring tools; they are sent at most this often.
 ADVISORY_COMMIT_SECONDS = 1.0
+# Offsets reached by polls of events a consumer passes over are written at most this often.
+OFFSETS_PASSED_OVER_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,9 @@ class EventConsumer:
         # The next offset committed per partition: records below it (fetched again after a
         # seek) were applied already and are skipped, malformed ones included.
         self._committed: dict[TopicPartition, int] = {}
+        # Offsets reached by polls of passed-over events only, not written yet.
+        self._passed_over: dict[TopicPartition, int] = {}
+        self._passed_over_saved_at = 0.0
         self._advised_at = 0.0
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: Any = None
@@ -318,6 +323,17 @@ class EventConsumer:
                     continue
                 if self.event_types is None or event.event_type in self.event_types:
                     decoded.append((record, event))
+        batch_offsets = {
+            tp: max(self._committed.get(tp, 0), rs[-1].offset + 1) for tp, rs in batches.items()
+        }
+        if not decoded and not dead_letters and self.event_types is not None:
+            # Only events passed over: no transaction. Their offsets are written with the next
+            # one, or at most once per OFFSETS_PASSED_OVER_SECONDS; until then a restart reads
+            # them again and passes them over again.
+            self._committed.update(batch_offsets)
+            self._passed_over.update(batch_offsets)
+            if time.monotonic() - self._passed_over_saved_at < OFFSETS_PASSED_OVER_SECONDS:
+                return [], 0
         async with self.store.db.engine.begin() as conn:
             done = await self._already_processed(conn, {e.event_id for _, e in decoded})
             messages: list[Message] = []
@@ -361,12 +377,12 @@ class EventConsumer:
                 ("consumer", "event_id", "processed_at"),
                 [(self.name, m.event.event_id, now) for m in tracked],
             )
-            next_offsets = {
-                tp: max(self._committed.get(tp, 0), rs[-1].offset + 1) for tp, rs in batches.items()
-            }
+            next_offsets = self._passed_over | batch_offsets
             inserted = await self._save_offsets(conn, next_offsets)
         self._offset_rows |= inserted  # only once committed
         self._committed.update(next_offsets)
+        self._passed_over.clear()
+        self._passed_over_saved_at = time.monotonic()
         return applied, len(dead_letters)
 
     async def _apply_all(
@@ -597,6 +613,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self.owner._applying:  # let the batch in flight commit first
             for tp in revoked:
                 self.owner._committed.pop(tp, None)
+                self.owner._passed_over.pop(tp, None)  # its next owner starts from the database
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = self.owner._consumer
