@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator
@@ -33,6 +34,11 @@ from shared.messaging.kafka import new_producer
 log = logging.getLogger(__name__)
 
 PUBLISHED = Counter("aidline_relay_published_total", "Events published by the relay", ["topic"])
+# How often a publishing relay saves its checkpoint (and how long an idle one waits to).
+CHECKPOINT_SECONDS = 0.5
+# Autocommit on the leader's connection: one statement, one implicit transaction.
+_SAVE_CHECKPOINT_SQL = "UPDATE relay_checkpoints SET position = $1, updated_at = $2 WHERE name = $3"
+
 RELAY_LAG = Gauge("aidline_relay_lag_events", "Stored events not yet published", ["topic"])
 RELAY_POSITION = Gauge("aidline_relay_position", "Last store position published", ["topic"])
 
@@ -57,6 +63,7 @@ class Relay:
         max_in_flight: int = 8,
         idle_poll_seconds: float = 2.0,
         election_retry_seconds: float = 1.0,
+        checkpoint_seconds: float = CHECKPOINT_SECONDS,
         producer_options: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
@@ -68,9 +75,11 @@ class Relay:
         self.max_in_flight = max_in_flight
         self.idle_poll_seconds = idle_poll_seconds
         self.election_retry_seconds = election_retry_seconds
+        self.checkpoint_seconds = checkpoint_seconds
         self.producer_options = producer_options or {}
         self.is_leader = False
-        self.position = 0
+        self.position = 0  # acknowledged by Kafka
+        self._saved, self._saved_at = 0, 0.0  # the checkpoint in the database, and when
         self.last_error: str | None = None
         self._lock_key = zlib.crc32(f"aidline.relay.{store.db.schema}.{name}".encode())
 
@@ -126,7 +135,8 @@ class Relay:
         await producer.start()
         in_flight: deque[_InFlight] = deque()
         try:
-            self.position = await self._load_checkpoint()
+            self.position = self._saved = await self._load_checkpoint()
+            self._saved_at = 0.0
             sent_up_to = self.position
             while True:
                 self.store.appended.clear()
@@ -139,10 +149,15 @@ class Relay:
                     continue
                 if batch:
                     continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.store.appended.wait(), self.idle_poll_seconds)
-                if leader_conn is not None:
-                    await leader_conn.execute(sa.text("SELECT 1"))  # still holding the lock?
+                # Idle. (A lost leader connection shows at the next read, which runs on it.)
+                saved = self.position == self._saved
+                try:
+                    await asyncio.wait_for(
+                        self.store.appended.wait(),
+                        self.idle_poll_seconds if saved else self.checkpoint_seconds,
+                    )
+                except TimeoutError:
+                    await self._checkpoint(leader_conn, force=True)
         finally:
             for pending in in_flight:
                 for future in pending.futures:
@@ -166,8 +181,8 @@ class Relay:
     async def _read_batch(self, leader_conn: AsyncConnection | None, after: int) -> list[OutboxRow]:
         async with self._connection(leader_conn) as conn:
             batch = await self.store.read_outbox(conn, after, self.batch_size)
-            if len(batch) < self.batch_size:  # near the head: lag is what we have not acked
-                head = batch[-1].position if batch else await self.store.head_position(conn)
+            if len(batch) < self.batch_size:  # at the head: lag is what we have not acked
+                head = batch[-1].position if batch else after
                 RELAY_LAG.labels(self.topic).set(max(0, head - self.position))
         return batch
 
@@ -180,9 +195,10 @@ class Relay:
 
     async def _acknowledge(self, leader_conn: AsyncConnection | None, pending: _InFlight) -> None:
         await asyncio.gather(*pending.futures)
-        await self._save_checkpoint(leader_conn, pending.last_position)
+        self.position = pending.last_position
         PUBLISHED.labels(self.topic).inc(pending.count)
         RELAY_POSITION.labels(self.topic).set(self.position)
+        await self._checkpoint(leader_conn)
 
     async def _load_checkpoint(self) -> int:
         async with self.store.db.engine.begin() as conn:
@@ -198,11 +214,27 @@ class Relay:
                 return 0
             return int(position)
 
-    async def _save_checkpoint(self, leader_conn: AsyncConnection | None, position: int) -> None:
-        async with self._connection(leader_conn, write=True) as conn:
-            await conn.execute(
-                relay_checkpoints.update()
-                .where(relay_checkpoints.c.name == self.name)
-                .values(position=position, updated_at=datetime.now(UTC))
-            )
-        self.position = position
+    async def _checkpoint(
+        self, leader_conn: AsyncConnection | None, *, force: bool = False
+    ) -> None:
+        """Save the acknowledged position: at most every `checkpoint_seconds` while publishing,
+        and once idle. A checkpoint that falls behind only means events published again after
+        a crash (the same ce_id; consumers drop the copies), never one skipped."""
+        now = time.monotonic()
+        if self.position == self._saved or (
+            not force and now - self._saved_at < self.checkpoint_seconds
+        ):
+            return
+        position = self.position
+        if leader_conn is not None:
+            driver = (await leader_conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.execute(_SAVE_CHECKPOINT_SQL, position, datetime.now(UTC), self.name)
+        else:
+            async with self._connection(None, write=True) as conn:
+                await conn.execute(
+                    relay_checkpoints.update()
+                    .where(relay_checkpoints.c.name == self.name)
+                    .values(position=position, updated_at=datetime.now(UTC))
+                )
+        self._saved, self._saved_at = position, now

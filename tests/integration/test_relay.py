@@ -137,6 +137,30 @@ async def test_relay_killed_mid_batch_loses_nothing(kafka: str, pg_db: Database)
     assert len({header(r, "ce_id") for r in records}) == total
 
 
+async def test_a_checkpoint_behind_the_acks_means_copies_never_gaps(
+    kafka: str, db: Database
+) -> None:
+    store = EventStore(db)
+    topic = await create_topic()
+    # Checkpoints at most once a minute while publishing: the first relay stops with its
+    # checkpoint far behind what Kafka acknowledged.
+    first = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
+                  batch_size=10, checkpoint_seconds=60)  # fmt: skip
+    async with running(first):
+        for i in range(100):
+            await store.append(f"S-{i % 9}", i // 9, _credit(i))
+        await eventually(lambda: _published(first, 100), what="every event")
+    behind = await _checkpoint(store)
+    assert behind < 100, "the checkpoint lagged the acknowledgements"
+    second = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
+                   checkpoint_seconds=0.05)  # fmt: skip
+    async with running(second):
+        await eventually(lambda: _checkpoint_beyond(store, 99), what="the second relay, idle")
+    records = await read_topic(topic)
+    assert len(records) == 100 + (100 - behind), "what followed the checkpoint went out again"
+    _check_published(records, await _all_ids(store))
+
+
 async def test_only_one_relay_publishes_and_another_takes_over(kafka: str, pg_db: Database) -> None:
     stores = [EventStore(pg_db), EventStore(Database(pg_db.url, pg_db.schema))]
     topic = await create_topic()

@@ -30,8 +30,14 @@ effects = sa.Table(
 
 async def run_relay(url: str, schema: str, topic: str, batch_size: int) -> None:
     store = EventStore(Database(url, schema))
+    # A checkpoint after every acknowledged batch: the test kills the relay between two.
     relay = Relay(
-        store, topic=topic, source="/aidline/test", bootstrap_servers=KAFKA, batch_size=batch_size
+        store,
+        topic=topic,
+        source="/aidline/test",
+        bootstrap_servers=KAFKA,
+        batch_size=batch_size,
+        checkpoint_seconds=0.0,
     )
     print("relay started", flush=True)
     await relay.run()
