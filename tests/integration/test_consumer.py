@@ -51,6 +51,12 @@ async def consuming(
         retry_backoff_seconds=0.01,
         event_types=event_types,
     )
+    async with _running(consumer):
+        yield consumer
+
+
+@contextlib.asynccontextmanager
+async def _running(consumer: EventConsumer) -> AsyncIterator[EventConsumer]:
     task = asyncio.create_task(consumer.run())
     try:
         yield consumer
@@ -241,20 +247,12 @@ async def test_a_handler_that_records_each_event_is_the_tracking_record(
 
     group = f"g{uuid.uuid4().hex[:8]}"
 
-    @contextlib.asynccontextmanager
-    async def running() -> AsyncIterator[EventConsumer]:
-        consumer = EventConsumer(
+    def running() -> contextlib.AbstractAsyncContextManager[EventConsumer]:
+        return _running(EventConsumer(
             group, [topic], None, EventStore(db), bootstrap_servers=kafka,
             retry_backoff_seconds=0.01, batch_handler=batch,
             recorded_by_handler=own_record.c.event_id,
-        )  # fmt: skip
-        task = asyncio.create_task(consumer.run())
-        try:
-            yield consumer
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        ))  # fmt: skip
 
     async with running() as consumer:
         await eventually(lambda: _lag_zero(consumer), what="every message")
