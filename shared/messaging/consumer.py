@@ -229,6 +229,8 @@ class EventConsumer:
             # Members share every topic's partitions evenly (the default, range, gives the
             # first member two of each topic's three).
             partition_assignment_strategy=(RoundRobinPartitionAssignor,),
+            # A member joining (a rebuild's helper, a restarted copy) is noticed within a second.
+            heartbeat_interval_ms=1000,
         )
         self._producer = new_producer(self.bootstrap_servers)
         await self._producer.start()
