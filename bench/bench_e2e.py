@@ -34,8 +34,8 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from bench.bench_http import requirement_body
-from bench.httpload import Connection, LoadSpec
+from bench.bench_http import submit_requirements
+from bench.httpload import Connection
 from bench.procs import CpuMeter, MachineMeter, idle_uvicorn_rss, rss_mb
 from bench.report import Result
 from bench.settle import wait_caught_up
@@ -168,14 +168,8 @@ async def _tap(consumer: AIOKafkaConsumer, tracker: Tracker) -> None:
 
 async def _end_to_end(stack: Stack, rate: int, count: int) -> tuple[Tracker, float]:
     tracker = Tracker()
-    recipient = mint_token(DEV_SECRET, "bench-recipient", [Role.RECIPIENT])
     observer = mint_token(DEV_SECRET, "bench-observer", [Role.OBSERVER])
-    command = LoadSpec(
-        url=stack.url("request") + "/requirements",
-        method="POST",
-        body=requirement_body(),
-        headers={"Authorization": f"Bearer {recipient}"},
-    )
+    command = submit_requirements(stack)
     async with contextlib.AsyncExitStack() as clients:
         # Keep-alive connections as light as wrk's (bench.httpload), so that the client's own
         # event loop, which also stamps arrivals on the stream, stays idle; a command takes a

@@ -29,6 +29,19 @@ CLIENTS = int(os.environ.get("BENCH_HTTP_CLIENTS", "1"))
 TARGET = 1000.0
 
 
+def submit_requirements(stack: Stack, count: int = 1000, concurrency: int = 32) -> LoadSpec:
+    """`POST /requirements` to the stack's request service, as a recipient."""
+    token = mint_token(DEV_SECRET, "bench-recipient", [Role.RECIPIENT])
+    return LoadSpec(
+        url=stack.url("request") + "/requirements",
+        method="POST",
+        body=requirement_body(),
+        headers={"Authorization": f"Bearer {token}"},
+        count=count,
+        concurrency=concurrency,
+    )
+
+
 def requirement_body() -> dict[str, object]:
     needed_by = datetime.now(UTC).date() + timedelta(days=90)
     return {
@@ -59,15 +72,7 @@ async def run() -> list[Result]:
         await stack.wait_ready("request")
         # Its consumers first read the history on the shared topics.
         caught_up = await wait_caught_up(stack, ["request"])
-        token = mint_token(DEV_SECRET, "bench-recipient", [Role.RECIPIENT])
-        command = LoadSpec(
-            url=stack.url("request") + "/requirements",
-            method="POST",
-            body=requirement_body(),
-            headers={"Authorization": f"Bearer {token}"},
-            count=COMMANDS,
-            concurrency=CONCURRENCY,
-        )
+        command = submit_requirements(stack, COMMANDS, CONCURRENCY)
         trivial = LoadSpec(
             url=stack.url("request") + "/healthz", count=COMMANDS, concurrency=CONCURRENCY
         )
