@@ -21,7 +21,9 @@ Poison messages: in that per-message pass each message runs in its own savepoint
 `max_attempts` times (or is not a well-formed CloudEvent) is published to `<topic>.dlq.<consumer>`
 with the error in headers, recorded as processed, counted, and the batch goes on. Errors of the
 database connection itself are not the message's fault: the whole batch is rolled back and
-retried.
+retried. Nor are a deadlock or serialization failure, or (once) a unique key another writer of
+the same tables took meanwhile — consumers sharing tables (a rebuild's helper processes) meet
+such conflicts: the batch is retried whole, and sees the other's rows.
 """
 
 from __future__ import annotations
@@ -127,6 +129,31 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return (isinstance(exc, DBAPIError) and exc.connection_invalidated) or isinstance(
         exc, (ConnectionError, OSError)
     )
+
+
+# PostgreSQL's verdicts on transactions that met another's: never a message's fault. Retried
+# as a whole batch, they meet the other's work committed.
+_DEADLOCK, _SERIALIZATION, _LOCK_NOT_AVAILABLE, _UNIQUE = "40P01", "40001", "55P03", "23505"
+_CONCURRENCY = frozenset({_DEADLOCK, _SERIALIZATION, _LOCK_NOT_AVAILABLE})
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, raised by the driver or wrapped by SQLAlchemy."""
+    for candidate in (exc, getattr(exc, "orig", None), exc.__cause__):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
+def _is_concurrency_failure(exc: BaseException) -> bool:
+    return _sqlstate(exc) in _CONCURRENCY
+
+
+class _RetryBatch(Exception):
+    """The batch met another writer's uncommitted rows (unique key taken meanwhile): it is
+    applied again in a new transaction, which sees them, before it is split message by
+    message (in a pass that cannot lock rows in one order, and so can deadlock)."""
 
 
 class EventConsumer:
@@ -271,16 +298,24 @@ class EventConsumer:
     async def _apply_batch(
         self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
     ) -> None:
+        attempt = 1
         while True:
             try:
                 async with self._applying:
-                    applied, dead = await self._apply_in_transaction(batches)
+                    applied, dead = await self._apply_in_transaction(batches, attempt)
                 break
             except Exception as exc:
-                if not _is_connection_failure(exc):
+                if _is_connection_failure(exc):
+                    log.warning("consumer %s: database unavailable, retrying batch: %r",
+                                self.name, exc)  # fmt: skip
+                    await asyncio.sleep(1.0)
+                elif isinstance(exc, _RetryBatch) or _is_concurrency_failure(exc):
+                    log.info("consumer %s: batch met another writer, retrying it: %r",
+                             self.name, exc.__cause__ or exc)  # fmt: skip
+                    await asyncio.sleep(self.retry_backoff_seconds * min(attempt, 10))
+                else:
                     raise
-                log.warning("consumer %s: database unavailable, retrying batch: %r", self.name, exc)
-                await asyncio.sleep(1.0)
+            attempt += 1
         self.applied += len(applied)
         self.dead_lettered += dead
         for tp, records in batches.items():
@@ -307,7 +342,7 @@ class EventConsumer:
             self._advised_at = time.monotonic()
 
     async def _apply_in_transaction(
-        self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+        self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]], attempt: int = 1
     ) -> tuple[list[Message], int]:
         """Apply a poll's records with their tracking records and offsets in one transaction;
         returns the messages applied and the number dead-lettered."""
@@ -358,7 +393,7 @@ class EventConsumer:
                         },
                     )
                 )
-            applied = await self._apply_all(conn, messages)
+            applied = await self._apply_all(conn, messages, first_attempt=attempt == 1)
             if applied is None:
                 applied, failed = await self._apply_each(conn, messages)
                 record_of = {id(m): r for m, r in zip(messages, records, strict=True)}
@@ -388,7 +423,7 @@ class EventConsumer:
         return applied, len(dead_letters)
 
     async def _apply_all(
-        self, conn: AsyncConnection, messages: list[Message]
+        self, conn: AsyncConnection, messages: list[Message], *, first_attempt: bool = True
     ) -> list[Message] | None:
         """The fast path: the whole batch in one savepoint; None if anything in it failed."""
         if not messages:
@@ -400,8 +435,10 @@ class EventConsumer:
                 await tx.flush()
             return messages
         except Exception as exc:
-            if _is_connection_failure(exc):
+            if _is_connection_failure(exc) or _is_concurrency_failure(exc):
                 raise
+            if first_attempt and _sqlstate(exc) == _UNIQUE:
+                raise _RetryBatch() from exc
             log.info(
                 "consumer %s: batch of %d failed (%r); applying it message by message",
                 self.name,
@@ -433,8 +470,8 @@ class EventConsumer:
                     await tx.flush()
                 return None
             except Exception as exc:
-                if _is_connection_failure(exc):
-                    raise
+                if _is_connection_failure(exc) or _is_concurrency_failure(exc):
+                    raise  # the whole batch is retried
                 tx._pending.clear()
                 error = exc
                 log.warning(

@@ -272,3 +272,108 @@ async def test_a_handler_that_records_each_event_is_the_tracking_record(
         await asyncio.wait_for(consumer.assigned.wait(), 30)
         await eventually(lambda: _lag_zero(consumer), what="the redelivery to be read")
         assert (consumer.applied, consumer.dead_lettered) == (0, 0)
+
+
+# -- consumers sharing tables (a rebuild's helper processes): another writer's rows ----------
+
+things = sa.Table(
+    "things",
+    sa.MetaData(),
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("amount", sa.Integer, nullable=False),
+)
+
+
+async def _waiting_on_a_lock(db: Database, count: int = 1) -> bool:
+    async with db.engine.connect() as conn:
+        waiting = await conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE '%things%'"
+            )
+        )
+    return int(waiting or 0) >= count
+
+
+async def test_a_batch_that_meets_another_writers_new_row_is_retried_whole(
+    kafka: str, pg_db: Database
+) -> None:
+    """Like the projection's writer: load the rows a batch touches, insert the missing ones.
+    Another writer inserts one of them meanwhile: the batch fails on the unique key once the
+    other commits, and is applied again whole (seeing the row), not split message by message."""
+    topic = await create_topic(partitions=1)
+    await produce(topic, [stored_event(f"K-{i}", 1, {"amount": i}) for i in range(1, 21)])
+    async with pg_db.engine.begin() as conn:
+        await conn.run_sync(things.metadata.create_all)
+    sizes: list[int] = []
+
+    async def batch(tx: Transaction, messages: Sequence[Message]) -> None:
+        sizes.append(len(messages))
+        keys = [m.event.subject for m in messages]
+        found = await tx.conn.execute(sa.select(things.c.key).where(things.c.key.in_(keys)))
+        have = set(found.scalars())
+        for message in messages:
+            values = {"key": message.event.subject, "amount": message.event.data["amount"]}
+            if values["key"] in have:
+                await tx.conn.execute(
+                    things.update().where(things.c.key == values["key"]).values(values)
+                )
+            else:
+                await tx.conn.execute(things.insert().values(values))
+
+    consumer = EventConsumer(
+        f"g{uuid.uuid4().hex[:8]}", [topic], None, EventStore(pg_db), bootstrap_servers=kafka,
+        retry_backoff_seconds=0.01, batch_handler=batch,
+    )  # fmt: skip
+    async with pg_db.engine.connect() as other:
+        await other.begin()
+        await other.execute(things.insert().values(key="K-5", amount=0))  # not committed yet
+        async with _running(consumer):
+            await eventually(lambda: _waiting_on_a_lock(pg_db), what="the batch to wait for K-5")
+            await other.commit()
+            await eventually(lambda: _applied(consumer, 20), what="the batch")
+    assert consumer.dead_lettered == 0
+    assert sizes == [20, 20], "failed once on K-5, then applied whole"
+    async with pg_db.engine.connect() as conn:
+        rows = await conn.execute(sa.select(things.c.key, things.c.amount))
+        amounts = {key: amount for key, amount in rows}
+    assert amounts == {f"K-{i}": i for i in range(1, 21)}
+
+
+async def test_a_deadlock_is_not_the_messages_fault(kafka: str, pg_db: Database) -> None:
+    """A batch chosen as a deadlock's victim is retried whole: nothing dead-lettered, even in
+    the message-by-message pass (which cannot lock rows in one order)."""
+    topic = await create_topic(partitions=1)
+    await produce(topic, [stored_event("S-1", 1, {"amount": 1})])
+    async with pg_db.engine.begin() as conn:
+        await conn.run_sync(things.metadata.create_all)
+        await conn.execute(things.insert(), [{"key": "A", "amount": 0}, {"key": "B", "amount": 0}])
+    calls = 0
+
+    async def handler(tx: Transaction, message: Message) -> None:
+        nonlocal calls
+        calls += 1
+        for key in ("A", "B"):  # locks A, then waits for B (held by the test below)
+            await tx.conn.execute(
+                things.update().where(things.c.key == key).values(amount=things.c.amount + 1)
+            )
+
+    consumer = EventConsumer(
+        f"g{uuid.uuid4().hex[:8]}", [topic], handler, EventStore(pg_db), bootstrap_servers=kafka,
+        retry_backoff_seconds=0.01,
+    )  # fmt: skip
+    async with pg_db.engine.connect() as other:
+        await other.begin()
+        await other.execute(things.update().where(things.c.key == "B").values(amount=10))
+        async with _running(consumer):
+            await eventually(lambda: _waiting_on_a_lock(pg_db), what="the handler to wait for B")
+            # Now wait for A in turn: a deadlock. The handler waited first, so PostgreSQL's check
+            # finds it first and makes its transaction the victim.
+            await other.execute(things.update().where(things.c.key == "A").values(amount=10))
+            await other.commit()
+            await eventually(lambda: _applied(consumer, 1), what="the message")
+    assert (consumer.dead_lettered, calls) == (0, 2)
+    async with pg_db.engine.connect() as conn:
+        rows = await conn.execute(sa.select(things.c.key, things.c.amount))
+        amounts = {key: amount for key, amount in rows}
+    assert amounts == {"A": 11, "B": 11}
