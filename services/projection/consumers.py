@@ -81,6 +81,22 @@ def _update_sql(table: sa.Table) -> str:
     )
 
 
+def _claim_sql(table: sa.Table) -> str:
+    """PostgreSQL insert of new rows given column by column as arrays, skipping keys that
+    exist (after waiting for a writer that is inserting them); returns the keys it inserted."""
+    columns = list(table.columns)
+    (key,) = [c.name for c in table.primary_key.columns]
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    arrays = ", ".join(
+        f"${i}::{c.type.compile(dialect=dialect)}[]" for i, c in enumerate(columns, start=1)
+    )
+    return (
+        f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays}) '
+        f'ON CONFLICT ("{key}") DO NOTHING RETURNING "{key}"'
+    )
+
+
 def _upsert(table: sa.Table, postgres: bool) -> Any:
     insert = postgresql.insert(table) if postgres else sqlite.insert(table)
     key = [c.name for c in table.primary_key.columns]
@@ -99,6 +115,7 @@ class ReadModelWriter:
         self._upserts = {kind: _upsert(table, postgres) for kind, table in _TABLES.items()}
         self._pg_upserts = {kind: _upsert_sql(table) for kind, table in _TABLES.items()}
         self._pg_updates = {kind: _update_sql(table) for kind, table in _TABLES.items()}
+        self._claims = {kind: _claim_sql(t) for kind, t in _TABLES.items() if kind.SHARED}
         self._columns = {kind: [c.name for c in table.columns] for kind, table in _TABLES.items()}
         self._values = {kind: attrgetter(*columns) for kind, columns in self._columns.items()}
 
@@ -116,7 +133,10 @@ class ReadModelWriter:
         shipments = await _load(conn, Shipment, keys.shipments)
         referenced = {a.requirement_id for a in allocations.values()}
         referenced |= {s.requirement_id for s in shipments.values()}
-        requirements = await _load(conn, Requirement, (keys.requirements | referenced) - {""})
+        wanted = (keys.requirements | referenced) - {""}
+        requirements = await _load(conn, Requirement, wanted)
+        claimed = await self._claim(conn, Requirement, wanted - set(requirements))
+        requirements |= claimed
         pledges = await _load(conn, Pledge, keys.pledges)
         # Rows the database has; the others are new in this batch (inserted by COPY).
         stored = {
@@ -147,8 +167,34 @@ class ReadModelWriter:
             )  # fmt: skip
         for kind, have in stored.items():
             await self._write(conn, kind, changes.dirty(kind), have)
+        unused = set(claimed) - {r.key for r in changes.dirty(Requirement)}
+        if unused:  # claimed for nothing: no placeholder outlives the batch
+            driver = await driver_connection(conn)
+            await driver.execute(
+                f'DELETE FROM "{t.requirements.name}" WHERE "{Requirement.KEY}" = ANY($1::text[])',
+                sorted(unused),
+            )
         await self._write(conn, ItemRow, [changes.items[k] for k in sorted(changes.items)], None)
         await insert_rows(conn, t.audit, AUDIT_COLUMNS, audit_rows)
+
+    async def _claim(
+        self, conn: AsyncConnection, kind: type[RowT], missing: set[str]
+    ) -> dict[str, RowT]:
+        """Rows of a SHARED kind this batch would create, inserted now (as new rows), in key
+        order: another writer creating one of them meanwhile is waited for, and its row is
+        loaded and locked instead. Without this both would insert the row, and one batch would
+        fail on the key. Returns the rows, new and loaded."""
+        if not (self.postgres and kind.SHARED and missing):
+            return {}
+        driver = await driver_connection(conn)
+        new = [kind(key) for key in sorted(missing)]  # type: ignore[call-arg]
+        columns = self._columns[kind]
+        inserted = await driver.fetch(
+            self._claims[kind], *([getattr(r, c) for r in new] for c in columns)
+        )
+        mine = {record[0] for record in inserted}
+        rows: dict[str, RowT] = {r.key: r for r in new if r.key in mine}
+        return rows | await _load(conn, kind, missing - mine)
 
     def _decode(self, message: Message) -> DomainEvent | None:
         catalogue = self.catalogues.get(message.topic)

@@ -17,6 +17,10 @@ from services.projection.generations import Generation, end_offsets
 from services.projection.replay import ReplayHelpers
 from services.projection.settings import ProjectionSettings
 from shared.contracts import CATALOGUES
+from shared.domain import StoredEvent
+from shared.eventstore import EventStore, Transaction
+from shared.messaging import envelope
+from shared.messaging.consumer import Message
 from tests.infra import POSTGRES_URL, eventually, produce
 from tests.integration.test_projection import Scenario
 from tests.projection import Topics
@@ -102,3 +106,47 @@ async def test_a_helper_stops_when_its_parent_closes_the_pipe(
     assert helpers.running == 2
     await helpers.stop()
     assert [p.returncode for p in processes] == [0, 0]  # they stopped; nothing had to kill them
+
+
+async def test_two_writers_creating_one_requirement_at_once_both_count(
+    settings: ProjectionSettings, building: Generation
+) -> None:
+    """The service applies a requirement's submission while a helper applies an allocation
+    to it: both would create its row. The second writer waits for the first, then adds to the
+    row the first made; neither batch fails, nothing is lost."""
+    scenario = Scenario()
+    catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
+    writer, store = ReadModelWriter(catalogues, postgres=True), EventStore(building.db)
+
+    def message(topic: str, event: StoredEvent) -> Message:
+        _key, value, headers = envelope.encode(event, catalogues[topic].source)
+        return Message(topic, 0, event.position, envelope.decode(headers, value), raw=value)
+
+    submitted = message(settings.requests_topic, scenario.requests()[0])
+    proposed = message(settings.allocations_topic, scenario.allocations()[0])
+    assert proposed.event.event_type == "allocation.proposed"
+
+    async def apply(conn: sa.ext.asyncio.AsyncConnection, m: Message) -> None:
+        async with conn.begin():
+            await writer(Transaction(conn, store), [m])
+
+    async with building.db.engine.connect() as first, building.db.engine.connect() as second:
+        await first.begin()
+        await writer(Transaction(first, store), [submitted])  # not committed yet
+        helper = asyncio.create_task(apply(second, proposed))
+        await eventually(lambda: _waiting_on_a_lock(building), what="the second writer to wait")
+        await first.commit()
+        await asyncio.wait_for(helper, 30)
+    async with building.db.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(t.requirements))).all()
+    assert [(r.requirement_id, r.requested, r.pledged) for r in rows] == [
+        (scenario.requirement, scenario.quantity, scenario.quantity)
+    ]
+
+
+async def _waiting_on_a_lock(generation: Generation) -> bool:
+    async with generation.db.engine.connect() as conn:
+        waiting = await conn.scalar(
+            sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        )
+    return bool(waiting)

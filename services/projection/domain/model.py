@@ -25,6 +25,9 @@ class Row:
     """A read-model row: a dataclass whose fields are the table's columns."""
 
     KEY: ClassVar[str]
+    # Changed by events of more than one topic (so, in a replay shared between processes, by
+    # more than one writer at once).
+    SHARED: ClassVar[bool] = False
 
     def as_row(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
@@ -62,6 +65,7 @@ def requirement_status(
 @dataclass
 class Requirement(Row):
     KEY = "requirement_id"
+    SHARED = True  # requests, allocations and deliveries all change its quantities
     requirement_id: str
     item_code: str = ""
     unit: str = ""
