@@ -83,6 +83,11 @@ LAST_EVENT_TIME = Gauge(
 ADVISORY_COMMIT_SECONDS = 1.0
 # Offsets reached by polls of events a consumer passes over are written at most this often.
 OFFSETS_PASSED_OVER_SECONDS = 1.0
+# How long the broker may hold a fetch for partitions that have nothing new. The client keeps one
+# fetch in flight per broker and sends none for partitions whose records it still holds, so while
+# a long fetch for caught-up partitions waits, a partition with a backlog waits with it: a replay
+# of three topics ran at 23k events/s with Kafka's 500 ms, 30k with 100 ms.
+FETCH_MAX_WAIT_MS = 100
 
 
 @dataclass(frozen=True)
@@ -258,6 +263,7 @@ class EventConsumer:
             partition_assignment_strategy=(RoundRobinPartitionAssignor,),
             # A member joining (a rebuild's helper, a restarted copy) is noticed within a second.
             heartbeat_interval_ms=1000,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         self._producer = new_producer(self.bootstrap_servers)
         await self._producer.start()
