@@ -15,7 +15,9 @@ A batch handler that itself keeps one row per event it applies (an audit trail, 
 id in a unique column, written in the batch's transaction) can name that column as
 `recorded_by_handler`: the consumer then takes it as its record of applied events and writes
 tracking rows of its own only for the messages the handler did not apply (dead-lettered ones),
-one row per event instead of two.
+one row per event instead of two. Nor does it look a batch's events up in that record first: the
+unique column refuses a second application (the savepoint then rolls back every effect of the
+batch), and a batch that fails is looked up and applied again.
 
 Poison messages: in that per-message pass each message runs in its own savepoint; one that fails
 `max_attempts` times (or is not a well-formed CloudEvent) is published to `<topic>.dlq.<consumer>`
@@ -156,9 +158,10 @@ def _is_concurrency_failure(exc: BaseException) -> bool:
 
 
 class _RetryBatch(Exception):
-    """The batch met another writer's uncommitted rows (unique key taken meanwhile): it is
-    applied again in a new transaction, which sees them, before it is split message by
-    message (in a pass that cannot lock rows in one order, and so can deadlock)."""
+    """The batch failed in a way a new transaction may not: another writer took a unique key
+    meanwhile (the new one sees its row), or it was not looked up in the handler's record of
+    applied events (now it is). Applied again whole before it is split message by message
+    (in a pass that cannot lock rows in one order, and so can deadlock)."""
 
 
 class EventConsumer:
@@ -195,7 +198,7 @@ class EventConsumer:
         # The types the handler acts on (None: all). Others are passed over in the poll: no
         # duplicate check, no tracking record (they have no effect to repeat), only the offset.
         self.event_types = frozenset(event_types) if event_types is not None else None
-        self._lookup_sql = (
+        self._own_lookup_sql = self._lookup_sql = (
             "SELECT event_id FROM processed_events WHERE consumer = $1"
             " AND event_id = ANY($2::uuid[])"
         )
@@ -316,7 +319,7 @@ class EventConsumer:
                                 self.name, exc)  # fmt: skip
                     await asyncio.sleep(1.0)
                 elif isinstance(exc, _RetryBatch) or _is_concurrency_failure(exc):
-                    log.info("consumer %s: batch met another writer, retrying it: %r",
+                    log.info("consumer %s: applying the batch again after %r",
                              self.name, exc.__cause__ or exc)  # fmt: skip
                     await asyncio.sleep(self.retry_backoff_seconds * min(attempt, 10))
                 else:
@@ -378,7 +381,10 @@ class EventConsumer:
             if time.monotonic() - self._passed_over_saved_at < OFFSETS_PASSED_OVER_SECONDS:
                 return [], 0
         async with self.store.db.engine.begin() as conn:
-            done = await self._already_processed(conn, {e.event_id for _, e in decoded})
+            # The handler's own record needs no look-up on a first attempt (module docstring).
+            unchecked = self.recorded_by_handler is not None and attempt == 1
+            ids = {e.event_id for _, e in decoded}
+            done = await self._already_processed(conn, ids, handler_record=not unchecked)
             messages: list[Message] = []
             records: list[ConsumerRecord[Any, Any]] = []  # each message's record
             for record, event in decoded:
@@ -399,7 +405,9 @@ class EventConsumer:
                         },
                     )
                 )
-            applied = await self._apply_all(conn, messages, first_attempt=attempt == 1)
+            applied = await self._apply_all(
+                conn, messages, first_attempt=attempt == 1, unchecked=unchecked
+            )
             if applied is None:
                 applied, failed = await self._apply_each(conn, messages)
                 record_of = {id(m): r for m, r in zip(messages, records, strict=True)}
@@ -429,9 +437,16 @@ class EventConsumer:
         return applied, len(dead_letters)
 
     async def _apply_all(
-        self, conn: AsyncConnection, messages: list[Message], *, first_attempt: bool = True
+        self,
+        conn: AsyncConnection,
+        messages: list[Message],
+        *,
+        first_attempt: bool = True,
+        unchecked: bool = False,
     ) -> list[Message] | None:
-        """The fast path: the whole batch in one savepoint; None if anything in it failed."""
+        """The fast path: the whole batch in one savepoint; None if anything in it failed.
+        A batch `unchecked` against the handler's record of applied events is retried (and
+        checked) before it is split."""
         if not messages:
             return []
         tx = Transaction(conn, self.store)
@@ -443,7 +458,7 @@ class EventConsumer:
         except Exception as exc:
             if _is_connection_failure(exc) or _is_concurrency_failure(exc):
                 raise
-            if first_attempt and _sqlstate(exc) == _UNIQUE:
+            if unchecked or (first_attempt and _sqlstate(exc) == _UNIQUE):
                 raise _RetryBatch() from exc
             log.info(
                 "consumer %s: batch of %d failed (%r); applying it message by message",
@@ -496,18 +511,21 @@ class EventConsumer:
         return error
 
     async def _already_processed(
-        self, conn: AsyncConnection, ids: set[uuid.UUID]
+        self, conn: AsyncConnection, ids: set[uuid.UUID], *, handler_record: bool = True
     ) -> set[uuid.UUID]:
+        """Which of `ids` this consumer has applied or dead-lettered; without `handler_record`,
+        only those its own tracking rows name."""
         if not ids:
             return set()
         if self.store.db.postgres:  # one prepared statement, whatever the batch size
             driver = await driver_connection(conn)
-            found = await driver.fetch(self._lookup_sql, self.name, list(ids))
+            sql = self._lookup_sql if handler_record else self._own_lookup_sql
+            found = await driver.fetch(sql, self.name, list(ids))
             return {row[0] for row in found}
         query: sa.Select[tuple[uuid.UUID]] | sa.CompoundSelect[tuple[uuid.UUID]] = sa.select(
             processed_events.c.event_id
         ).where(processed_events.c.consumer == self.name, processed_events.c.event_id.in_(ids))
-        if self.recorded_by_handler is not None:
+        if self.recorded_by_handler is not None and handler_record:
             column = self.recorded_by_handler
             query = sa.union_all(query, sa.select(column).where(column.in_(ids)))
         rows = await conn.execute(query)
