@@ -71,6 +71,9 @@ PLANNER_SETTINGS = {"random_page_cost": "1.1"}
 # the consumer needs (primary keys, the audit's unique event id). `finish` writes them to the WAL
 # once, logged from then on, and builds the other indexes before the swap.
 _MARKER = "building_marker"  # unlogged like the rest: a crash empties it too
+# `finish` works on this many connections at once (PostgreSQL gives each one core); the audit
+# table is most of the work, the other tables fit beside it.
+FINISH_CONNECTIONS = 2
 
 
 def _deferred_indexes() -> list[sa.Index]:
@@ -97,12 +100,35 @@ async def _intact(conn: AsyncConnection) -> bool:
     return bool(await conn.scalar(sa.text(f'SELECT count(*) FROM "{_MARKER}"')))
 
 
-async def _make_durable(conn: AsyncConnection) -> None:
-    await conn.execute(sa.text(f'DROP TABLE "{_MARKER}"'))
-    for name in await _schema_tables(conn):
-        await conn.execute(sa.text(f'ALTER TABLE "{name}" SET LOGGED'))
-    for index in _deferred_indexes():  # after SET LOGGED, which would rebuild them again
-        await conn.execute(sa.schema.CreateIndex(index))
+async def _make_durable(db: Database) -> None:
+    """Every table but the marker logged and given its deferred indexes, a table per
+    transaction, largest first, on FINISH_CONNECTIONS connections. A crash meanwhile empties
+    the marker, which is dropped only afterwards."""
+    async with db.engine.connect() as conn:
+        result = await conn.execute(
+            sa.text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                " AND tablename <> :marker ORDER BY"
+                " pg_total_relation_size(format('%I.%I', schemaname, tablename)::regclass) DESC"
+            ),
+            {"marker": _MARKER},
+        )
+        queue = [name for (name,) in result]
+    deferred = [(table.name, i) for table in t.metadata.sorted_tables for i in table.indexes
+                if not i.unique]  # fmt: skip
+
+    async def lane() -> None:
+        while queue:
+            name = queue.pop(0)
+            async with db.engine.begin() as conn:
+                await conn.execute(sa.text(f'ALTER TABLE "{name}" SET LOGGED'))
+                for table, index in deferred:  # after SET LOGGED, which would rebuild them again
+                    if table == name:
+                        await conn.execute(sa.schema.CreateIndex(index))
+
+    async with asyncio.TaskGroup() as lanes:
+        for _ in range(FINISH_CONNECTIONS):
+            lanes.create_task(lane())
 
 
 class Generation:
@@ -154,10 +180,14 @@ class Generation:
         Fails if a database crash emptied it meanwhile (the rebuild is then abandoned)."""
         if not (self.building and self.db.postgres):
             return
-        async with self.consumer.paused(), self.db.engine.begin() as conn:
-            if not await _intact(conn):
+        async with self.consumer.paused():
+            if not await self.intact():
                 raise RuntimeError("the generation was emptied by a database crash")
-            await _make_durable(conn)
+            await _make_durable(self.db)
+            async with self.db.engine.begin() as conn:
+                if not await _intact(conn):  # a crash while it was being made durable
+                    raise RuntimeError("the generation was emptied by a database crash")
+                await conn.execute(sa.text(f'DROP TABLE "{_MARKER}"'))
         self.building = False
 
     async def intact(self) -> bool:
