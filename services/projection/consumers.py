@@ -135,7 +135,7 @@ class ReadModelWriter:
         referenced |= {s.requirement_id for s in shipments.values()}
         wanted = (keys.requirements | referenced) - {""}
         requirements = await _load(conn, Requirement, wanted)
-        claimed = await self._claim(conn, Requirement, wanted - set(requirements))
+        claimed, inserted = await self._claim(conn, Requirement, wanted - set(requirements))
         requirements |= claimed
         pledges = await _load(conn, Pledge, keys.pledges)
         # Rows the database has; the others are new in this batch (inserted by COPY).
@@ -167,8 +167,8 @@ class ReadModelWriter:
             )  # fmt: skip
         for kind, have in stored.items():
             await self._write(conn, kind, changes.dirty(kind), have)
-        unused = set(claimed) - {r.key for r in changes.dirty(Requirement)}
-        if unused:  # claimed for nothing: no placeholder outlives the batch
+        unused = inserted - {r.key for r in changes.dirty(Requirement)}
+        if unused:  # inserted for nothing: no placeholder outlives the batch
             driver = await driver_connection(conn)
             await driver.execute(
                 f'DELETE FROM "{t.requirements.name}" WHERE "{Requirement.KEY}" = ANY($1::text[])',
@@ -179,13 +179,13 @@ class ReadModelWriter:
 
     async def _claim(
         self, conn: AsyncConnection, kind: type[RowT], missing: set[str]
-    ) -> dict[str, RowT]:
+    ) -> tuple[dict[str, RowT], set[str]]:
         """Rows of a SHARED kind this batch would create, inserted now (as new rows), in key
         order: another writer creating one of them meanwhile is waited for, and its row is
         loaded and locked instead. Without this both would insert the row, and one batch would
-        fail on the key. Returns the rows, new and loaded."""
+        fail on the key. Returns the rows, new and loaded, and the keys of the new ones."""
         if not (self.postgres and kind.SHARED and missing):
-            return {}
+            return {}, set()
         driver = await driver_connection(conn)
         new = [kind(key) for key in sorted(missing)]  # type: ignore[call-arg]
         columns = self._columns[kind]
@@ -194,7 +194,7 @@ class ReadModelWriter:
         )
         mine = {record[0] for record in inserted}
         rows: dict[str, RowT] = {r.key: r for r in new if r.key in mine}
-        return rows | await _load(conn, kind, missing - mine)
+        return rows | await _load(conn, kind, missing - mine), mine
 
     def _decode(self, message: Message) -> DomainEvent | None:
         catalogue = self.catalogues.get(message.topic)

@@ -319,8 +319,9 @@ class EventConsumer:
                                 self.name, exc)  # fmt: skip
                     await asyncio.sleep(1.0)
                 elif isinstance(exc, _RetryBatch) or _is_concurrency_failure(exc):
-                    log.info("consumer %s: applying the batch again after %r",
-                             self.name, exc.__cause__ or exc)  # fmt: skip
+                    level = logging.INFO if attempt < 5 else logging.WARNING
+                    log.log(level, "consumer %s: applying the batch again (attempt %d) after %r",
+                            self.name, attempt + 1, exc.__cause__ or exc)  # fmt: skip
                     await asyncio.sleep(self.retry_backoff_seconds * min(attempt, 10))
                 else:
                     raise

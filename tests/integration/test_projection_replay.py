@@ -23,7 +23,7 @@ from shared.messaging import envelope
 from shared.messaging.consumer import Message
 from tests.infra import POSTGRES_URL, eventually, produce
 from tests.integration.test_projection import Scenario
-from tests.projection import Topics
+from tests.projection import Topics, event
 
 
 @pytest.fixture
@@ -141,6 +141,49 @@ async def test_two_writers_creating_one_requirement_at_once_both_count(
         rows = (await conn.execute(sa.select(t.requirements))).all()
     assert [(r.requirement_id, r.requested, r.pledged) for r in rows] == [
         (scenario.requirement, scenario.quantity, scenario.quantity)
+    ]
+
+
+async def test_a_requirement_another_writer_created_meanwhile_is_kept(
+    settings: ProjectionSettings, building: Generation
+) -> None:
+    """A batch that would have created a requirement another writer is creating (a delay of a
+    planned shipment refers to it, and changes nothing on it) loads that writer's row instead,
+    and leaves it as it is."""
+    scenario = Scenario()
+    catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
+    writer, store = ReadModelWriter(catalogues, postgres=True), EventStore(building.db)
+
+    def message(topic: str, event: StoredEvent) -> Message:
+        _key, value, headers = envelope.encode(event, catalogues[topic].source)
+        return Message(topic, 0, event.position, envelope.decode(headers, value), raw=value)
+
+    planned = message(settings.deliveries_topic, scenario.deliveries()[0])
+    assert planned.event.event_type == "shipment.planned"  # no quantity moves: no requirement row
+    delayed = message(
+        settings.deliveries_topic,
+        event(scenario.shipment, 2, "shipment.delayed",
+              {"reason": "weather", "new_eta": "2026-12-30"}),
+    )  # fmt: skip
+    submitted = message(settings.requests_topic, scenario.requests()[0])
+
+    async def apply(conn: sa.ext.asyncio.AsyncConnection, m: Message) -> None:
+        async with conn.begin():
+            await writer(Transaction(conn, store), [m])
+
+    async with building.db.engine.connect() as conn:
+        await apply(conn, planned)
+    async with building.db.engine.connect() as first, building.db.engine.connect() as second:
+        await first.begin()
+        await writer(Transaction(first, store), [submitted])  # not committed yet
+        other = asyncio.create_task(apply(second, delayed))
+        await eventually(lambda: _waiting_on_a_lock(building), what="the second writer to wait")
+        await first.commit()
+        await asyncio.wait_for(other, 30)
+    async with building.db.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(t.requirements))).all()
+    assert [(r.requirement_id, r.requested) for r in rows] == [
+        (scenario.requirement, scenario.quantity)
     ]
 
 
