@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import fields
 
 import pytest
 import sqlalchemy as sa
 
 from services.projection import tables as t
-from services.projection.consumers import ReadModelWriter
+from services.projection.consumers import _TABLES, ReadModelWriter
 from services.projection.generations import Generation
 from services.projection.settings import ProjectionSettings
 from shared.contracts import CATALOGUES
@@ -77,3 +78,18 @@ async def test_a_generation_emptied_by_a_crash_is_never_finished(building: Gener
     assert not await building.intact()
     with pytest.raises(RuntimeError, match="database crash"):
         await building.finish()
+
+
+async def test_the_tables_columns_are_in_their_rows_field_order(building: Generation) -> None:
+    """The writer loads rows with SELECT * into the row dataclasses and sends them as tuples of
+    the table's row type: both rely on the migrated tables' column order."""
+    async with building.db.engine.connect() as conn:
+        for kind, table in _TABLES.items():
+            result = await conn.execute(
+                sa.text(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass)"
+                    " AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+                ),
+                {"t": table.name},
+            )
+            assert list(result.scalars()) == [f.name for f in fields(kind)], table.name
