@@ -6,15 +6,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import fields
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
 from services.projection import tables as t
 from services.projection.consumers import _TABLES, ReadModelWriter
-from services.projection.generations import Generation
+from services.projection.generations import MIGRATIONS, Generation
 from services.projection.settings import ProjectionSettings
 from shared.contracts import CATALOGUES
+from shared.db import Database
+from shared.db.migrate import upgrade
 from tests.infra import POSTGRES_URL
 
 
@@ -93,3 +96,32 @@ async def test_the_tables_columns_are_in_their_rows_field_order(building: Genera
                 {"t": table.name},
             )
             assert list(result.scalars()) == [f.name for f in fields(kind)], table.name
+
+
+async def test_an_audit_trail_from_before_0003_keeps_its_data_as_json() -> None:
+    db = Database(POSTGRES_URL, f"mig_{uuid.uuid4().hex[:8]}")
+    try:
+        await upgrade(db, MIGRATIONS, "0002")
+        async with db.engine.begin() as conn:  # as 0002 made it before the audit kept JSON
+            await conn.execute(sa.text("ALTER TABLE audit ALTER COLUMN data TYPE jsonb"))
+            await conn.execute(
+                t.audit.insert().values(
+                    event_id=uuid.uuid4(), stream_id="R-1", event_type="requirement.endorsed",
+                    source="/aidline/request", actor="forum-1", time=datetime.now(UTC),
+                    stream_version=2, schema_version=1, topic="aidline.requests", partition=0,
+                    offset=7, data={"priority": 1, "decision_id": "D-1"},
+                )
+            )  # fmt: skip
+        await upgrade(db, MIGRATIONS)
+        async with db.engine.connect() as conn:
+            kind = await conn.scalar(
+                sa.text(
+                    "SELECT data_type FROM information_schema.columns WHERE table_schema ="
+                    " current_schema() AND table_name = 'audit' AND column_name = 'data'"
+                )
+            )
+            data = await conn.scalar(sa.select(t.audit.c.data))
+        assert (kind, data) == ("json", {"priority": 1, "decision_id": "D-1"})
+    finally:
+        await db.drop_schema()
+        await db.dispose()
