@@ -8,8 +8,10 @@ finish — tables made durable, secondary indexes built — included).
 BENCH_PROJECTION_EVENTS (default 1,000,000) scales it; the events are a realistic mix: each
 requirement's way from submission through pledge, allocation and shipment to handover.
 
-The raw consumer reads the topics in a process of its own, before and after the replay, and the
-baseline is the mean of the two: on a shared machine the speed of either side drifts by 10-20 %
+The events are produced, and the raw consumer reads them, in processes of their own, so that
+neither leaves anything in (or takes anything from) the process that replays, which stands for
+the projection service. The raw consumer reads before and after the replay, and the baseline is
+the mean of the two: on a shared machine the speed of either side drifts by 10-20 %
 within a minute, and a baseline taken on one side of the replay only carries that drift into
 the ratio.
 """
@@ -124,17 +126,21 @@ async def _produce(topics: dict[str, str], count: int) -> int:
     return produced
 
 
-async def _raw(targets: dict[TopicPartition, int]) -> float:
-    """The baseline, in a process of its own: a plain aiokafka consumer, nothing tuned, not
-    slowed or sped up by what this process did before (it produced the events)."""
-    spec = json.dumps([[tp.topic, tp.partition, end] for tp, end in targets.items()])
+async def _in_own_process(*args: str) -> str:
+    """What `python -m bench.bench_projection *args` prints (see the end of this module)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.bench_projection", spec, stdout=asyncio.subprocess.PIPE
+        sys.executable, "-m", "bench.bench_projection", *args, stdout=asyncio.subprocess.PIPE
     )
     out, _ = await process.communicate()
     if process.returncode:
-        raise RuntimeError(f"the raw consumer failed (exit {process.returncode})")
-    return float(out)
+        raise RuntimeError(f"bench.bench_projection {args[0]} failed (exit {process.returncode})")
+    return out.decode()
+
+
+async def _raw(targets: dict[TopicPartition, int]) -> float:
+    """The baseline: a plain aiokafka consumer, nothing tuned, in a process of its own."""
+    spec = json.dumps([[tp.topic, tp.partition, end] for tp, end in targets.items()])
+    return float(await _in_own_process("raw", spec))
 
 
 async def _read_raw(targets: dict[TopicPartition, int]) -> float:
@@ -194,7 +200,7 @@ async def run() -> list[Result]:
     topics = {own: f"bench.{run_id}.{own}" for own in (REQUESTS, ALLOCATIONS, DELIVERIES)}
     await ensure_topics(KAFKA, [TopicSpec(name) for name in topics.values()])
     try:
-        produced = await _produce(topics, EVENTS)
+        produced = int(await _in_own_process("produce", json.dumps(topics), str(EVENTS)))
         targets = await end_offsets(KAFKA, list(topics.values()))
         raw_before = await _raw(targets)
         settings = ProjectionSettings(
@@ -232,7 +238,10 @@ async def run() -> list[Result]:
     ]
 
 
-if __name__ == "__main__":  # the raw consumer's process (see _raw)
-    spec = json.loads(sys.argv[1])
-    targets = {TopicPartition(topic, partition): end for topic, partition, end in spec}
-    print(asyncio.run(_read_raw(targets)))
+if __name__ == "__main__":  # the producer's and the raw consumer's processes
+    if sys.argv[1] == "produce":
+        print(asyncio.run(_produce(json.loads(sys.argv[2]), int(sys.argv[3]))))
+    else:
+        spec = json.loads(sys.argv[2])
+        targets = {TopicPartition(topic, partition): end for topic, partition, end in spec}
+        print(asyncio.run(_read_raw(targets)))

@@ -76,8 +76,10 @@ _MARKER = "building_marker"  # unlogged like the rest: a crash empties it too
 FINISH_CONNECTIONS = 2
 
 
-def _deferred_indexes() -> list[sa.Index]:
-    return [i for table in t.metadata.sorted_tables for i in table.indexes if not i.unique]
+def _deferred_indexes() -> list[tuple[str, sa.Index]]:
+    """(table name, index) of the indexes a building generation goes without."""
+    return [(table.name, i) for table in t.metadata.sorted_tables for i in table.indexes
+            if not i.unique]  # fmt: skip
 
 
 async def _schema_tables(conn: AsyncConnection) -> list[str]:
@@ -88,7 +90,7 @@ async def _schema_tables(conn: AsyncConnection) -> list[str]:
 
 
 async def _build_lightly(conn: AsyncConnection) -> None:
-    for index in _deferred_indexes():
+    for _table, index in _deferred_indexes():
         await conn.execute(sa.text(f'DROP INDEX "{index.name}"'))
     for name in await _schema_tables(conn):
         await conn.execute(sa.text(f'ALTER TABLE "{name}" SET UNLOGGED'))
@@ -114,8 +116,7 @@ async def _make_durable(db: Database) -> None:
             {"marker": _MARKER},
         )
         queue = [name for (name,) in result]
-    deferred = [(table.name, i) for table in t.metadata.sorted_tables for i in table.indexes
-                if not i.unique]  # fmt: skip
+    deferred = _deferred_indexes()
 
     async def lane() -> None:
         while queue:
