@@ -5,11 +5,14 @@ its parent closes the pipe, as it does when the parent dies."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.projection import tables as t
 from services.projection.consumers import ReadModelWriter
@@ -108,38 +111,54 @@ async def test_a_helper_stops_when_its_parent_closes_the_pipe(
     assert [p.returncode for p in processes] == [0, 0]  # they stopped; nothing had to kill them
 
 
+class _Writers:
+    """Writers of one generation, as a rebuild's service and helper processes are."""
+
+    def __init__(self, settings: ProjectionSettings, generation: Generation) -> None:
+        self.catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
+        self.writer = ReadModelWriter(self.catalogues, postgres=True)
+        self.store, self.generation = EventStore(generation.db), generation
+
+    def message(self, topic: str, event: StoredEvent) -> Message:
+        _key, value, headers = envelope.encode(event, self.catalogues[topic].source)
+        return Message(topic, 0, event.position, envelope.decode(headers, value), raw=value)
+
+    async def apply(self, message: Message, conn: AsyncConnection | None = None) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            if conn is None:
+                conn = await stack.enter_async_context(self.generation.db.engine.connect())
+            async with conn.begin():
+                await self.writer(Transaction(conn, self.store), [message])
+
+    async def race(self, first: Message, second: Message) -> None:
+        """`first` applied and not yet committed while `second` is applied on another
+        connection, which has to wait for it; then both commit."""
+        engine = self.generation.db.engine
+        async with engine.connect() as one, engine.connect() as other:
+            await one.begin()
+            await self.writer(Transaction(one, self.store), [first])
+            waiting = asyncio.create_task(self.apply(second, other))
+            await eventually(lambda: _waiting_on_a_lock(self.generation), what="a lock wait")
+            await one.commit()
+            await asyncio.wait_for(waiting, 30)
+
+    async def requirements(self) -> list[sa.Row[Any]]:
+        async with self.generation.db.engine.connect() as conn:
+            return list(await conn.execute(sa.select(t.requirements)))
+
+
 async def test_two_writers_creating_one_requirement_at_once_both_count(
     settings: ProjectionSettings, building: Generation
 ) -> None:
     """The service applies a requirement's submission while a helper applies an allocation
     to it: both would create its row. The second writer waits for the first, then adds to the
     row the first made; neither batch fails, nothing is lost."""
-    scenario = Scenario()
-    catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
-    writer, store = ReadModelWriter(catalogues, postgres=True), EventStore(building.db)
-
-    def message(topic: str, event: StoredEvent) -> Message:
-        _key, value, headers = envelope.encode(event, catalogues[topic].source)
-        return Message(topic, 0, event.position, envelope.decode(headers, value), raw=value)
-
-    submitted = message(settings.requests_topic, scenario.requests()[0])
-    proposed = message(settings.allocations_topic, scenario.allocations()[0])
+    scenario, writers = Scenario(), _Writers(settings, building)
+    submitted = writers.message(settings.requests_topic, scenario.requests()[0])
+    proposed = writers.message(settings.allocations_topic, scenario.allocations()[0])
     assert proposed.event.event_type == "allocation.proposed"
-
-    async def apply(conn: sa.ext.asyncio.AsyncConnection, m: Message) -> None:
-        async with conn.begin():
-            await writer(Transaction(conn, store), [m])
-
-    async with building.db.engine.connect() as first, building.db.engine.connect() as second:
-        await first.begin()
-        await writer(Transaction(first, store), [submitted])  # not committed yet
-        helper = asyncio.create_task(apply(second, proposed))
-        await eventually(lambda: _waiting_on_a_lock(building), what="the second writer to wait")
-        await first.commit()
-        await asyncio.wait_for(helper, 30)
-    async with building.db.engine.connect() as conn:
-        rows = (await conn.execute(sa.select(t.requirements))).all()
-    assert [(r.requirement_id, r.requested, r.pledged) for r in rows] == [
+    await writers.race(submitted, proposed)
+    assert [(r.requirement_id, r.requested, r.pledged) for r in await writers.requirements()] == [
         (scenario.requirement, scenario.quantity, scenario.quantity)
     ]
 
@@ -150,39 +169,17 @@ async def test_a_requirement_another_writer_created_meanwhile_is_kept(
     """A batch that would have created a requirement another writer is creating (a delay of a
     planned shipment refers to it, and changes nothing on it) loads that writer's row instead,
     and leaves it as it is."""
-    scenario = Scenario()
-    catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
-    writer, store = ReadModelWriter(catalogues, postgres=True), EventStore(building.db)
-
-    def message(topic: str, event: StoredEvent) -> Message:
-        _key, value, headers = envelope.encode(event, catalogues[topic].source)
-        return Message(topic, 0, event.position, envelope.decode(headers, value), raw=value)
-
-    planned = message(settings.deliveries_topic, scenario.deliveries()[0])
+    scenario, writers = Scenario(), _Writers(settings, building)
+    planned = writers.message(settings.deliveries_topic, scenario.deliveries()[0])
     assert planned.event.event_type == "shipment.planned"  # no quantity moves: no requirement row
-    delayed = message(
+    delayed = writers.message(
         settings.deliveries_topic,
         event(scenario.shipment, 2, "shipment.delayed",
               {"reason": "weather", "new_eta": "2026-12-30"}),
     )  # fmt: skip
-    submitted = message(settings.requests_topic, scenario.requests()[0])
-
-    async def apply(conn: sa.ext.asyncio.AsyncConnection, m: Message) -> None:
-        async with conn.begin():
-            await writer(Transaction(conn, store), [m])
-
-    async with building.db.engine.connect() as conn:
-        await apply(conn, planned)
-    async with building.db.engine.connect() as first, building.db.engine.connect() as second:
-        await first.begin()
-        await writer(Transaction(first, store), [submitted])  # not committed yet
-        other = asyncio.create_task(apply(second, delayed))
-        await eventually(lambda: _waiting_on_a_lock(building), what="the second writer to wait")
-        await first.commit()
-        await asyncio.wait_for(other, 30)
-    async with building.db.engine.connect() as conn:
-        rows = (await conn.execute(sa.select(t.requirements))).all()
-    assert [(r.requirement_id, r.requested) for r in rows] == [
+    await writers.apply(planned)
+    await writers.race(writers.message(settings.requests_topic, scenario.requests()[0]), delayed)
+    assert [(r.requirement_id, r.requested) for r in await writers.requirements()] == [
         (scenario.requirement, scenario.quantity)
     ]
 
