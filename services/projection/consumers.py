@@ -105,7 +105,7 @@ class ReadModelWriter:
         self._upserts = {kind: _upsert(table, postgres) for kind, table in _TABLES.items()}
         self._pg_upserts = {kind: _upsert_sql(table) for kind, table in _TABLES.items()}
         self._pg_updates = {kind: _update_sql(table) for kind, table in _TABLES.items()}
-        self._claims = {kind: _claim_sql(t) for kind, t in _TABLES.items() if kind.SHARED}
+        self._claims = {k: _claim_sql(table) for k, table in _TABLES.items() if k.SHARED}
         self._columns = {kind: [c.name for c in table.columns] for kind, table in _TABLES.items()}
         self._values = {kind: attrgetter(*columns) for kind, columns in self._columns.items()}
 
