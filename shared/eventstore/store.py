@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database
+from shared.db.bulk import driver_connection
 from shared.domain.events import Metadata, NewEvent, StoredEvent
 from shared.eventstore.tables import events
 from shared.observability.context import with_context
@@ -341,8 +342,7 @@ class EventStore:
         """What the relay publishes: like `read_after`, but nothing is decoded in Python (the
         data stays the stored JSON text; the database picks the metadata fields out)."""
         if self.db.postgres:  # the hot path skips SQLAlchemy's result processing
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
+            driver = await driver_connection(conn)
             return [OutboxRow(*row) for row in await driver.fetch(_OUTBOX_SQL, position, limit)]
         meta = events.c.meta
         query = (
@@ -444,8 +444,7 @@ def _stored(position: int, row: Mapping[Any, Any]) -> StoredEvent:
 
 async def _fetch(conn: AsyncConnection, sql: str, params: tuple[Any, ...]) -> list[Any]:
     """Run `sql` on the driver's own connection, its integrity errors raised as SQLAlchemy's."""
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None
+    driver = await driver_connection(conn)
     try:
         rows: list[Any] = await driver.fetch(sql, *params)
     except asyncpg.IntegrityConstraintViolationError as exc:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.db.bulk import driver_connection
 from shared.eventstore.store import EventStore, OutboxRow
 from shared.eventstore.tables import relay_checkpoints
 from shared.messaging import envelope
@@ -114,8 +115,7 @@ class Relay:
             await conn.execute(sa.text("SET synchronous_commit = off"))
             while not await conn.scalar(sa.select(sa.func.pg_try_advisory_lock(self._lock_key))):
                 await asyncio.sleep(self.election_retry_seconds)
-            raw = (await conn.get_raw_connection()).driver_connection
-            assert raw is not None
+            raw = await driver_connection(conn)
 
             def _notified(*_args: object) -> None:
                 self.store.appended.set()
@@ -227,8 +227,7 @@ class Relay:
             return
         position = self.position
         if leader_conn is not None:
-            driver = (await leader_conn.get_raw_connection()).driver_connection
-            assert driver is not None
+            driver = await driver_connection(leader_conn)
             await driver.execute(_SAVE_CHECKPOINT_SQL, position, datetime.now(UTC), self.name)
         else:
             async with self._connection(None, write=True) as conn:
