@@ -19,11 +19,11 @@ from services.allocation.domain import Allocation, HubRule, Plan, Planner, Polic
 from services.allocation.settings import AllocationSettings
 from shared.auth import Principal
 from shared.catalogue import hubs
+from shared.commands import CommandResult, ensure_version
 from shared.contracts.allocations import ShortfallRecorded
 from shared.contracts.allocations import catalogue as allocation_events
 from shared.domain import Metadata, NotFound
 from shared.eventstore import Repository, Transaction
-from shared.web.commands import CommandResult, ensure_version
 
 AUTO_APPROVER = "auto-approve"
 # Allocation ids are derived from what caused them, so a retried step makes the same ids.

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from services.delivery.domain import Shipment
-from shared.auth import AccessPolicy, Principal, Role, Rule, Scope
+from shared.auth import (
+    AccessPolicy,
+    Principal,
+    Role,
+    Rule,
+    Scope,
+    require_own_hub,
+    require_own_nation,
+)
 from shared.auth.policy import rule
-from shared.web.deps import require_own_hub, require_own_nation
 from shared.web.problems import Problem
 
 # Every role but observers, who see aggregates only.

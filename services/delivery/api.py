@@ -26,10 +26,11 @@ from services.delivery.commands import (
 from services.delivery.domain import Status
 from shared.auth import Principal, Role
 from shared.auth.visibility import redact, shipment_view
+from shared.commands import CommandResult, ensure_version
 from shared.domain import NotFound
 from shared.eventstore import Transaction
 from shared.runtime import ServiceRuntime
-from shared.web.commands import CommandResult, check_version, run_command
+from shared.web.commands import expected_version, run_command
 from shared.web.deps import Authorize, RuntimeDep
 from shared.web.problems import Problem
 from shared.web.ratelimit import RateLimit
@@ -131,7 +132,7 @@ async def _record(
             command,
             principal,
             reported_on=datetime.now(UTC).date(),
-            precondition=partial(check_version, request),
+            precondition=partial(ensure_version, expected_version(request)),
         )
 
     return await run_command(request, runtime.store, handler)

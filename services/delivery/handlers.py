@@ -28,10 +28,10 @@ from services.delivery.domain import Shipment
 from services.delivery.references import Allocation
 from shared.auth import Principal
 from shared.catalogue import hubs
+from shared.commands import CommandResult
 from shared.contracts.deliveries import catalogue
 from shared.domain import Metadata, NotFound
 from shared.eventstore import Repository, Transaction
-from shared.web.commands import CommandResult
 
 REPOSITORY = Repository(Shipment, catalogue)
 Precondition = Callable[[int], None]  # e.g. the If-Match check, given the current version

@@ -24,7 +24,8 @@ from services.projection.stream import EventStream, StreamEvent
 from services.projection.visibility import aggregates_only, shown
 from shared.auth import Principal, Role, TokenError, mint_token
 from shared.catalogue import hubs
-from shared.web.commands import CommandResult, run_command
+from shared.commands import CommandResult
+from shared.web.commands import run_command
 from shared.web.deps import BEARER_CHALLENGE, Authorize, RuntimeDep, authenticate
 from shared.web.problems import Problem
 

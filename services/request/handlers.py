@@ -30,14 +30,13 @@ from services.request.schemas import (
     RequirementIn,
     utc_today,
 )
-from shared.auth import Principal, Role
+from shared.auth import Principal, Role, require_own_nation
 from shared.catalogue import Item
+from shared.commands import CommandResult, ensure_version
 from shared.contracts.requests import catalogue
 from shared.domain import Aggregate, Metadata, NotFound
 from shared.eventstore import Repository, Transaction
 from shared.ids import new_id, stable_id
-from shared.web.commands import CommandResult, ensure_version
-from shared.web.deps import require_own_nation
 from shared.web.problems import Problem
 
 A = TypeVar("A", bound=Aggregate)

@@ -1,6 +1,14 @@
 """Identity and access: bearer JWTs, roles, nation and hub scopes."""
 
-from shared.auth.policy import AccessPolicy, Role, Rule, Scope, rule
+from shared.auth.policy import (
+    AccessPolicy,
+    Role,
+    Rule,
+    Scope,
+    require_own_hub,
+    require_own_nation,
+    rule,
+)
 from shared.auth.principal import Principal
 from shared.auth.tokens import DEV_SECRET, KeyConfigError, TokenError, TokenVerifier, mint_token
 
@@ -15,5 +23,7 @@ __all__ = [
     "TokenError",
     "TokenVerifier",
     "mint_token",
+    "require_own_hub",
+    "require_own_nation",
     "rule",
 ]

@@ -10,6 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from shared.domain.errors import Forbidden
+
+if TYPE_CHECKING:
+    from shared.auth.principal import Principal
 
 
 class Role(StrEnum):
@@ -76,3 +82,24 @@ class AccessPolicy(Mapping[str, Rule]):
 
 def rule(*roles: Role, description: str, scope: Scope = Scope.NONE) -> Rule:
     return Rule(frozenset(roles), description, scope)
+
+
+def require_own_nation(principal: Principal, nation: str, *, unless: tuple[Role, ...] = ()) -> None:
+    """Donors act for their own nation only; roles in `unless` act for any nation."""
+    if principal.has(*unless):
+        return
+    if principal.nation is None or principal.nation != nation.upper():
+        raise Forbidden(
+            f"Your token is for nation {principal.nation or '(none)'}, not {nation.upper()}.",
+            kind="forbidden-nation",
+        )
+
+
+def require_own_hub(principal: Principal, hub: str, *, unless: tuple[Role, ...] = ()) -> None:
+    """Hub operators act at their own hub only; roles in `unless` act at any hub."""
+    if principal.has(*unless):
+        return
+    if principal.hub is None or principal.hub != hub:
+        raise Forbidden(
+            f"Your token is for hub {principal.hub or '(none)'}, not {hub}.", kind="forbidden-hub"
+        )

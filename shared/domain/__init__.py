@@ -1,7 +1,7 @@
 """The pure core every service's domain builds on: events, aggregates, domain errors (no I/O)."""
 
 from shared.domain.aggregate import Aggregate
-from shared.domain.errors import DomainError, NotFound
+from shared.domain.errors import DomainError, Forbidden, InvalidInput, NotFound, VersionMismatch
 from shared.domain.events import (
     DomainEvent,
     EventCatalogue,
@@ -16,9 +16,12 @@ __all__ = [
     "DomainError",
     "DomainEvent",
     "EventCatalogue",
+    "Forbidden",
+    "InvalidInput",
     "Metadata",
     "NewEvent",
     "NotFound",
     "StoredEvent",
     "UnknownEventType",
+    "VersionMismatch",
 ]

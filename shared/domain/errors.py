@@ -1,4 +1,5 @@
-"""Errors the pure domain layers raise; the web layer maps them to problem+json."""
+"""Errors the domain layers and command handlers raise; the web layer maps each to one
+problem+json answer (`shared.web.problems.problem_for`), so no handler knows about HTTP."""
 
 from __future__ import annotations
 
@@ -9,3 +10,32 @@ class DomainError(Exception):
 
 class NotFound(LookupError):
     """The addressed aggregate does not exist (answered 404)."""
+
+
+class Forbidden(Exception):
+    """The caller may use the operation, but not on this aggregate or with these fields
+    (another nation's pledge, another hub's shipment; answered 403). `kind` names the rule."""
+
+    def __init__(self, message: str, *, kind: str = "forbidden") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class VersionMismatch(Exception):
+    """The caller expected another version of the aggregate (If-Match; answered 412)."""
+
+    def __init__(self, current: int, expected: int) -> None:
+        super().__init__(
+            f"The resource is at version {current}, not {expected}; reload it and try again."
+        )
+        self.current = current
+        self.expected = expected
+
+
+class InvalidInput(Exception):
+    """A field of the command is well-formed but refers to nothing usable (an unknown item
+    code; answered 422 naming the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

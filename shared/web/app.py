@@ -46,7 +46,10 @@ def create_app(
     title: str,
     description: str = "",
     routers: Sequence[APIRouter] = (),
+    handler_deps: object = None,
 ) -> FastAPI:
+    """`handler_deps`: what the service's command handlers get as `ctx.deps`."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
@@ -57,6 +60,7 @@ def create_app(
 
     app = AidlineApp(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.handler_deps = handler_deps
     settings = runtime.settings
     app.state.verifier = token_verifier(settings)
     app.state.rate_limiter = RateLimiter(

@@ -5,6 +5,8 @@ idempotency record, and the same answer shape everywhere (DESIGN.md §4).
   appended again); with another body, 409.
 - Responses: `{"id", "version", "event_id"}` with `ETag: "<version>"`.
 - `If-Match: "<version>"`: compared with the aggregate's version by the handler (412 if stale).
+
+A route hands its command to `handle_command`, which builds the handler's `CommandContext`.
 """
 
 from __future__ import annotations
@@ -12,34 +14,26 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
+from shared.commands import CommandContext, CommandHandler, CommandResult
 from shared.eventstore import ConcurrencyError, EventStore, Transaction
 from shared.eventstore.tables import idempotency_keys
+from shared.web.correlation import event_metadata
+from shared.web.deps import authenticate
 from shared.web.problems import Problem
 
 MAX_KEY_LENGTH = 200
+C = TypeVar("C")
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    """What a command handler returns; `body` replaces the default answer when given."""
-
-    id: str
-    version: int
-    event_id: str | None = None
-    status_code: int = 200
-    body: dict[str, Any] | None = None
-
-
-CommandHandler = Callable[[Transaction], Awaitable[CommandResult]]
+UnitOfWork = Callable[[Transaction], Awaitable[CommandResult]]
 
 
 def expected_version(request: Request) -> int | None:
@@ -58,29 +52,36 @@ def expected_version(request: Request) -> int | None:
     return int(value)
 
 
-def check_version(request: Request, current: int) -> None:
-    ensure_version(expected_version(request), current)
-
-
-def ensure_version(wanted: int | None, current: int) -> None:
-    """412 unless `wanted` (from `expected_version`, read by the route) is None or `current`.
-
-    For handlers that receive the expected version inside their command instead of the request.
-    """
-    if wanted is not None and wanted != current:
-        raise Problem(
-            412,
-            "Precondition failed",
-            f"The resource is at version {current}, not {wanted}; reload it and try again.",
-            kind="version-mismatch",
-            headers={"ETag": f'"{current}"'},
-        )
+async def handle_command(
+    request: Request,
+    handler: CommandHandler[C],
+    command: C,
+    *,
+    append_only: bool = False,
+) -> JSONResponse:
+    """The one line of plumbing of a command route: run `handler(ctx, command)` through
+    `run_command` with the caller (authorized by the route's `Authorize` dependency), the
+    metadata its events record, its `If-Match` and the service's handler dependencies."""
+    principal = authenticate(request)
+    runtime = request.app.state.runtime
+    context: dict[str, Any] = {
+        "principal": principal,
+        "meta": event_metadata(request, principal),
+        "expected_version": expected_version(request),
+        "deps": getattr(request.app.state, "handler_deps", None),
+    }
+    return await run_command(
+        request,
+        runtime.store,
+        lambda tx: handler(CommandContext(tx, **context), command),
+        append_only=append_only,
+    )
 
 
 async def run_command(
     request: Request,
     store: EventStore,
-    handler: CommandHandler,
+    handler: UnitOfWork,
     *,
     scope: str = "",
     append_only: bool = False,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from shared.auth import AccessPolicy, Principal, Role, Rule, TokenError
+from shared.auth import AccessPolicy, Principal, Rule, TokenError
 from shared.runtime import ServiceRuntime
 from shared.web.paging import Page, page_params
 from shared.web.problems import Problem
@@ -92,29 +92,3 @@ class Authorize:
                 kind="forbidden-role",
             )
         return principal
-
-
-def require_own_nation(principal: Principal, nation: str, *, unless: tuple[Role, ...] = ()) -> None:
-    """Donors act for their own nation only; roles in `unless` act for any nation."""
-    if principal.has(*unless):
-        return
-    if principal.nation is None or principal.nation != nation.upper():
-        raise Problem(
-            403,
-            "Forbidden",
-            f"Your token is for nation {principal.nation or '(none)'}, not {nation.upper()}.",
-            kind="forbidden-nation",
-        )
-
-
-def require_own_hub(principal: Principal, hub: str, *, unless: tuple[Role, ...] = ()) -> None:
-    """Hub operators act at their own hub only; roles in `unless` act at any hub."""
-    if principal.has(*unless):
-        return
-    if principal.hub is None or principal.hub != hub:
-        raise Problem(
-            403,
-            "Forbidden",
-            f"Your token is for hub {principal.hub or '(none)'}, not {hub}.",
-            kind="forbidden-hub",
-        )

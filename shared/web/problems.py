@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.domain.errors import DomainError, NotFound
+from shared.domain.errors import DomainError, Forbidden, InvalidInput, NotFound, VersionMismatch
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +77,46 @@ def problem_response(problem: Problem, request: Request | None = None) -> JSONRe
     )
 
 
+def problem_for(exc: Exception) -> Problem:
+    """The answer to an error of the domain or a command handler (shared.domain.errors)."""
+    match exc:
+        case NotFound():
+            return Problem(404, "Not found", str(exc), kind="not-found")
+        case Forbidden(kind=kind):
+            return Problem(403, "Forbidden", str(exc), kind=kind)
+        case VersionMismatch(current=current):
+            return Problem(
+                412,
+                "Precondition failed",
+                str(exc),
+                kind="version-mismatch",
+                headers={"ETag": f'"{current}"'},
+            )
+        case InvalidInput(field=field):
+            message = str(exc)
+            return Problem(
+                422,
+                "Invalid request",
+                message,
+                kind="invalid-request",
+                errors=[{"field": field, "message": message}],
+            )
+        case _:
+            return Problem(409, "Conflict", str(exc), kind="rule-violation")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc, request)
 
     @app.exception_handler(DomainError)
-    async def _rule(request: Request, exc: DomainError) -> JSONResponse:
-        return problem_response(Problem(409, "Conflict", str(exc), kind="rule-violation"), request)
-
     @app.exception_handler(NotFound)
-    async def _missing(request: Request, exc: NotFound) -> JSONResponse:
-        return problem_response(Problem(404, "Not found", str(exc), kind="not-found"), request)
+    @app.exception_handler(Forbidden)
+    @app.exception_handler(VersionMismatch)
+    @app.exception_handler(InvalidInput)
+    async def _domain(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(problem_for(exc), request)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,11 +13,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from shared.auth import AccessPolicy, Principal, Role, rule
+from shared.commands import CommandResult
 from shared.eventstore import Repository, Transaction
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 from shared.web.app import create_app
-from shared.web.commands import CommandResult, run_command
+from shared.web.commands import run_command
 from shared.web.correlation import event_metadata
 from shared.web.deps import Authorize
 from tests.authkit import bearer

@@ -16,13 +16,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from jwt.algorithms import RSAAlgorithm
 from pydantic import BaseModel
 
-from shared.auth import AccessPolicy, Principal, Role, rule
+from shared.auth import AccessPolicy, Principal, Role, require_own_hub, require_own_nation, rule
 from shared.auth.tokens import KeyConfigError
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 from shared.web.app import create_app
 from shared.web.correlation import event_metadata
-from shared.web.deps import Authorize, PageDep, require_own_hub, require_own_nation
+from shared.web.deps import Authorize, PageDep
 from shared.web.problems import PROBLEM_JSON
 from shared.web.ratelimit import RateLimit
 from tests.authkit import OTHER_HUB, OTHER_NATION, bearer, private_pem, rsa_key, token

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.web.commands import ensure_version
-from shared.web.problems import Problem
+from shared.commands import ensure_version
+from shared.domain import VersionMismatch
+from shared.web.problems import problem_for
 
 
 def test_no_expectation_or_the_current_version_passes() -> None:
@@ -14,7 +15,8 @@ def test_no_expectation_or_the_current_version_passes() -> None:
 
 
 def test_a_stale_version_is_412_with_the_current_etag() -> None:
-    with pytest.raises(Problem) as caught:
+    with pytest.raises(VersionMismatch) as caught:
         ensure_version(2, 3)
-    assert caught.value.status == 412
-    assert caught.value.headers == {"ETag": '"3"'}
+    problem = problem_for(caught.value)
+    assert problem.status == 412
+    assert problem.headers == {"ETag": '"3"'}
