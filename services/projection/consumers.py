@@ -22,7 +22,8 @@ from services.projection import tables as t
 from services.projection.domain import Allocation, Changes, Pledge, Requirement, Shipment, keys_of
 from services.projection.domain.model import ItemRow, Row
 from shared.catalogue import base_items
-from shared.db.bulk import driver_connection, insert_rows
+from shared.db.postgres import PostgresDialect, driver_connection
+from shared.db.sqlite import SqliteDialect
 from shared.domain import DomainEvent, EventCatalogue, UnknownEventType
 from shared.eventstore import Transaction
 from shared.messaging.consumer import Message
@@ -102,6 +103,7 @@ class ReadModelWriter:
     def __init__(self, catalogues: Mapping[str, EventCatalogue], *, postgres: bool) -> None:
         self.catalogues = catalogues  # topic name -> the catalogue of its events
         self.postgres = postgres
+        self._dialect = PostgresDialect() if postgres else SqliteDialect()
         self._upserts = {kind: _upsert(table, postgres) for kind, table in _TABLES.items()}
         self._pg_upserts = {kind: _upsert_sql(table) for kind, table in _TABLES.items()}
         self._pg_updates = {kind: _update_sql(table) for kind, table in _TABLES.items()}
@@ -165,7 +167,7 @@ class ReadModelWriter:
                 sorted(unused),
             )
         await self._write(conn, ItemRow, [changes.items[k] for k in sorted(changes.items)], None)
-        await insert_rows(conn, t.audit, AUDIT_COLUMNS, audit_rows)
+        await self._dialect.insert_rows(conn, t.audit, AUDIT_COLUMNS, audit_rows)
 
     async def _claim(
         self, conn: AsyncConnection, kind: type[RowT], missing: set[str]

@@ -1,5 +1,5 @@
-"""Database plumbing: engines per service schema, migrations."""
+"""Database plumbing: engines per service schema, one module per backend, migrations."""
 
-from shared.db.engine import Database, is_postgres
+from shared.db.engine import Database
 
-__all__ = ["Database", "is_postgres"]
+__all__ = ["Database"]

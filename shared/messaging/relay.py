@@ -2,11 +2,10 @@
 
 - At-least-once: the checkpoint is saved only after Kafka acknowledged the batch; after a crash
   the unacknowledged tail is published again with the same ce_id.
-- One publisher per store: on PostgreSQL the relay holds a session advisory lock on a dedicated
-  connection; a copy that dies loses the lock with its connection and another takes over.
-  SQLite is the embedded, single-process default, where the one relay is always the leader.
-- Wake-up without busy polling: LISTEN/NOTIFY on PostgreSQL (the store notifies on commit) and an
-  in-process event for appends from the same process; a slow poll is only a safety net.
+- One publisher per store: the event log's leadership (`EventLog.leadership`: on PostgreSQL a
+  session advisory lock on a connection of its own; SQLite's one process is always the leader).
+- Wake-up without busy polling: the log wakes the leader on other processes' appends, and the
+  store's in-process event on its own; a slow poll is only a safety net.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import zlib
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,7 +24,6 @@ import sqlalchemy as sa
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.db.bulk import driver_connection
 from shared.eventstore.store import EventStore, OutboxRow
 from shared.eventstore.tables import relay_checkpoints
 from shared.messaging import envelope
@@ -37,8 +34,6 @@ log = logging.getLogger(__name__)
 PUBLISHED = Counter("aidline_relay_published_total", "Events published by the relay", ["topic"])
 # How often a publishing relay saves its checkpoint (and how long an idle one waits to).
 CHECKPOINT_SECONDS = 0.5
-# Autocommit on the leader's connection: one statement, one implicit transaction.
-_SAVE_CHECKPOINT_SQL = "UPDATE relay_checkpoints SET position = $1, updated_at = $2 WHERE name = $3"
 
 RELAY_LAG = Gauge("aidline_relay_lag_events", "Stored events not yet published", ["topic"])
 RELAY_POSITION = Gauge("aidline_relay_position", "Last store position published", ["topic"])
@@ -82,7 +77,6 @@ class Relay:
         self.position = 0  # acknowledged by Kafka
         self._saved, self._saved_at = 0, 0.0  # the checkpoint in the database, and when
         self.last_error: str | None = None
-        self._lock_key = zlib.crc32(f"aidline.relay.{store.db.schema}.{name}".encode())
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -90,7 +84,10 @@ class Relay:
         """Run until cancelled: win leadership, publish, and start over after any failure."""
         while True:
             try:
-                async with self._leadership() as leader_conn:
+                leadership = self.store.log.leadership(
+                    self.name, self.election_retry_seconds, self.store.appended.set
+                )
+                async with leadership as leader_conn:
                     self.is_leader = True
                     log.info("relay %s is the publisher for %s", self.name, self.topic)
                     await self._publish_until_failure(leader_conn)
@@ -102,31 +99,6 @@ class Relay:
                 await asyncio.sleep(self.election_retry_seconds)
             finally:
                 self.is_leader = False
-
-    @contextlib.asynccontextmanager
-    async def _leadership(self) -> AsyncIterator[AsyncConnection | None]:
-        if not self.store.db.postgres:
-            yield None
-            return
-        async with self.store.db.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            # A checkpoint lost in a crash only means events published again (consumers
-            # drop the copies), so its commits need not wait for the disk.
-            await conn.execute(sa.text("SET synchronous_commit = off"))
-            while not await conn.scalar(sa.select(sa.func.pg_try_advisory_lock(self._lock_key))):
-                await asyncio.sleep(self.election_retry_seconds)
-            raw = await driver_connection(conn)
-
-            def _notified(*_args: object) -> None:
-                self.store.appended.set()
-
-            await raw.add_listener(self.store.channel, _notified)
-            try:
-                yield conn
-            finally:
-                with contextlib.suppress(Exception):
-                    await raw.remove_listener(self.store.channel, _notified)
-                    await conn.scalar(sa.select(sa.func.pg_advisory_unlock(self._lock_key)))
 
     async def _publish_until_failure(self, leader_conn: AsyncConnection | None) -> None:
         """Pipelined: the next batch is read and sent while earlier ones await their acks;
@@ -166,17 +138,15 @@ class Relay:
 
     @contextlib.asynccontextmanager
     async def _connection(
-        self, leader_conn: AsyncConnection | None, *, write: bool = False
+        self, leader_conn: AsyncConnection | None
     ) -> AsyncIterator[AsyncConnection]:
-        """The leader's own connection (PostgreSQL): the relay never queues for the pool behind
-        the service's requests. SQLite: one from the pool (in a transaction to `write`)."""
+        """The leader's own connection where the log gives one: the relay never queues for the
+        pool behind the service's requests. Else one from the pool."""
         if leader_conn is not None:
             yield leader_conn
             return
         async with self.store.db.engine.connect() as conn:
             yield conn
-            if write:
-                await conn.commit()
 
     async def _read_batch(self, leader_conn: AsyncConnection | None, after: int) -> list[OutboxRow]:
         async with self._connection(leader_conn) as conn:
@@ -226,14 +196,5 @@ class Relay:
         ):
             return
         position = self.position
-        if leader_conn is not None:
-            driver = await driver_connection(leader_conn)
-            await driver.execute(_SAVE_CHECKPOINT_SQL, position, datetime.now(UTC), self.name)
-        else:
-            async with self._connection(None, write=True) as conn:
-                await conn.execute(
-                    relay_checkpoints.update()
-                    .where(relay_checkpoints.c.name == self.name)
-                    .values(position=position, updated_at=datetime.now(UTC))
-                )
+        await self.store.log.save_checkpoint(leader_conn, self.name, position, datetime.now(UTC))
         self._saved, self._saved_at = position, now

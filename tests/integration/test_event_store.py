@@ -98,10 +98,11 @@ async def test_an_append_only_unit_writes_its_events_and_rows_together(db: Datab
             tx.append("L-1", 0, _credits(5))
             tx.append("L-2", 0, _credits(6))
             tx.add_row(idempotency_keys, record)
+    queued = _credits(5, 6)
     async with store.append_only() as tx:
-        tx.append("L-1", 0, _credits(5, 6))
+        tx.append("L-1", 0, queued)
         tx.add_row(idempotency_keys, record)
-        assert tx.last_event_id == tx._pending[-1].events[-1].event_id
+        assert tx.last_event_id == queued[-1].event_id
     assert [e.stream_version for e in tx.stored] == [1, 2]
     async with db.engine.connect() as conn:
         rows = (await conn.execute(sa.select(idempotency_keys))).all()
@@ -122,7 +123,9 @@ async def test_an_append_only_unit_has_committed_when_its_statement_returns(
         await tx.flush()
         async with pg_db.engine.connect() as other:
             assert len(await store.read_after(other, 0, 10)) == 1
-            taken = await other.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(store.lock_key)))
+            taken = await other.scalar(
+                sa.select(sa.func.pg_try_advisory_xact_lock(store.log.lock_key))
+            )
             assert taken is True
         with pytest.raises(RuntimeError, match="writes once"):
             tx.append("L-1", 1, _credits(2))

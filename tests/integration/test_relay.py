@@ -102,10 +102,14 @@ async def test_idle_relay_is_woken_by_commit_not_by_polling(kafka: str, db: Data
     async with running(relay):
         await eventually(lambda: _leader(relay), what="the relay to start")
         # Another engine, as another process would: on PostgreSQL only NOTIFY can wake the relay.
-        writer = EventStore(Database(db.url, db.schema)) if db.postgres else relay.store
+        writer = (
+            EventStore(Database(db.url, db.schema))
+            if db.dialect.shared_by_processes
+            else relay.store
+        )
         await writer.append("S-1", 0, _credit(1))
         await eventually(lambda: _published(relay, 1), timeout=10, what="the event on Kafka")
-        if db.postgres:
+        if writer is not relay.store:
             await writer.db.dispose()
 
 

@@ -1,0 +1,197 @@
+"""The event log on PostgreSQL (the interface: `shared.eventstore.log`).
+
+Ordering: readers following `position` never skip an event whose transaction commits late.
+Every appending transaction takes one transaction-scoped advisory lock just before it inserts
+and keeps it until commit, so positions are handed out and committed strictly one transaction
+after another (a rolled-back transaction leaves a gap, never a late arrival). An append-only
+unit of work sends its inserts as one statement that commits as it runs, so the lock is never
+held while the answer travels back to a busy event loop.
+
+One publisher per store: the relay holds a session advisory lock on a connection of its own; a
+copy that dies loses the lock with its connection and another takes over. Appends NOTIFY at
+commit, and the leader LISTENs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import Database
+from shared.db.postgres import driver_connection
+from shared.eventstore.log import EventLog, EventRow, ExtraRow, OutboxRow
+
+# The relay's read, in the column order of OutboxRow.
+_OUTBOX_SQL = (
+    "SELECT position, stream_id, stream_version, event_id, event_type, schema_version, "
+    "recorded_at, data::text, coalesce(meta->>'actor', 'system'), meta->>'correlation_id', "
+    "meta->>'causation_id' FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+)
+
+_EVENT_COLUMNS = (
+    "stream_id, stream_version, event_id, event_type, schema_version, data, meta, recorded_at"
+)
+
+# Any number of events in one statement. It takes the commit-order lock, queues the relay's
+# wake-up (NOTIFY is delivered at commit) and inserts, in that order: the rows come out of a
+# join with the lock's one-row subquery, so positions are drawn only once the lock is held.
+# Arrays keep the text, and so the prepared statement, the same for any number of rows.
+_APPEND_EVENTS = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}) "
+    f"SELECT {_EVENT_COLUMNS} FROM unnest("
+    "$3::text[], $4::int[], $5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[], "
+    "$10::timestamptz[]) WITH ORDINALITY "
+    f"AS new_events ({_EVENT_COLUMNS}, ordinal) "
+    "CROSS JOIN (SELECT pg_advisory_xact_lock($1), pg_notify($2, '')) AS lock "
+    "ORDER BY ordinal RETURNING event_id, position"
+)
+_APPEND_PARAMETERS = 10
+
+# Autocommit on the leader's connection: one statement, one implicit transaction.
+_SAVE_CHECKPOINT_SQL = "UPDATE relay_checkpoints SET position = $1, updated_at = $2 WHERE name = $3"
+
+
+@functools.cache
+def _append_sql(
+    with_events: bool, extra: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+) -> str:
+    """The append statement, with one data-modifying CTE per extra row ((table, columns, SQL
+    types)): everything the unit of work writes, in one statement."""
+    number = _APPEND_PARAMETERS if with_events else 0
+    ctes = []
+    for index, (table, columns, types) in enumerate(extra):
+        casts = []
+        for sql_type in types:
+            number += 1
+            casts.append(f"${number}::{sql_type}")
+        names, values = ", ".join(columns), ", ".join(casts)
+        ctes.append(f"row_{index} AS (INSERT INTO {table} ({names}) VALUES ({values}))")
+    prefix = f"WITH {', '.join(ctes)} " if ctes else ""
+    return prefix + (_APPEND_EVENTS if with_events else "SELECT 1 WHERE false")
+
+
+_SQL_TYPES: dict[tuple[str, str], str] = {}
+
+
+def _sql_type(column: sa.Column[Any]) -> str:
+    """The column's PostgreSQL type, e.g. `JSONB` (kept: compiling a type is not free)."""
+    key = (column.table.name, column.name)
+    if key not in _SQL_TYPES:
+        _SQL_TYPES[key] = str(column.type.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+    return _SQL_TYPES[key]
+
+
+class PostgresEventLog(EventLog):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        # Commit-order lock key and wake-up channel are per schema: one store, one relay.
+        self.lock_key = zlib.crc32(f"aidline.events.{db.schema}".encode())
+        self.channel = f"aidline_events_{db.schema}"
+        self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextlib.asynccontextmanager
+    async def append_connection(self) -> AsyncIterator[tuple[AsyncConnection, bool]]:
+        # Reads outside a transaction see what is committed, as they would inside one at READ
+        # COMMITTED; the expected versions make the append conditional.
+        async with self._autocommit.connect() as conn:
+            yield conn, True
+
+    async def insert(
+        self,
+        conn: AsyncConnection,
+        new: Sequence[EventRow],
+        rows: Sequence[ExtraRow],
+        *,
+        direct: bool,
+    ) -> dict[uuid.UUID, int]:
+        sql, params = self._statement(new, rows)
+        if direct:  # the driver itself: SQLAlchemy's execution costs as much as the rest
+            driver = await driver_connection(conn)
+            try:
+                returned = await driver.fetch(sql, *params)
+            except asyncpg.IntegrityConstraintViolationError as exc:
+                raise IntegrityError(sql, params, exc) from exc
+        else:
+            returned = list(await conn.exec_driver_sql(sql, params))
+        return {row[0]: row[1] for row in returned} if new else {}
+
+    def is_version_conflict(self, message: str) -> bool:
+        return "uq_events_stream_version" in message
+
+    def _statement(
+        self, new: Sequence[EventRow], rows: Sequence[ExtraRow]
+    ) -> tuple[str, tuple[Any, ...]]:
+        params: list[Any] = []
+        if new:
+            params = [
+                self.lock_key,
+                self.channel,
+                [row["stream_id"] for row in new],
+                [row["stream_version"] for row in new],
+                [row["event_id"] for row in new],
+                [row["event_type"] for row in new],
+                [row["schema_version"] for row in new],
+                [json.dumps(row["data"]) for row in new],
+                [json.dumps(row["meta"]) for row in new],
+                [row["recorded_at"] for row in new],
+            ]
+        extra = []
+        for table, values in rows:
+            columns = tuple(values)
+            extra.append((table.name, columns, tuple(_sql_type(table.c[c]) for c in columns)))
+            params.extend(
+                json.dumps(value) if isinstance(table.c[name].type, sa.JSON) else value
+                for name, value in values.items()
+            )
+        return _append_sql(bool(new), tuple(extra)), tuple(params)
+
+    async def read_outbox(
+        self, conn: AsyncConnection, position: int, limit: int
+    ) -> list[OutboxRow]:
+        driver = await driver_connection(conn)  # no SQLAlchemy result processing
+        return [OutboxRow(*row) for row in await driver.fetch(_OUTBOX_SQL, position, limit)]
+
+    @contextlib.asynccontextmanager
+    async def leadership(
+        self, name: str, retry_seconds: float, on_append: Callable[[], None]
+    ) -> AsyncIterator[AsyncConnection | None]:
+        lock_key = zlib.crc32(f"aidline.relay.{self.db.schema}.{name}".encode())
+        async with self.db.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            # A checkpoint lost in a crash only means events published again (consumers
+            # drop the copies), so its commits need not wait for the disk.
+            await conn.execute(sa.text("SET synchronous_commit = off"))
+            while not await conn.scalar(sa.select(sa.func.pg_try_advisory_lock(lock_key))):
+                await asyncio.sleep(retry_seconds)
+            raw = await driver_connection(conn)
+
+            def _notified(*_args: object) -> None:
+                on_append()
+
+            await raw.add_listener(self.channel, _notified)
+            try:
+                yield conn
+            finally:
+                with contextlib.suppress(Exception):
+                    await raw.remove_listener(self.channel, _notified)
+                    await conn.scalar(sa.select(sa.func.pg_advisory_unlock(lock_key)))
+
+    async def save_checkpoint(
+        self, leader: AsyncConnection | None, name: str, position: int, at: datetime
+    ) -> None:
+        assert leader is not None, "the PostgreSQL relay publishes from its leader connection"
+        driver = await driver_connection(leader)
+        await driver.execute(_SAVE_CHECKPOINT_SQL, position, at, name)

@@ -1,0 +1,243 @@
+"""Applying one poll's records exactly once.
+
+The messages of one poll (from one or more partitions) are applied in one database transaction
+together with the consumer's tracking record (`shared.messaging.tracking`): the ids of the
+events applied and each partition's next offset. A redelivered or re-published event (same
+ce_id) is skipped.
+
+Speed: the whole batch is first applied in one savepoint (one handler call per message, or one
+call of a batch handler for all of them) and its tracking records are written in one statement.
+Only when that fails is the batch applied again message by message. Where the handler keeps its
+own record of applied events (`Tracker.recorded_by`), a first attempt does not look the batch's
+events up in it: its unique column refuses a second application (the savepoint then rolls back
+every effect of the batch), and a batch that fails is looked up and applied again.
+
+Poison messages: in the per-message pass each message runs in its own savepoint; one that fails
+`max_attempts` times (or is not a well-formed CloudEvent) is dead-lettered, recorded as
+processed, and the batch goes on. Failures that are not the message's fault
+(`failures.not_the_message`) propagate: the caller retries the whole batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from aiokafka import ConsumerRecord, TopicPartition
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.eventstore.store import EventStore, Transaction
+from shared.messaging import envelope
+from shared.messaging.consumer.deadletter import DeadLetters
+from shared.messaging.consumer.failures import UNIQUE, RetryBatch, not_the_message, sqlstate
+from shared.messaging.consumer.message import BatchHandler, Message
+from shared.messaging.envelope import Envelope, EnvelopeError, frozen
+from shared.messaging.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+DUPLICATES = Counter(
+    "aidline_consumer_duplicates_total", "Redelivered events skipped", ["consumer", "topic"]
+)
+
+Records = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
+
+# Offsets reached by polls of events a consumer passes over are written at most this often.
+OFFSETS_PASSED_OVER_SECONDS = 1.0
+
+
+class Applier:
+    def __init__(
+        self,
+        name: str,
+        store: EventStore,
+        tracker: Tracker,
+        handler: BatchHandler,
+        dead_letters: DeadLetters,
+        *,
+        event_types: Collection[str] | None,
+        max_attempts: int,
+        retry_backoff_seconds: float,
+    ) -> None:
+        self.name = name
+        self.store = store
+        self.tracker = tracker
+        self.handler = handler
+        self.dead_letters = dead_letters
+        # The types the handler acts on (None: all). Others are passed over in the poll: no
+        # duplicate check, no tracking record (they have no effect to repeat), only the offset.
+        self.event_types = frozenset(event_types) if event_types is not None else None
+        self.max_attempts = max_attempts
+        self.retry_backoff_seconds = retry_backoff_seconds
+        # The next offset committed per partition: records below it (fetched again after a
+        # seek) were applied already and are skipped, malformed ones included.
+        self._committed: dict[TopicPartition, int] = {}
+        # Offsets reached by polls of passed-over events only, not written yet.
+        self._passed_over: dict[TopicPartition, int] = {}
+        self._passed_over_saved_at = 0.0
+
+    def resume(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """The partitions were (re)assigned and seeked to these stored offsets."""
+        self._committed.update(offsets)
+
+    def forget(self, partitions: Collection[TopicPartition]) -> None:
+        """The partitions were revoked: their next owner starts from the database."""
+        for tp in partitions:
+            self._committed.pop(tp, None)
+            self._passed_over.pop(tp, None)
+
+    async def apply(self, batches: Records, attempt: int = 1) -> tuple[list[Message], int]:
+        """Apply a poll's records with their tracking records and offsets in one transaction;
+        returns the messages applied and the number dead-lettered."""
+        dead_letters: list[tuple[ConsumerRecord[Any, Any], Exception, int]] = []
+        decoded: list[tuple[ConsumerRecord[Any, Any], Envelope]] = []
+        for tp, rs in batches.items():
+            start = self._committed.get(tp, 0)
+            for record in rs:
+                if record.offset < start:
+                    continue  # applied before (read again after a seek)
+                try:
+                    event = envelope.decode(record.headers, record.value)
+                except EnvelopeError as exc:
+                    dead_letters.append((record, exc, 1))
+                    continue
+                if self.event_types is None or event.event_type in self.event_types:
+                    decoded.append((record, event))
+        batch_offsets = {
+            tp: max(self._committed.get(tp, 0), rs[-1].offset + 1) for tp, rs in batches.items()
+        }
+        if not decoded and not dead_letters and self.event_types is not None:
+            # Only events passed over: no transaction. Their offsets are written with the next
+            # one, or at most once per OFFSETS_PASSED_OVER_SECONDS; until then a restart reads
+            # them again and passes them over again.
+            self._committed.update(batch_offsets)
+            self._passed_over.update(batch_offsets)
+            if time.monotonic() - self._passed_over_saved_at < OFFSETS_PASSED_OVER_SECONDS:
+                return [], 0
+        async with self.store.db.engine.begin() as conn:
+            # The handler's own record needs no look-up on a first attempt (module docstring).
+            unchecked = self.tracker.recorded_by is not None and attempt == 1
+            ids = {e.event_id for _, e in decoded}
+            done = await self.tracker.applied(conn, ids, handler_record=not unchecked)
+            messages: list[Message] = []
+            records: list[ConsumerRecord[Any, Any]] = []  # each message's record
+            for record, event in decoded:
+                if event.event_id in done:
+                    DUPLICATES.labels(self.name, record.topic).inc()
+                    continue
+                done.add(event.event_id)
+                records.append(record)
+                messages.append(
+                    frozen(
+                        Message,
+                        {
+                            "topic": record.topic,
+                            "partition": record.partition,
+                            "offset": record.offset,
+                            "event": event,
+                            "raw": record.value,
+                        },
+                    )
+                )
+            applied = await self._apply_all(
+                conn, messages, first_attempt=attempt == 1, unchecked=unchecked
+            )
+            if applied is None:
+                applied, failed = await self._apply_each(conn, messages)
+                record_of = {id(m): r for m, r in zip(messages, records, strict=True)}
+                dead_letters += [(record_of[id(m)], e, self.max_attempts) for m, e in failed]
+            dead_letters.sort(key=lambda d: (d[0].topic, d[0].partition, d[0].offset))
+            for record, error, attempts in dead_letters:
+                await self.dead_letters.publish(record, error, attempts)
+            tracked = messages
+            if self.tracker.recorded_by is not None:  # the handler recorded what it applied
+                tracked = []
+                if applied is not messages:  # what it did not apply (dead-lettered) needs ours
+                    done_by_handler = {id(m) for m in applied}
+                    tracked = [m for m in messages if id(m) not in done_by_handler]
+            await self.tracker.record(conn, [m.event.event_id for m in tracked])
+            next_offsets = self._passed_over | batch_offsets
+            created = await self.tracker.save_offsets(conn, next_offsets)
+        self.tracker.offsets_committed(created)  # only once committed
+        self._committed.update(next_offsets)
+        self._passed_over.clear()
+        self._passed_over_saved_at = time.monotonic()
+        return applied, len(dead_letters)
+
+    async def _apply_all(
+        self,
+        conn: AsyncConnection,
+        messages: list[Message],
+        *,
+        first_attempt: bool = True,
+        unchecked: bool = False,
+    ) -> list[Message] | None:
+        """The fast path: the whole batch in one savepoint; None if anything in it failed.
+        A batch `unchecked` against the handler's record of applied events is retried (and
+        checked) before it is split."""
+        if not messages:
+            return []
+        tx = Transaction(conn, self.store)
+        try:
+            async with conn.begin_nested():
+                await self.handler(tx, messages)
+                await tx.flush()
+            return messages
+        except Exception as exc:
+            if not_the_message(exc):
+                raise
+            if unchecked or (first_attempt and sqlstate(exc) == UNIQUE):
+                raise RetryBatch() from exc
+            log.info(
+                "consumer %s: batch of %d failed (%r); applying it message by message",
+                self.name,
+                len(messages),
+                exc,
+            )
+            return None
+
+    async def _apply_each(
+        self, conn: AsyncConnection, messages: list[Message]
+    ) -> tuple[list[Message], list[tuple[Message, Exception]]]:
+        applied: list[Message] = []
+        failed: list[tuple[Message, Exception]] = []
+        for message in messages:
+            error = await self._apply_one(Transaction(conn, self.store), message)
+            if error is None:
+                applied.append(message)
+            else:
+                failed.append((message, error))
+        return applied, failed
+
+    async def _apply_one(self, tx: Transaction, message: Message) -> Exception | None:
+        """Apply one message in a savepoint; returns the last error if every attempt failed."""
+        error: Exception | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                async with tx.conn.begin_nested():
+                    await self.handler(tx, [message])
+                    await tx.flush()
+                return None
+            except Exception as exc:
+                if not_the_message(exc):
+                    raise  # the whole batch is retried
+                tx.discard()
+                error = exc
+                log.warning(
+                    "consumer %s: %s at %s/%d/%d failed (attempt %d/%d): %r",
+                    self.name,
+                    message.event.event_type,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    attempt,
+                    self.max_attempts,
+                    exc,
+                )
+                if attempt < self.max_attempts:
+                    await asyncio.sleep(self.retry_backoff_seconds * attempt)
+        return error

@@ -1,0 +1,86 @@
+"""A consumer's liveness for /readyz: running, polling, and lag that does not keep growing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Gauge
+
+LAG = Gauge(
+    "aidline_consumer_lag", "Messages behind the partition end", ["consumer", "topic", "partition"]
+)
+
+
+@dataclass
+class ConsumerHealth:
+    running: bool
+    seconds_since_poll: float | None
+    lag: int
+    lag_growing_seconds: float
+    applied: int
+    dead_lettered: int
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+
+
+class Liveness:
+    def __init__(self, consumer: str, stall_seconds: float) -> None:
+        self.consumer = consumer
+        self.stall_seconds = stall_seconds
+        self.running = False
+        self.last_poll: float | None = None
+        self.lag: dict[TopicPartition, int] = {}
+        self._lag_total = 0
+        self._lag_growing_since: float | None = None
+
+    def polled(self, at: float | None = None) -> None:
+        self.last_poll = time.monotonic() if at is None else at
+
+    async def measure(self, consumer: AIOKafkaConsumer) -> None:
+        """The lag of every assigned partition, from the client's last fetch."""
+        lag = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag[tp] = max(0, highwater - await consumer.position(tp))
+        self.observe(lag)
+
+    def observe(self, lag: Mapping[TopicPartition, int], at: float | None = None) -> None:
+        """Record each partition's lag; note when the total started to grow."""
+        now = time.monotonic() if at is None else at
+        for tp, behind in lag.items():
+            self.lag[tp] = behind
+            LAG.labels(self.consumer, tp.topic, str(tp.partition)).set(behind)
+        total = sum(lag.values())
+        if total == 0 or total < self._lag_total:
+            self._lag_growing_since = None
+        elif total > self._lag_total and self._lag_growing_since is None:
+            self._lag_growing_since = now
+        self._lag_total = total
+
+    def health(self, *, assigned: bool, applied: int, dead_lettered: int) -> ConsumerHealth:
+        now = time.monotonic()
+        since_poll = None if self.last_poll is None else now - self.last_poll
+        growing = 0.0 if self._lag_growing_since is None else now - self._lag_growing_since
+        problems = []
+        if not self.running:
+            problems.append("not running")
+        elif not assigned:
+            problems.append("waiting for its partitions")
+        elif since_poll is not None and since_poll > self.stall_seconds:
+            problems.append(f"has not polled for {since_poll:.0f}s")
+        if growing > self.stall_seconds:
+            problems.append(f"lag has grown for {growing:.0f}s (now {self._lag_total})")
+        return ConsumerHealth(
+            running=self.running,
+            seconds_since_poll=since_poll,
+            lag=self._lag_total,
+            lag_growing_seconds=growing,
+            applied=applied,
+            dead_lettered=dead_lettered,
+            ok=not problems,
+            problems=problems,
+        )

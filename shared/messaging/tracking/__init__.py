@@ -1,0 +1,120 @@
+"""A consumer's tracking record: which events it has applied (or dead-lettered) and each
+partition's next offset, kept in the consumer's own database and written in the transaction of
+its effects — so the database, not Kafka, is the truth, and a redelivered event has no second
+effect. One implementation per backend (`postgres`, `sqlite`) holds the tuned look-up.
+
+A batch handler that keeps one row per event it applies (the projection's audit trail, with the
+event id in a unique column) can name that column as `recorded_by`: it then counts as the record
+of applied events, and tracking rows of the consumer's own are written only for the events the
+handler did not apply (dead-lettered ones).
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from aiokafka import TopicPartition
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import Database
+from shared.eventstore.tables import consumer_offsets, processed_events
+
+
+class Tracker(ABC):
+    def __init__(
+        self, db: Database, consumer: str, recorded_by: sa.Column[uuid.UUID] | None = None
+    ) -> None:
+        self.db = db
+        self.consumer = consumer
+        self.recorded_by = recorded_by
+        # Partitions whose offset row is known to exist (committed): one UPDATE for them all.
+        self._offset_rows: set[TopicPartition] = set()
+
+    @abstractmethod
+    async def applied(
+        self, conn: AsyncConnection, ids: Collection[uuid.UUID], *, handler_record: bool = True
+    ) -> set[uuid.UUID]:
+        """Which of `ids` this consumer has applied or dead-lettered; without `handler_record`,
+        only those its own tracking rows name."""
+
+    async def record(self, conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> None:
+        """Record `ids` as applied, in the caller's transaction."""
+        now = datetime.now(UTC)
+        await self.db.dialect.insert_rows(
+            conn,
+            processed_events,
+            ("consumer", "event_id", "processed_at"),
+            [(self.consumer, event_id, now) for event_id in ids],
+        )
+
+    async def save_offsets(
+        self, conn: AsyncConnection, next_offsets: Mapping[TopicPartition, int]
+    ) -> set[TopicPartition]:
+        """Store each partition's next offset in the caller's transaction; returns the
+        partitions whose row it may have created (pass them to `offsets_committed`)."""
+        now = datetime.now(UTC)
+        known = [tp for tp in next_offsets if tp in self._offset_rows]
+        if known:
+            await conn.execute(
+                consumer_offsets.update()
+                .where(
+                    (consumer_offsets.c.consumer == self.consumer)
+                    & (consumer_offsets.c.topic == sa.bindparam("t"))
+                    & (consumer_offsets.c.partition == sa.bindparam("p"))
+                )
+                .values(next_offset=sa.bindparam("o"), updated_at=now),
+                [{"t": tp.topic, "p": tp.partition, "o": next_offsets[tp]} for tp in known],
+            )
+        created = set()
+        for tp, offset in next_offsets.items():
+            if tp in self._offset_rows:
+                continue
+            key = (
+                (consumer_offsets.c.consumer == self.consumer)
+                & (consumer_offsets.c.topic == tp.topic)
+                & (consumer_offsets.c.partition == tp.partition)
+            )
+            result = await conn.execute(
+                consumer_offsets.update().where(key).values(next_offset=offset, updated_at=now)
+            )
+            if result.rowcount == 0:
+                await conn.execute(
+                    consumer_offsets.insert().values(
+                        consumer=self.consumer,
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        next_offset=offset,
+                        updated_at=now,
+                    )
+                )
+            created.add(tp)
+        return created
+
+    def offsets_committed(self, partitions: Collection[TopicPartition]) -> None:
+        """The transaction that saved these partitions' offsets has committed."""
+        self._offset_rows |= set(partitions)
+
+    async def stored_offsets(
+        self, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        async with self.db.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(consumer_offsets).where(consumer_offsets.c.consumer == self.consumer)
+            )
+            stored = {TopicPartition(r.topic, r.partition): int(r.next_offset) for r in rows}
+        return {tp: stored[tp] for tp in partitions if tp in stored}
+
+
+def tracker_for(
+    db: Database, consumer: str, recorded_by: sa.Column[uuid.UUID] | None = None
+) -> Tracker:
+    """The tracker of `db`'s backend."""
+    from shared.messaging.tracking.postgres import PostgresTracker
+    from shared.messaging.tracking.sqlite import SqliteTracker
+
+    kinds: dict[str, type[Tracker]] = {"postgresql": PostgresTracker, "sqlite": SqliteTracker}
+    return kinds[db.dialect.name](db, consumer, recorded_by)

@@ -1,0 +1,39 @@
+"""The tracking record's look-up on PostgreSQL: one prepared statement, whatever the batch
+size, sent to the driver directly (see `shared.messaging.tracking`)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import Database
+from shared.db.postgres import driver_connection
+from shared.messaging.tracking import Tracker
+
+
+class PostgresTracker(Tracker):
+    def __init__(
+        self, db: Database, consumer: str, recorded_by: sa.Column[uuid.UUID] | None = None
+    ) -> None:
+        super().__init__(db, consumer, recorded_by)
+        self._own_sql = self._all_sql = (
+            "SELECT event_id FROM processed_events WHERE consumer = $1"
+            " AND event_id = ANY($2::uuid[])"
+        )
+        if recorded_by is not None:
+            table, column = recorded_by.table.name, recorded_by.name
+            self._all_sql += (
+                f' UNION ALL SELECT "{column}" FROM "{table}" WHERE "{column}" = ANY($2::uuid[])'
+            )
+
+    async def applied(
+        self, conn: AsyncConnection, ids: Collection[uuid.UUID], *, handler_record: bool = True
+    ) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        driver = await driver_connection(conn)
+        sql = self._all_sql if handler_record else self._own_sql
+        return {row[0] for row in await driver.fetch(sql, self.consumer, list(ids))}
