@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.auth import render_docs
+from services import access_docs as render_docs
 
 
 def test_docs_access_md_matches_the_code() -> None:
     assert render_docs.OUTPUT.read_text() == render_docs.render(), (
-        "docs/access.md is stale: run `python -m shared.auth.render_docs` and commit the result"
+        "docs/access.md is stale: run `python -m services.access_docs` and commit the result"
     )
 
 

@@ -31,8 +31,8 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import StreamingResponse
 from starlette.convertors import FloatConvertor, IntegerConvertor, UUIDConvertor
 
+from services.access_docs import service_policy
 from shared.auth import DEV_SECRET, AccessPolicy, Principal, Role, TokenVerifier, rule
-from shared.auth.render_docs import service_policy
 from shared.web.access import AppRoute, app_routes
 from shared.web.deps import Authorize
 from shared.web.problems import Problem, install_problem_handlers
