@@ -168,7 +168,7 @@ async def _projection(
     catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
 
     def generation() -> Generation:
-        writer = ReadModelWriter(catalogues, postgres=True)
+        writer = ReadModelWriter(catalogues)
         return Generation(1, settings, writer, lambda *_: None, building=True)
 
     await generation().db.drop_schema()

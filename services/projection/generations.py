@@ -33,6 +33,7 @@ from shared.db import Database
 from shared.db.migrate import upgrade
 from shared.eventstore import EventStore
 from shared.messaging.consumer import EventConsumer, Message
+from shared.readmodels import sink_for
 from shared.web.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ class Generation:
     async def prepare(self) -> None:
         await upgrade(self.db, MIGRATIONS)
         async with self.db.engine.begin() as conn:
-            await seed_items(conn, self.db.postgres)
+            await seed_items(conn, sink_for(self.db))
             if self.building and self.db.postgres:
                 await _build_lightly(conn)
 
@@ -242,7 +243,7 @@ class Projector:
         self.settings = settings
         self.base = base
         catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
-        self.writer = ReadModelWriter(catalogues, postgres=base.postgres)
+        self.writer = ReadModelWriter(catalogues)
         self.active: Generation | None = None
         self.building: Generation | None = None
         self.rebuild = RebuildProgress()

@@ -95,7 +95,7 @@ class ReplayHelpers:
 
 async def _serve(number: int, stdin: asyncio.StreamReader, settings: ProjectionSettings) -> None:
     catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
-    writer = ReadModelWriter(catalogues, postgres=True)
+    writer = ReadModelWriter(catalogues)
     generation = Generation(number, settings, writer, lambda *_: None, building=True)
     generation.start()
     try:

@@ -29,7 +29,7 @@ async def building(kafka: str) -> AsyncIterator[Generation]:
         projection_schema=f"gen_{uuid.uuid4().hex[:8]}",
     )
     catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
-    writer = ReadModelWriter(catalogues, postgres=True)
+    writer = ReadModelWriter(catalogues)
     generation = Generation(2, settings, writer, lambda *_: None, building=True)
     await generation.prepare()
     try:

@@ -47,7 +47,7 @@ async def settings(kafka: str) -> ProjectionSettings:
 async def building(settings: ProjectionSettings) -> AsyncIterator[Generation]:
     catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
     generation = Generation(
-        2, settings, ReadModelWriter(catalogues, postgres=True), lambda *_: None, building=True
+        2, settings, ReadModelWriter(catalogues), lambda *_: None, building=True
     )
     await generation.prepare()
     try:
@@ -116,7 +116,7 @@ class _Writers:
 
     def __init__(self, settings: ProjectionSettings, generation: Generation) -> None:
         self.catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
-        self.writer = ReadModelWriter(self.catalogues, postgres=True)
+        self.writer = ReadModelWriter(self.catalogues)
         self.store, self.generation = EventStore(generation.db), generation
 
     def message(self, topic: str, event: StoredEvent) -> Message:
