@@ -26,10 +26,10 @@ from services.delivery import handlers
 from services.delivery.commands import BATCH_ROW, BatchRow
 from services.delivery.tables import batch_rows
 from shared.auth import Principal
-from shared.domain import DomainError, NotFound
+from shared.domain import DomainError, Forbidden, NotFound
 from shared.eventstore import ConcurrencyError, Transaction
 from shared.web.commands import canonical_json
-from shared.web.problems import Problem, field_errors
+from shared.web.problems import Problem, field_errors, problem_for
 
 RANK = {
     "dispatch": 0,
@@ -115,7 +115,7 @@ async def _apply_row(
                     created_at=datetime.now(UTC),
                 )
             )
-    except (DomainError, NotFound, Problem, ConcurrencyError, IntegrityError) as exc:
+    except (DomainError, NotFound, Forbidden, Problem, ConcurrencyError, IntegrityError) as exc:
         return _rejected(index, described, _as_problem(exc))
     return applied
 
@@ -133,10 +133,8 @@ def _as_problem(exc: Exception) -> Problem:
     match exc:
         case Problem():
             return exc
-        case DomainError():
-            return Problem(409, "Conflict", str(exc), kind="rule-violation")
-        case NotFound():
-            return Problem(404, "Not found", str(exc), kind="not-found")
+        case DomainError() | NotFound() | Forbidden():
+            return problem_for(exc)
         case _:  # another upload changed the shipment (or applied this row) meanwhile
             return Problem(
                 409, "Conflict", "The shipment changed while this row was applied; send it again."
