@@ -56,7 +56,7 @@ async def record_batch(ctx: CommandContext[None], command: MilestoneBatch) -> Co
                 "The row does not match its milestone's schema.",
                 errors=list(row.errors),
             )
-            results[index] = _rejected(index, row.raw, problem)
+            results[index] = _rejected(_as_uploaded(index, row.raw), problem)
         else:
             valid.append((index, row))
     # A row expects no version: an If-Match sent with the upload is no row's.
@@ -71,9 +71,12 @@ async def record_batch(ctx: CommandContext[None], command: MilestoneBatch) -> Co
 
 
 async def _apply_row(ctx: CommandContext[None], index: int, row: BatchRow) -> dict[str, Any]:
-    described = _described(
-        index, row_id=row.row_id, shipment_id=row.command.shipment_id, milestone=row.milestone
-    )
+    described = {
+        "index": index,
+        "row_id": row.row_id,
+        "shipment_id": row.command.shipment_id,
+        "milestone": row.milestone,
+    }
     scope = ctx.principal.sub
     first = await tables.applied_row(ctx.tx.conn, scope, row.row_id)
     if first is not None:
@@ -83,7 +86,7 @@ async def _apply_row(ctx: CommandContext[None], index: int, row: BatchRow) -> di
                 "Row id reused",
                 f"Row {row.row_id} was applied before with other content; give new rows new ids.",
             )
-            return _rejected(index, described, problem)
+            return _rejected(described, problem)
         return {**first.result, **described, "status": "replayed"}
     try:
         async with ctx.tx.savepoint():
@@ -97,27 +100,22 @@ async def _apply_row(ctx: CommandContext[None], index: int, row: BatchRow) -> di
             }
             await tables.record_applied_row(ctx.tx.conn, scope, row.row_id, row.digest, applied)
     except (DomainError, NotFound, Forbidden) as exc:
-        return _rejected(index, described, problem_for(exc))
+        return _rejected(described, problem_for(exc))
     except (ConcurrencyError, IntegrityError):  # another upload changed the shipment meanwhile
         problem = Problem(
             409, "Conflict", "The shipment changed while this row was applied; send it again."
         )
-        return _rejected(index, described, problem)
+        return _rejected(described, problem)
     return applied
 
 
-def _described(index: int, *, row_id: Any, shipment_id: Any, milestone: Any) -> dict[str, Any]:
-    return {"index": index, "row_id": row_id, "shipment_id": shipment_id, "milestone": milestone}
+def _as_uploaded(index: int, raw: Mapping[str, object]) -> dict[str, Any]:
+    """A malformed row named as it was uploaded, whatever its fields hold."""
+    return {"index": index} | {key: raw.get(key) for key in ("row_id", "shipment_id", "milestone")}
 
 
-def _rejected(index: int, row: Mapping[str, Any], problem: Problem) -> dict[str, Any]:
-    """The row's answer: the problem its row was refused with (RFC 9457 members, per row)."""
-    described = _described(
-        index,
-        row_id=row.get("row_id"),
-        shipment_id=row.get("shipment_id"),
-        milestone=row.get("milestone"),
-    )
+def _rejected(described: dict[str, Any], problem: Problem) -> dict[str, Any]:
+    """The row's answer: the problem it was refused with (RFC 9457 members, per row)."""
     body = problem.body()
     return {
         **described,

@@ -8,6 +8,7 @@ becomes its command (`commands.py`).
 from __future__ import annotations
 
 import hashlib
+from abc import abstractmethod
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -36,9 +37,9 @@ CarrierRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 class MilestoneBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @abstractmethod
     def command(self, shipment_id: str, *, on: date) -> commands.Milestone:
         """The milestone's command; `on` is the day it is reported (a delay's ETA needs it)."""
-        raise NotImplementedError
 
 
 class Dispatch(MilestoneBody):
