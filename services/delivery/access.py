@@ -1,6 +1,9 @@
-"""Who may do what in the delivery service: one named rule per endpoint (and per milestone)."""
+"""Who may do what in the delivery service: one named rule per endpoint (and per milestone), and
+who sees how much of a shipment."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from services.delivery.domain import Shipment
 from shared.auth import (
@@ -13,7 +16,8 @@ from shared.auth import (
     require_own_nation,
 )
 from shared.auth.policy import rule
-from shared.web.problems import Problem
+from shared.auth.visibility import redact, shipment_view
+from shared.domain import Forbidden
 
 # Every role but observers, who see aggregates only.
 _READERS = (Role.RECIPIENT, Role.DONOR, Role.FORUM, Role.PLANNER, Role.HUB, Role.ADMIN)
@@ -92,10 +96,25 @@ def authorize_on(principal: Principal, name: str, shipment: Shipment) -> None:
     checked: Rule = POLICY[name]
     if not checked.allows(principal.roles):
         allowed = ", ".join(sorted(checked.roles))
-        raise Problem(
-            403, "Forbidden", f"This needs one of the roles: {allowed}.", kind="forbidden-role"
-        )
+        raise Forbidden(f"This needs one of the roles: {allowed}.", kind="forbidden-role")
     if checked.scope is Scope.OWN_HUB and principal.has(Role.HUB):
         require_own_hub(principal, shipment.hub, unless=(Role.PLANNER,))
     elif checked.scope is Scope.OWN_NATION and principal.has(Role.DONOR):
         require_own_nation(principal, shipment.donor, unless=(Role.PLANNER,))
+
+
+# -- operational security -----------------------------------------------------------------------
+
+
+def only_own_nation(principal: Principal) -> str | None:
+    """The donor filter for callers who see nothing but their own nation's shipments."""
+    others = (Role.PLANNER, Role.RECIPIENT, Role.HUB, Role.FORUM, Role.ADMIN)
+    if principal.has(Role.DONOR) and not principal.has(*others):
+        return principal.nation or ""
+    return None
+
+
+def shown(principal: Principal, view: dict[str, Any]) -> dict[str, Any] | None:
+    """The shipment as the caller may see it (shared.auth.visibility), or None: aggregates only."""
+    seen = shipment_view(principal, donor=view["donor"], hub=view["hub"])
+    return None if seen == "aggregate" else redact(view, seen)

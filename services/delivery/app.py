@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from services.delivery import api, consumers
 from services.delivery.settings import DeliverySettings
 from shared.messaging import topics
-from shared.runtime import ConsumerSpec, ServiceRuntime
+from shared.runtime import ServiceRuntime
 from shared.web.app import create_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -23,11 +23,7 @@ def build_runtime(settings: DeliverySettings, *, schema: str = SCHEMA) -> Servic
         migrations=MIGRATIONS,
         topic=topics.DELIVERIES,
         source="/aidline/delivery",
-        consumers=[
-            ConsumerSpec(
-                "delivery", consumers.TOPICS, consumers.handle, event_types=consumers.HANDLED
-            )
-        ],
+        consumers=consumers.CONSUMERS,
     )
 
 

@@ -13,23 +13,19 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from services.delivery import handlers
-from services.delivery.commands import BATCH_ROW, BatchRow
-from services.delivery.tables import batch_rows
-from shared.auth import Principal
+from services.delivery import tables
+from services.delivery.commands import BatchRow, InvalidRow, MilestoneBatch
+from services.delivery.handlers import record_milestone
+from shared.commands import CommandContext, CommandResult
 from shared.domain import DomainError, Forbidden, NotFound
-from shared.eventstore import ConcurrencyError, Transaction
-from shared.web.commands import canonical_json
-from shared.web.problems import Problem, field_errors, problem_for
+from shared.eventstore import ConcurrencyError
+from shared.web.problems import Problem, problem_for
 
 RANK = {
     "dispatch": 0,
@@ -48,57 +44,53 @@ def application_order(rows: Sequence[tuple[int, BatchRow]]) -> list[tuple[int, B
     return sorted(rows, key=lambda pair: (pair[1].at, RANK[pair[1].milestone], pair[0]))
 
 
-async def apply_batch(
-    tx: Transaction, raw_rows: Sequence[dict[str, Any]], principal: Principal
-) -> dict[str, Any]:
-    results: list[dict[str, Any]] = [{} for _ in raw_rows]
+async def record_batch(ctx: CommandContext[None], command: MilestoneBatch) -> CommandResult:
+    """Each row answered on its own; the upload's result is the list of the rows' answers."""
+    results: list[dict[str, Any]] = [{} for _ in command.rows]
     valid: list[tuple[int, BatchRow]] = []
-    for index, raw in enumerate(raw_rows):
-        try:
-            valid.append((index, BATCH_ROW.validate_python(raw)))
-        except ValidationError as exc:
-            problem = Problem(422, "Invalid row", "The row does not match its milestone's schema.")
-            problem.errors = _row_errors(exc)
-            results[index] = _rejected(index, raw, problem)
-    for order, (index, row) in enumerate(application_order(valid)):
-        results[index] = await _apply_row(tx, index, row, principal) | {"applied_as": order}
+    for index, row in enumerate(command.rows):
+        if isinstance(row, InvalidRow):
+            problem = Problem(
+                422,
+                "Invalid row",
+                "The row does not match its milestone's schema.",
+                errors=list(row.errors),
+            )
+            results[index] = _rejected(_as_uploaded(index, row.raw), problem)
+        else:
+            valid.append((index, row))
+    # A row expects no version: an If-Match sent with the upload is no row's.
+    row_ctx = replace(ctx, expected_version=None)
+    for order, (index, valid_row) in enumerate(application_order(valid)):
+        results[index] = await _apply_row(row_ctx, index, valid_row) | {"applied_as": order}
     counts = {status: 0 for status in ("applied", "replayed", "rejected")}
     for result in results:
         counts[result["status"]] += 1
-    return {"results": results, **counts}
+    body = {"results": results, **counts}
+    return CommandResult(id="milestones.batch", version=0, body=body)
 
 
-async def _apply_row(
-    tx: Transaction, index: int, row: BatchRow, principal: Principal
-) -> dict[str, Any]:
+async def _apply_row(ctx: CommandContext[None], index: int, row: BatchRow) -> dict[str, Any]:
     described = {
         "index": index,
         "row_id": row.row_id,
-        "shipment_id": row.shipment_id,
+        "shipment_id": row.command.shipment_id,
         "milestone": row.milestone,
     }
-    digest = hashlib.sha256(canonical_json(row.model_dump(mode="json"))).hexdigest()
-    first = (
-        await tx.conn.execute(
-            sa.select(batch_rows.c.request_hash, batch_rows.c.result).where(
-                batch_rows.c.scope == principal.sub, batch_rows.c.row_id == row.row_id
-            )
-        )
-    ).first()
+    scope = ctx.principal.sub
+    first = await tables.applied_row(ctx.tx.conn, scope, row.row_id)
     if first is not None:
-        if first.request_hash != digest:
+        if first.request_hash != row.digest:
             problem = Problem(
                 409,
                 "Row id reused",
                 f"Row {row.row_id} was applied before with other content; give new rows new ids.",
             )
-            return _rejected(index, described, problem)
+            return _rejected(described, problem)
         return {**first.result, **described, "status": "replayed"}
     try:
-        async with tx.savepoint():
-            result = await handlers.record_milestone(
-                tx, row.shipment_id, row, principal, reported_on=row.at.date()
-            )
+        async with ctx.tx.savepoint():
+            result = await record_milestone(ctx, row.command)
             applied = {
                 **described,
                 "status": "applied",
@@ -106,48 +98,24 @@ async def _apply_row(
                 "version": result.version,
                 "event_id": result.event_id,
             }
-            await tx.conn.execute(
-                batch_rows.insert().values(
-                    scope=principal.sub,
-                    row_id=row.row_id,
-                    request_hash=digest,
-                    result=applied,
-                    created_at=datetime.now(UTC),
-                )
-            )
-    except (DomainError, NotFound, Forbidden, Problem, ConcurrencyError, IntegrityError) as exc:
-        return _rejected(index, described, _as_problem(exc))
+            await tables.record_applied_row(ctx.tx.conn, scope, row.row_id, row.digest, applied)
+    except (DomainError, NotFound, Forbidden) as exc:
+        return _rejected(described, problem_for(exc))
+    except (ConcurrencyError, IntegrityError):  # another upload changed the shipment meanwhile
+        problem = Problem(
+            409, "Conflict", "The shipment changed while this row was applied; send it again."
+        )
+        return _rejected(described, problem)
     return applied
 
 
-def _row_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """Field errors named within the row (pydantic puts the milestone's tag first)."""
-    errors = []
-    for error in exc.errors():
-        tag_error = error["type"] in ("union_tag_invalid", "union_tag_not_found")
-        errors.append({**error, "loc": ("milestone",) if tag_error else error["loc"][1:]})
-    return field_errors(errors)
+def _as_uploaded(index: int, raw: Mapping[str, object]) -> dict[str, Any]:
+    """A malformed row named as it was uploaded, whatever its fields hold."""
+    return {"index": index} | {key: raw.get(key) for key in ("row_id", "shipment_id", "milestone")}
 
 
-def _as_problem(exc: Exception) -> Problem:
-    match exc:
-        case Problem():
-            return exc
-        case DomainError() | NotFound() | Forbidden():
-            return problem_for(exc)
-        case _:  # another upload changed the shipment (or applied this row) meanwhile
-            return Problem(
-                409, "Conflict", "The shipment changed while this row was applied; send it again."
-            )
-
-
-def _rejected(index: int, row: dict[str, Any], problem: Problem) -> dict[str, Any]:
-    described = {
-        "index": index,
-        "row_id": row.get("row_id"),
-        "shipment_id": row.get("shipment_id"),
-        "milestone": row.get("milestone"),
-    }
+def _rejected(described: dict[str, Any], problem: Problem) -> dict[str, Any]:
+    """The row's answer: the problem it was refused with (RFC 9457 members, per row)."""
     body = problem.body()
     return {
         **described,

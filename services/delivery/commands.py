@@ -1,142 +1,111 @@
-"""The milestone commands as request bodies, and the same commands as rows of a batch upload.
+"""The delivery service's commands: one per milestone, and the batch upload of many milestones.
 
-A single route takes e.g. `Dispatch` with the shipment in the path; a batch row is the same
-command with `row_id`, `shipment_id`, `at` (when it happened) and `milestone` naming it.
+Each milestone command names its shipment; `MILESTONE` is the milestone's name in a batch row and
+in the access rules (`access.MILESTONE_RULES`).
 """
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, ClassVar, Literal
-
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, ClassVar
 
 from shared.contracts.deliveries import InspectionResult, TransportMode
 
-MAX_SERIALS = 10_000
-Serial = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-CarrierRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
-
-class Milestone(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    MILESTONE: ClassVar[str]
-
-
-class Dispatch(Milestone):
-    MILESTONE = "dispatch"
+@dataclass(frozen=True)
+class Dispatch:
+    MILESTONE: ClassVar[str] = "dispatch"
+    shipment_id: str
     mode: TransportMode
-    carrier_ref: CarrierRef
-    serials: list[Serial] = Field(default_factory=list, max_length=MAX_SERIALS)
+    carrier_ref: str
+    serials: tuple[str, ...] = ()
 
 
-class Arrive(Milestone):
-    MILESTONE = "arrive"
+@dataclass(frozen=True)
+class Arrive:
+    MILESTONE: ClassVar[str] = "arrive"
+    shipment_id: str
 
 
-class Inspect(Milestone):
-    MILESTONE = "inspect"
+@dataclass(frozen=True)
+class Inspect:
+    MILESTONE: ClassVar[str] = "inspect"
+    shipment_id: str
     result: InspectionResult
-    notes: Annotated[str, StringConstraints(max_length=2000)] = ""
+    notes: str = ""
 
 
-class Depart(Milestone):
-    MILESTONE = "depart"
+@dataclass(frozen=True)
+class Depart:
+    MILESTONE: ClassVar[str] = "depart"
+    shipment_id: str
 
 
-class Handover(Milestone):
-    MILESTONE = "handover"
-    received_good: int = Field(ge=0, le=10_000_000)
-    damaged: int = Field(ge=0, le=10_000_000)
-    short: int = Field(ge=0, le=10_000_000)
-    serials: list[Serial] = Field(default_factory=list, max_length=MAX_SERIALS)
+@dataclass(frozen=True)
+class Handover:
+    MILESTONE: ClassVar[str] = "handover"
+    shipment_id: str
+    received_good: int
+    damaged: int
+    short: int
+    serials: tuple[str, ...] = ()
 
 
-class Receive(Milestone):
-    MILESTONE = "receive"
+@dataclass(frozen=True)
+class Receive:
+    MILESTONE: ClassVar[str] = "receive"
+    shipment_id: str
 
 
-class Delay(Milestone):
-    MILESTONE = "delay"
-    reason: Text
+@dataclass(frozen=True)
+class Delay:
+    MILESTONE: ClassVar[str] = "delay"
+    shipment_id: str
+    reason: str
     new_eta: date
+    reported_on: date  # the new ETA may not be before it: today, or a batch row's day
 
 
-class ReportLoss(Milestone):
-    MILESTONE = "report_loss"
-    quantity: int = Field(gt=0, le=10_000_000)
-    reason: Text
-    serials: list[Serial] = Field(default_factory=list, max_length=MAX_SERIALS)
+@dataclass(frozen=True)
+class ReportLoss:
+    MILESTONE: ClassVar[str] = "report_loss"
+    shipment_id: str
+    quantity: int
+    reason: str
+    serials: tuple[str, ...] = ()
 
 
-# -- batch rows -------------------------------------------------------------------------------
+Milestone = Dispatch | Arrive | Inspect | Depart | Handover | Receive | Delay | ReportLoss
 
 
-class Row(BaseModel):
-    row_id: Id  # the row's idempotency key: a re-sent row is applied once
-    shipment_id: Id
-    at: AwareDatetime  # when it happened on the ground; rows are applied in this order
+# -- the batch upload -------------------------------------------------------------------------
 
 
-class DispatchRow(Dispatch, Row):
-    milestone: Literal["dispatch"]
+@dataclass(frozen=True)
+class BatchRow:
+    """A row that matches its milestone's schema. `row_id` is its idempotency key (per uploader);
+    `digest` fingerprints its content, so a row id reused for other content is refused."""
+
+    row_id: str
+    at: datetime  # when it happened on the ground; rows are applied in this order
+    command: Milestone
+    digest: str
+
+    @property
+    def milestone(self) -> str:
+        return self.command.MILESTONE
 
 
-class ArriveRow(Arrive, Row):
-    milestone: Literal["arrive"]
+@dataclass(frozen=True)
+class InvalidRow:
+    """A row that does not match its milestone's schema: rejected naming the fields at fault."""
+
+    raw: Mapping[str, object]
+    errors: tuple[dict[str, Any], ...]
 
 
-class InspectRow(Inspect, Row):
-    milestone: Literal["inspect"]
-
-
-class DepartRow(Depart, Row):
-    milestone: Literal["depart"]
-
-
-class HandoverRow(Handover, Row):
-    milestone: Literal["handover"]
-
-
-class ReceiveRow(Receive, Row):
-    milestone: Literal["receive"]
-
-
-class DelayRow(Delay, Row):
-    milestone: Literal["delay"]
-
-
-class ReportLossRow(ReportLoss, Row):
-    milestone: Literal["report_loss"]
-
-
-BatchRow = Annotated[
-    DispatchRow
-    | ArriveRow
-    | InspectRow
-    | DepartRow
-    | HandoverRow
-    | ReceiveRow
-    | DelayRow
-    | ReportLossRow,
-    Field(discriminator="milestone"),
-]
-BATCH_ROW: TypeAdapter[BatchRow] = TypeAdapter(BatchRow)
-MAX_BATCH_ROWS = 500
-
-
-class MilestoneBatch(BaseModel):
-    """Rows are validated one by one, so one malformed row does not refuse the others."""
-
-    rows: list[dict[str, object]] = Field(
-        min_length=1,
-        max_length=MAX_BATCH_ROWS,
-        description=(
-            "Each row: row_id (its idempotency key), shipment_id, at (when it happened, RFC 3339 "
-            "with a time zone), milestone (dispatch, arrive, inspect, depart, handover, receive, "
-            "delay, report_loss) and that milestone's fields as in its single route's body. "
-            "See docs/delivery.md."
-        ),
-    )
+@dataclass(frozen=True)
+class MilestoneBatch:
+    rows: tuple[BatchRow | InvalidRow, ...]  # in upload order; each is answered on its own

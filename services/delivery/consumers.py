@@ -9,7 +9,7 @@ allocations that were waiting for it.
 
 from __future__ import annotations
 
-from services.delivery import handlers, references
+from services.delivery import handlers, tables
 from shared.contracts.allocations import (
     AllocationApproved,
     AllocationCancelled,
@@ -23,6 +23,7 @@ from shared.contracts.topics import ALLOCATIONS, REQUESTS
 from shared.domain import EventCatalogue
 from shared.eventstore import Transaction
 from shared.messaging.consumer import Message
+from shared.runtime import ConsumerSpec
 
 TOPICS = (ALLOCATIONS, REQUESTS)
 ACTOR = "delivery-service"
@@ -47,18 +48,21 @@ async def handle(tx: Transaction, message: Message) -> None:
     allocation_id = envelope.subject
     match event:
         case AllocationProposed():
-            await references.record_proposal(tx.conn, event)
+            await tables.record_proposal(tx.conn, event)
         case AllocationApproved():
             await handlers.plan_approved(tx, allocation_id, meta)
         case AllocationRejected():
-            known = await references.allocation(tx.conn, allocation_id)
+            known = await tables.find_allocation(tx.conn, allocation_id)
             if known is not None and known.status == "proposed":
-                await references.set_status(tx.conn, allocation_id, "rejected")
+                await tables.set_allocation_status(tx.conn, allocation_id, "rejected")
         case AllocationCancelled():
             await handlers.cancel_for_allocation(tx, allocation_id, event.reason, meta)
         case PledgeAnnounced():
-            await references.record_pledge(tx.conn, event.pledge_id, event.donor)
+            await tables.record_pledge(tx.conn, event.pledge_id, event.donor)
             await handlers.plan_waiting(tx, meta, pledge_id=event.pledge_id)
         case CatalogueItemAdded():
-            await references.record_item(tx.conn, event.item_code, event.eum_class)
+            await tables.record_item(tx.conn, event.item_code, event.eum_class)
             await handlers.plan_waiting(tx, meta, item_code=event.item_code)
+
+
+CONSUMERS: list[ConsumerSpec] = [ConsumerSpec("delivery", TOPICS, handle, event_types=HANDLED)]

@@ -8,10 +8,9 @@ in opposite orders.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date
+from typing import assert_never
 
-from services.delivery import listing, references
+from services.delivery import tables
 from services.delivery.access import MILESTONE_RULES, authorize_on
 from services.delivery.commands import (
     Arrive,
@@ -25,16 +24,14 @@ from services.delivery.commands import (
     ReportLoss,
 )
 from services.delivery.domain import Shipment
-from services.delivery.references import Allocation
-from shared.auth import Principal
+from services.delivery.tables import Allocation
 from shared.catalogue import hubs
-from shared.commands import CommandResult
+from shared.commands import CommandContext, CommandResult
 from shared.contracts.deliveries import catalogue
 from shared.domain import Metadata, NotFound
 from shared.eventstore import Repository, Transaction
 
 REPOSITORY = Repository(Shipment, catalogue)
-Precondition = Callable[[int], None]  # e.g. the If-Match check, given the current version
 
 
 def shipment_id_for(allocation_id: str) -> str:
@@ -45,27 +42,20 @@ def shipment_id_for(allocation_id: str) -> str:
 # -- milestones -------------------------------------------------------------------------------
 
 
-async def record_milestone(
-    tx: Transaction,
-    shipment_id: str,
-    command: Milestone,
-    principal: Principal,
-    *,
-    reported_on: date,
-    precondition: Precondition | None = None,
-) -> CommandResult:
-    shipment = await REPOSITORY.get(tx, shipment_id)
+async def record_milestone(ctx: CommandContext[None], command: Milestone) -> CommandResult:
+    """Any milestone: a missing shipment is 404 and another hub's or nation's 403 before a stale
+    If-Match is 412, so the version tells nothing to whom may not act on the shipment."""
+    shipment = await REPOSITORY.get(ctx.tx, command.shipment_id)
     if shipment is None:
-        raise NotFound(f"There is no shipment {shipment_id}.")
-    authorize_on(principal, MILESTONE_RULES[command.MILESTONE], shipment)
-    if precondition is not None:
-        precondition(shipment.version)
-    _apply(shipment, command, reported_on)
-    event_id = await _save(tx, shipment, Metadata(actor=principal.actor))
+        raise NotFound(f"There is no shipment {command.shipment_id}.")
+    authorize_on(ctx.principal, MILESTONE_RULES[command.MILESTONE], shipment)
+    ctx.check_version(shipment.version)
+    _apply(shipment, command)
+    event_id = await _save(ctx.tx, shipment, ctx.meta)
     return CommandResult(id=shipment.id, version=shipment.version, event_id=event_id)
 
 
-def _apply(shipment: Shipment, command: Milestone, reported_on: date) -> None:
+def _apply(shipment: Shipment, command: Milestone) -> None:
     match command:
         case Dispatch():
             shipment.dispatch(command.mode, command.carrier_ref, command.serials)
@@ -82,17 +72,17 @@ def _apply(shipment: Shipment, command: Milestone, reported_on: date) -> None:
         case Receive():
             shipment.receive()
         case Delay():
-            shipment.delay(command.reason, command.new_eta, reported_on)
+            shipment.delay(command.reason, command.new_eta, command.reported_on)
         case ReportLoss():
             shipment.report_loss(command.quantity, command.reason, command.serials)
         case _:
-            raise TypeError(f"no handler for {type(command).__name__}")
+            assert_never(command)
 
 
 async def _save(tx: Transaction, shipment: Shipment, meta: Metadata) -> str | None:
     REPOSITORY.save(tx, shipment, meta)
     stored = await tx.flush()
-    await listing.save(tx.conn, shipment)
+    await tables.save_shipment(tx.conn, shipment)
     return str(stored[-1].event_id) if stored else None
 
 
@@ -101,12 +91,12 @@ async def _save(tx: Transaction, shipment: Shipment, meta: Metadata) -> str | No
 
 async def plan_approved(tx: Transaction, allocation_id: str, meta: Metadata) -> None:
     """An approved allocation becomes a planned shipment, once its donor and item are known."""
-    allocation = await references.allocation(tx.conn, allocation_id)
+    allocation = await tables.find_allocation(tx.conn, allocation_id)
     if allocation is None:
         raise LookupError(f"allocation {allocation_id} was approved but never proposed")
     if allocation.status not in ("proposed", "approved"):
         return  # planned already (a redelivered approval), or rejected/cancelled
-    await references.set_status(tx.conn, allocation_id, "approved")
+    await tables.set_allocation_status(tx.conn, allocation_id, "approved")
     await _plan_if_ready(tx, allocation, meta)
 
 
@@ -114,13 +104,15 @@ async def plan_waiting(
     tx: Transaction, meta: Metadata, *, pledge_id: str | None = None, item_code: str | None = None
 ) -> None:
     """Plan the approved allocations that were waiting for this pledge's donor or this item."""
-    for allocation in await references.waiting(tx.conn, pledge_id=pledge_id, item_code=item_code):
+    for allocation in await tables.waiting_allocations(
+        tx.conn, pledge_id=pledge_id, item_code=item_code
+    ):
         await _plan_if_ready(tx, allocation, meta)
 
 
 async def _plan_if_ready(tx: Transaction, allocation: Allocation, meta: Metadata) -> None:
-    donor = await references.donor_of(tx.conn, allocation.pledge_id)
-    eum_class = await references.eum_class_of(tx.conn, allocation.item_code)
+    donor = await tables.donor_of(tx.conn, allocation.pledge_id)
+    eum_class = await tables.eum_class_of(tx.conn, allocation.item_code)
     if donor is None or eum_class is None:
         return  # planned when `pledge.announced` / `catalogue.item_added` arrives
     hub = hubs().get(allocation.hub)
@@ -141,14 +133,14 @@ async def _plan_if_ready(tx: Transaction, allocation: Allocation, meta: Metadata
             eum_class=eum_class,
         )
         await _save(tx, shipment, meta)
-    await references.set_status(tx.conn, allocation.allocation_id, "planned", shipment_id)
+    await tables.set_allocation_status(tx.conn, allocation.allocation_id, "planned", shipment_id)
 
 
 async def cancel_for_allocation(
     tx: Transaction, allocation_id: str, reason: str, meta: Metadata
 ) -> None:
     """Cancel the allocation's shipment if it has not left; else record the refusal."""
-    allocation = await references.allocation(tx.conn, allocation_id)
+    allocation = await tables.find_allocation(tx.conn, allocation_id)
     if allocation is None or allocation.status == "cancelled":
         return
     if allocation.shipment_id is not None:
@@ -156,4 +148,4 @@ async def cancel_for_allocation(
         if shipment is not None:
             shipment.respond_to_cancellation(reason)
             await _save(tx, shipment, meta)
-    await references.set_status(tx.conn, allocation_id, "cancelled")
+    await tables.set_allocation_status(tx.conn, allocation_id, "cancelled")

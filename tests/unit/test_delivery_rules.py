@@ -7,16 +7,19 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.delivery.batch import _row_errors, application_order
-from services.delivery.commands import BATCH_ROW
+from services.delivery.batch import application_order
+from services.delivery.commands import BatchRow
+from services.delivery.schemas import BATCH_ROW, parse_row, row_errors
 from shared.auth import Principal, Role
 from shared.auth.visibility import shipment_view
 
 
-def _row(row_id: str, milestone: str, at: str, **fields: Any) -> Any:
-    return BATCH_ROW.validate_python(
+def _row(row_id: str, milestone: str, at: str, **fields: Any) -> BatchRow:
+    row = parse_row(
         {"row_id": row_id, "shipment_id": "S", "milestone": milestone, "at": at} | fields
     )
+    assert isinstance(row, BatchRow)
+    return row
 
 
 def test_rows_are_applied_in_the_order_they_happened_then_in_milestone_order() -> None:
@@ -47,7 +50,7 @@ def test_rows_are_applied_in_the_order_they_happened_then_in_milestone_order() -
 def test_invalid_rows_name_their_fields(raw: dict[str, Any], fields: list[str]) -> None:
     with pytest.raises(ValidationError) as caught:
         BATCH_ROW.validate_python({"row_id": "r", "shipment_id": "S"} | raw)
-    assert [e["field"] for e in _row_errors(caught.value)] == fields
+    assert [e["field"] for e in row_errors(caught.value)] == fields
 
 
 def _who(*roles: Role, nation: str | None = None, hub: str | None = None) -> Principal:

@@ -1,0 +1,196 @@
+"""The delivery service's HTTP contract: the milestone bodies, and the same as batch rows.
+
+A single route takes e.g. `Dispatch` with the shipment in the path; a batch row is the same
+milestone with `row_id`, `shipment_id`, `at` (when it happened) and `milestone` naming it. Each
+becomes its command (`commands.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import abstractmethod
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+
+from services.delivery import commands
+from shared.contracts.deliveries import InspectionResult, TransportMode
+from shared.web.commands import canonical_json
+from shared.web.problems import field_errors
+
+MAX_SERIALS = 10_000
+Serial = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+CarrierRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class MilestoneBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @abstractmethod
+    def command(self, shipment_id: str, *, on: date) -> commands.Milestone:
+        """The milestone's command; `on` is the day it is reported (a delay's ETA needs it)."""
+
+
+class Dispatch(MilestoneBody):
+    mode: TransportMode
+    carrier_ref: CarrierRef
+    serials: list[Serial] = Field(default_factory=list, max_length=MAX_SERIALS)
+
+    def command(self, shipment_id: str, *, on: date) -> commands.Dispatch:
+        return commands.Dispatch(shipment_id, self.mode, self.carrier_ref, tuple(self.serials))
+
+
+class Arrive(MilestoneBody):
+    def command(self, shipment_id: str, *, on: date) -> commands.Arrive:
+        return commands.Arrive(shipment_id)
+
+
+class Inspect(MilestoneBody):
+    result: InspectionResult
+    notes: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+    def command(self, shipment_id: str, *, on: date) -> commands.Inspect:
+        return commands.Inspect(shipment_id, self.result, self.notes)
+
+
+class Depart(MilestoneBody):
+    def command(self, shipment_id: str, *, on: date) -> commands.Depart:
+        return commands.Depart(shipment_id)
+
+
+class Handover(MilestoneBody):
+    received_good: int = Field(ge=0, le=10_000_000)
+    damaged: int = Field(ge=0, le=10_000_000)
+    short: int = Field(ge=0, le=10_000_000)
+    serials: list[Serial] = Field(default_factory=list, max_length=MAX_SERIALS)
+
+    def command(self, shipment_id: str, *, on: date) -> commands.Handover:
+        return commands.Handover(
+            shipment_id, self.received_good, self.damaged, self.short, tuple(self.serials)
+        )
+
+
+class Receive(MilestoneBody):
+    def command(self, shipment_id: str, *, on: date) -> commands.Receive:
+        return commands.Receive(shipment_id)
+
+
+class Delay(MilestoneBody):
+    reason: Text
+    new_eta: date
+
+    def command(self, shipment_id: str, *, on: date) -> commands.Delay:
+        return commands.Delay(shipment_id, self.reason, self.new_eta, reported_on=on)
+
+
+class ReportLoss(MilestoneBody):
+    quantity: int = Field(gt=0, le=10_000_000)
+    reason: Text
+    serials: list[Serial] = Field(default_factory=list, max_length=MAX_SERIALS)
+
+    def command(self, shipment_id: str, *, on: date) -> commands.ReportLoss:
+        return commands.ReportLoss(shipment_id, self.quantity, self.reason, tuple(self.serials))
+
+
+# -- batch rows -------------------------------------------------------------------------------
+
+
+class Row(BaseModel):
+    row_id: Id  # the row's idempotency key: a re-sent row is applied once
+    shipment_id: Id
+    at: AwareDatetime  # when it happened on the ground; rows are applied in this order
+
+
+class DispatchRow(Dispatch, Row):
+    milestone: Literal["dispatch"]
+
+
+class ArriveRow(Arrive, Row):
+    milestone: Literal["arrive"]
+
+
+class InspectRow(Inspect, Row):
+    milestone: Literal["inspect"]
+
+
+class DepartRow(Depart, Row):
+    milestone: Literal["depart"]
+
+
+class HandoverRow(Handover, Row):
+    milestone: Literal["handover"]
+
+
+class ReceiveRow(Receive, Row):
+    milestone: Literal["receive"]
+
+
+class DelayRow(Delay, Row):
+    milestone: Literal["delay"]
+
+
+class ReportLossRow(ReportLoss, Row):
+    milestone: Literal["report_loss"]
+
+
+BatchRow = Annotated[
+    DispatchRow
+    | ArriveRow
+    | InspectRow
+    | DepartRow
+    | HandoverRow
+    | ReceiveRow
+    | DelayRow
+    | ReportLossRow,
+    Field(discriminator="milestone"),
+]
+BATCH_ROW: TypeAdapter[BatchRow] = TypeAdapter(BatchRow)
+MAX_BATCH_ROWS = 500
+
+
+class MilestoneBatch(BaseModel):
+    """Rows are validated one by one, so one malformed row does not refuse the others."""
+
+    rows: list[dict[str, object]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_ROWS,
+        description=(
+            "Each row: row_id (its idempotency key), shipment_id, at (when it happened, RFC 3339 "
+            "with a time zone), milestone (dispatch, arrive, inspect, depart, handover, receive, "
+            "delay, report_loss) and that milestone's fields as in its single route's body. "
+            "See docs/delivery.md."
+        ),
+    )
+
+    def command(self) -> commands.MilestoneBatch:
+        return commands.MilestoneBatch(tuple(parse_row(raw) for raw in self.rows))
+
+
+def parse_row(raw: dict[str, object]) -> commands.BatchRow | commands.InvalidRow:
+    try:
+        row = BATCH_ROW.validate_python(raw)
+    except ValidationError as exc:
+        return commands.InvalidRow(raw, tuple(row_errors(exc)))
+    digest = hashlib.sha256(canonical_json(row.model_dump(mode="json"))).hexdigest()
+    command = row.command(row.shipment_id, on=row.at.date())
+    return commands.BatchRow(row.row_id, row.at, command, digest)
+
+
+def row_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Field errors named within the row (pydantic puts the milestone's tag first)."""
+    errors = []
+    for error in exc.errors():
+        tag_error = error["type"] in ("union_tag_invalid", "union_tag_not_found")
+        errors.append({**error, "loc": ("milestone",) if tag_error else error["loc"][1:]})
+    return field_errors(errors)
