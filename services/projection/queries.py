@@ -1,4 +1,5 @@
-"""The questions operators ask, answered from the active generation's tables.
+"""The questions operators ask, answered from the active generation's tables, and the
+service's status (the active generation's consumer, the rebuild's progress).
 
 Ledgers, gaps and hub boards are grouped from the per-entity rows when asked (fast at the size
 of a coordination campaign, and nothing to keep consistent on the write side).
