@@ -31,9 +31,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.report import Result
-from services.projection.consumers import ReadModelWriter
-from services.projection.generations import Generation, end_offsets
-from services.projection.replay import ReplayHelpers
+from services.projection.consumers import consumers
+from services.projection.generations import Generation
+from services.projection.rebuild import ReplayHelpers, end_offsets
 from services.projection.settings import ProjectionSettings
 from shared.contracts import CATALOGUES
 from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
@@ -165,11 +165,10 @@ async def _projection(
 ) -> tuple[float, float]:
     """A rebuild's replay: a fresh generation filled from offset 0, timed until it is ready to
     swap in (its tables made durable and indexed). Returns (events/s, seconds of the finish)."""
-    catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
 
     def generation() -> Generation:
-        writer = ReadModelWriter(catalogues)
-        return Generation(1, settings, writer, lambda *_: None, building=True)
+        (spec,) = consumers(settings)
+        return Generation(1, settings, spec, lambda *_: None, building=True)
 
     await generation().db.drop_schema()
     building = generation()

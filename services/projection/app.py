@@ -8,7 +8,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from services.projection.api import STATIC, admin_router, page_router, router, stream_router
-from services.projection.generations import MIGRATIONS, Generation, Projector
+from services.projection.consumers import consumers
+from services.projection.generations import MIGRATIONS, Generation, ReadModels
+from services.projection.rebuild import Rebuilder
 from services.projection.settings import ProjectionSettings
 from services.projection.stream import EventStream
 from shared.runtime import ServiceRuntime
@@ -16,26 +18,31 @@ from shared.web.app import create_app
 
 
 class ProjectionRuntime(ServiceRuntime):
-    """The shared runtime plus the projector (generations, rebuild) and the live stream."""
+    """The shared runtime plus the read models' generations, their rebuild and the live
+    stream. The read models' consumer runs once per generation, so the shared runtime is given
+    none of its own."""
 
     def __init__(self, settings: ProjectionSettings) -> None:
         super().__init__(settings, schema=settings.projection_schema, migrations=MIGRATIONS)
-        self.projector = Projector(settings, self.db)
+        (spec,) = consumers(settings)
+        self.read_models = ReadModels(settings, self.db, spec)
+        self.rebuilder = Rebuilder(self.read_models)
         self.stream = EventStream(settings.stream_buffer_size)
-        self.projector.on_switch.append(self.stream.follow)
-        self.projector.on_switch.append(self._report_consumer)
-        self.projector.on_applied.append(self.stream.notify)
+        self.read_models.on_switch.append(self.stream.follow)
+        self.read_models.on_switch.append(self._report_consumer)
+        self.read_models.on_applied.append(self.stream.notify)
 
     def _report_consumer(self, new: Generation, _old: Generation | None) -> None:
         self.consumers = [new.consumer]  # what /readyz checks
 
     async def start(self) -> None:
         await super().start()
-        await self.projector.start()
+        await self.read_models.start()
         self._tasks.append(asyncio.create_task(self.stream.run(), name="event-stream"))
 
     async def stop(self) -> None:
-        await self.projector.stop()
+        await self.rebuilder.stop()
+        await self.read_models.stop()
         await super().stop()
 
 
@@ -45,11 +52,13 @@ def build_runtime(settings: ProjectionSettings) -> ProjectionRuntime:
 
 def build_app(settings: ProjectionSettings | None = None) -> FastAPI:
     settings = settings or ProjectionSettings()
+    runtime = build_runtime(settings)
     app = create_app(
-        build_runtime(settings),
+        runtime,
         title="Aidline projection service",
         description="Read models, the live event stream and the operators' dashboard.",
         routers=(router, stream_router, admin_router, page_router),
+        handler_deps=runtime.rebuilder,
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

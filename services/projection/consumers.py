@@ -20,13 +20,27 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.projection import tables as t
 from services.projection.domain import Allocation, Changes, Pledge, Requirement, Shipment, keys_of
 from services.projection.domain.model import ItemRow, Row
+from services.projection.settings import ProjectionSettings
 from shared.catalogue import base_items
+from shared.contracts import CATALOGUES
 from shared.domain import DomainEvent, EventCatalogue, UnknownEventType
 from shared.eventstore import Transaction
 from shared.messaging.consumer import Message
 from shared.readmodels import ReadModelSink, sink_for
+from shared.runtime import ConsumerSpec
 
 RowT = TypeVar("RowT", bound=Row)
+
+NAME = "projection"
+
+
+def consumers(settings: ProjectionSettings) -> list[ConsumerSpec]:
+    """The projection's one consumer: every topic into the read models, a batch at a time.
+    Each generation runs it in a consumer group of its own (`projection-g<n>`,
+    see generations.py)."""
+    catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
+    return [ConsumerSpec(NAME, list(settings.topics), batch_handler=ReadModelWriter(catalogues))]
+
 
 _TABLES: dict[type[Row], sa.Table] = {
     Requirement: t.requirements,

@@ -1,4 +1,5 @@
-"""The questions operators ask, answered from the active generation's tables.
+"""The questions operators ask, answered from the active generation's tables, and the
+service's status (the active generation's consumer, the rebuild's progress).
 
 Ledgers, gaps and hub boards are grouped from the per-entity rows when asked (fast at the size
 of a coordination campaign, and nothing to keep consistent on the write side).
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.projection import tables as t
 from services.projection.domain.model import HANDED_OVER
+from services.projection.generations import Generation
+from services.projection.rebuild import RebuildProgress
 
 R, P, A, S, IT = t.requirements, t.pledges, t.allocations, t.shipments, t.items
 
@@ -347,6 +350,13 @@ async def shipment(conn: AsyncConnection, shipment_id: str) -> dict[str, Any] | 
     return None if found is None else _row(found)
 
 
+async def shipment_timeline(
+    conn: AsyncConnection, shipment_id: str
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The shipment (None if unknown) and the events of its stream."""
+    return await shipment(conn, shipment_id), await audit_trail(conn, shipment_id)
+
+
 async def audit_trail(
     conn: AsyncConnection, stream_id: str, limit: int = 1000
 ) -> list[dict[str, Any]]:
@@ -357,3 +367,33 @@ async def audit_trail(
         .limit(limit)
     )
     return [_row(r) for r in rows]
+
+
+async def status(generation: Generation, rebuild: RebuildProgress) -> dict[str, Any]:
+    """The active generation's consumer (lag per partition, events applied) and the rebuild's
+    progress."""
+    consumer = generation.consumer
+    lag = consumer.lag
+    stored = await consumer.stored_offsets(list(lag))
+    partitions = [
+        {
+            "topic": tp.topic,
+            "partition": tp.partition,
+            "next_offset": stored.get(tp, 0),
+            "lag": lag[tp],
+        }
+        for tp in sorted(lag, key=lambda tp: (tp.topic, tp.partition))
+    ]
+    health = consumer.health()
+    return {
+        "generation": generation.number,
+        "schema": generation.schema,
+        "consumer": consumer.name,
+        "running": health.running,
+        "events_applied": consumer.applied,
+        "dead_lettered": consumer.dead_lettered,
+        "last_event_time": consumer.last_event_time,
+        "lag": sum(lag.values()),
+        "partitions": partitions,
+        "rebuild": rebuild.as_dict(),
+    }

@@ -21,7 +21,7 @@ class ProjectionSettings(ServiceSettings):
     # Messages per poll: large batches keep replay fast (one transaction per partition batch).
     projection_batch_size: int = Field(default=2000, ge=1, le=50_000)
     # Processes replaying a rebuild on PostgreSQL, the service's own included (see
-    # services/projection/replay.py); SQLite always replays in one.
+    # services/projection/rebuild.py); SQLite always replays in one.
     projection_rebuild_processes: int = Field(default=2, ge=1, le=8)
     # How long `after_event=` waits for the event to be applied before answering 504.
     read_your_writes_timeout: float = Field(default=5.0, gt=0, le=60)

@@ -4,24 +4,34 @@ One tail task follows the active generation's `audit` table: woken after every c
 it reads the new rows in apply order, keeps the most recent in a ring buffer and hands them to
 every subscriber. A client that reconnects with `Last-Event-ID` gets what it missed from the
 ring, or from the audit table when the ring has moved on. A subscriber that falls too far behind
-is disconnected; its browser reconnects and resumes the same way.
+is disconnected; its browser reconnects and resumes the same way. Each subscriber gets the
+events it asked for as Server-Sent Events, their data shown as its roles allow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from fastapi import Request
+from sse_starlette import ServerSentEvent
 
 from services.projection import tables as t
-from services.projection.generations import Generation, wait
+from services.projection.generations import Generation
+from services.projection.pulse import wait
+from services.projection.visibility import shown
+from shared.auth import Principal, TokenError
 from shared.db import Database
+from shared.web.deps import BEARER_CHALLENGE, Authorize
+from shared.web.problems import Problem
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +201,60 @@ class EventStream:
             events.extend(_event(r) for r in rows if r.seq <= upto)
             after = rows[-1].seq
         return events, upto
+
+    async def sse(
+        self,
+        principal: Principal,
+        *,
+        types: Collection[str] | None,
+        subject: str | None,
+        resume: str | None,
+    ) -> AsyncIterator[ServerSentEvent]:
+        """The events of `types` (all when None) about `subject` (any when None), as `principal`
+        may see them: first what came after `resume` (a Last-Event-ID), then live ones."""
+
+        def visible(event: StreamEvent) -> bool:
+            return (types is None or event.event_type in types) and (
+                subject is None or event.subject == subject
+            )
+
+        def sse(event: StreamEvent) -> ServerSentEvent:
+            record = dict(event.record)
+            record["data"] = shown(
+                principal, record["data"], hub=event.scope_hub, donor=event.scope_donor
+            )
+            return ServerSentEvent(data=json.dumps(record, default=str), id=event.event_id)
+
+        with self.subscribe() as subscription:
+            upto = 0
+            if resume:
+                missed, upto = await self.missed(resume)
+                for event in missed:
+                    if visible(event):
+                        yield sse(event)
+            yield ServerSentEvent(comment="live")
+            while not subscription.overflowed:
+                event = await subscription.queue.get()
+                if event.seq > upto and visible(event):
+                    yield sse(event)
+
+
+class StreamAuthorize(Authorize):
+    """As `Authorize`, and also accepts `?access_token=`: a browser's EventSource cannot send
+    an Authorization header. (Only the stream takes a token in the URL.)"""
+
+    async def __call__(self, request: Request) -> Principal:
+        token = request.query_params.get("access_token")
+        if token and "authorization" not in request.headers:
+            try:
+                principal: Principal = request.app.state.verifier.verify(token)
+            except TokenError as exc:
+                raise Problem(
+                    401, "Unauthorized", f"The access token is not valid: {exc}.",
+                    headers=BEARER_CHALLENGE,
+                ) from exc  # fmt: skip
+            if not self.rule.allows(principal.roles):
+                raise Problem(403, "Forbidden", "This needs a reader role.", kind="forbidden-role")
+            request.state.principal = principal
+            return principal
+        return await super().__call__(request)

@@ -12,10 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from services.projection import tables as t
-from services.projection.consumers import _TABLES, ReadModelWriter
+from services.projection.consumers import _TABLES, consumers
 from services.projection.generations import MIGRATIONS, Generation
 from services.projection.settings import ProjectionSettings
-from shared.contracts import CATALOGUES
 from shared.db import Database
 from shared.db.migrate import upgrade
 from tests.infra import POSTGRES_URL
@@ -28,9 +27,8 @@ async def building(kafka: str) -> AsyncIterator[Generation]:
         kafka_bootstrap_servers=kafka,
         projection_schema=f"gen_{uuid.uuid4().hex[:8]}",
     )
-    catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
-    writer = ReadModelWriter(catalogues)
-    generation = Generation(2, settings, writer, lambda *_: None, building=True)
+    (spec,) = consumers(settings)
+    generation = Generation(2, settings, spec, lambda *_: None, building=True)
     await generation.prepare()
     try:
         yield generation

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.projection import tables as t
-from services.projection.consumers import ReadModelWriter
-from services.projection.generations import Generation, end_offsets
-from services.projection.replay import ReplayHelpers
+from services.projection.consumers import ReadModelWriter, consumers
+from services.projection.generations import Generation
+from services.projection.rebuild import ReplayHelpers, end_offsets
 from services.projection.settings import ProjectionSettings
 from shared.contracts import CATALOGUES
 from shared.domain import StoredEvent
@@ -45,10 +45,8 @@ async def settings(kafka: str) -> ProjectionSettings:
 
 @pytest.fixture
 async def building(settings: ProjectionSettings) -> AsyncIterator[Generation]:
-    catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
-    generation = Generation(
-        2, settings, ReadModelWriter(catalogues), lambda *_: None, building=True
-    )
+    (spec,) = consumers(settings)
+    generation = Generation(2, settings, spec, lambda *_: None, building=True)
     await generation.prepare()
     try:
         yield generation

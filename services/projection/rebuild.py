@@ -1,0 +1,296 @@
+"""A rebuild: a new generation of the read models filled from offset 0, swapped in once caught up.
+
+`POST /admin/rebuild` reserves generation n+1 (a `building` row in the base schema's
+`generations` table, committed with the command's idempotency record) and, once that has
+committed, replays every topic into it while generation n keeps answering, until it has
+reached the end offsets the topics had when the rebuild began. The generation is then made
+durable (`bulk_load.finish`) and swapped in (`ReadModels.swap`).
+
+On PostgreSQL helper processes share the replay: each runs the building generation's consumer
+too (same group, same schema), Kafka splits the partitions between them, and every batch still
+commits its read-model changes with its offsets and tracking records in one transaction. Row
+loads lock their rows in key order, so two processes changing the same requirement wait for
+each other instead of losing an update. On two cores a second process makes a replay about
+1.4x faster; a third does not help (`PROJECTION_REBUILD_PROCESSES`).
+
+`python -m services.projection.rebuild <generation>` runs one helper: it reads its settings
+(one JSON line) from stdin and runs until stdin closes, so a helper never outlives the process
+that started it, even one killed with -9.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.projection import tables as t
+from services.projection.consumers import consumers
+from services.projection.generations import Generation, ReadModels
+from services.projection.pulse import wait
+from services.projection.settings import ProjectionSettings
+from shared.domain.errors import DomainError
+from shared.observability.logs import configure_logging, resolve_format
+from shared.runtime import tune_gc
+
+log = logging.getLogger(__name__)
+
+# How often a reservation looks whether the command that made it has finished.
+_COMMITTED_POLL = 0.01
+
+
+@dataclass
+class RebuildProgress:
+    state: str = "idle"  # idle | building | swapped | failed
+    generation: int | None = None
+    applied: int = 0  # messages of the target range consumed so far
+    total: int = 0  # messages in the topics when the rebuild began
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if not self.total else min(1.0, self.applied / self.total)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"progress": round(self.fraction, 4)}
+
+
+class Rebuilder:
+    """Builds the next generation of `models` on request and has them swap it in."""
+
+    def __init__(self, models: ReadModels) -> None:
+        self.models = models
+        self.settings = models.settings
+        self.progress = RebuildProgress()
+        self.building: Generation | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def reserve(self, conn: AsyncConnection) -> int:
+        """Record a new generation as building in `conn`'s transaction, and build it once that
+        transaction has committed. DomainError while a rebuild runs."""
+        if self.building is not None or self.progress.state == "building":
+            raise DomainError(
+                f"Generation {self.progress.generation} is being built; watch GET /admin/status."
+            )
+        number = int(await conn.scalar(sa.select(sa.func.max(t.generations.c.number))) or 0) + 1
+        await conn.execute(
+            t.generations.insert().values(
+                number=number,
+                schema_name=f"{self.settings.projection_schema}_g{number}",
+                state="building",
+                created_at=datetime.now(UTC),
+            )
+        )
+        before = self.progress
+        self.progress = RebuildProgress(
+            state="building", generation=number, started_at=datetime.now(UTC)
+        )
+        self._task = asyncio.create_task(
+            self._once_committed(number, conn, before), name=f"rebuild-{number}"
+        )
+        return number
+
+    async def _once_committed(
+        self, number: int, conn: AsyncConnection, before: RebuildProgress
+    ) -> None:
+        # The command's unit of work commits (or rolls back) after its handler has returned and
+        # has no after-commit hook: wait until it has closed its connection, then build only
+        # what it committed (a command that failed, e.g. on a raced Idempotency-Key, did not).
+        while not conn.closed:
+            await asyncio.sleep(_COMMITTED_POLL)
+        async with self.models.base.engine.connect() as check:
+            state = await check.scalar(
+                sa.select(t.generations.c.state).where(t.generations.c.number == number)
+            )
+        if state != "building":
+            self.progress = before
+            return
+        await self._run(number)
+
+    async def _run(self, number: int) -> None:
+        generation = self.models.generation(number)
+        self.building = generation
+        try:
+            await generation.db.drop_schema()  # leftovers of an earlier attempt
+            generation = self.models.generation(number, building=True)
+            self.building = generation
+            await generation.prepare()
+            targets = await end_offsets(
+                self.settings.kafka_bootstrap_servers, list(self.settings.topics)
+            )
+            self.progress.total = sum(targets.values())
+            generation.start()
+            await self._replay(generation, targets)
+            await generation.finish()
+            old = await self.models.swap(generation)
+            self.building = None
+            self.progress.state, self.progress.finished_at = "swapped", datetime.now(UTC)
+            await old.drop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("rebuild of generation %d failed", number)
+            self.progress.state, self.progress.error = "failed", repr(exc)
+            self.progress.finished_at = datetime.now(UTC)
+            self.building = None
+            await self.models.abandon(number, repr(exc), generation)
+
+    async def _replay(self, generation: Generation, targets: dict[TopicPartition, int]) -> None:
+        """Until `generation` has reached `targets`, with helper processes on PostgreSQL; they
+        have stopped when this returns, so that nothing writes to it while it is finished."""
+        extra = self.settings.projection_rebuild_processes - 1 if self.models.base.postgres else 0
+        helpers = ReplayHelpers(self.settings, generation.number, extra)
+        try:
+            await helpers.start()
+            while not await self._caught_up(generation, targets):
+                await wait(generation.pulse.next(), 0.5)
+        finally:
+            await helpers.stop()
+
+    async def _caught_up(self, generation: Generation, targets: dict[TopicPartition, int]) -> bool:
+        if not await generation.intact():
+            raise RuntimeError("the generation was emptied by a database crash")
+        stored = await generation.consumer.stored_offsets(list(targets))
+        self.progress.applied = sum(min(stored.get(tp, 0), end) for tp, end in targets.items())
+        return all(stored.get(tp, 0) >= end for tp, end in targets.items() if end > 0)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self.building is not None:
+            await self.building.stop()
+            await self.building.db.dispose()
+
+
+async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    """The end offset of every partition of `topics` now: what a rebuild must reach."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        # Every topic's metadata: asking for some by name would create those that are missing.
+        described = {d["topic"]: d for d in await admin.describe_topics()}
+    finally:
+        await admin.close()
+    partitions = []
+    for topic in topics:
+        numbers = [p["partition"] for p in described.get(topic, {}).get("partitions", [])]
+        if not numbers:
+            raise LookupError(f"topic {topic} has no partitions (does it exist?)")
+        partitions += [TopicPartition(topic, p) for p in sorted(numbers)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+# -- helper processes (PostgreSQL) -----------------------------------------------------------
+
+# What a helper needs to run a generation's consumer; nothing else (no secrets) is handed over.
+_HANDED_OVER = (
+    "database_url",
+    "kafka_bootstrap_servers",
+    "projection_schema",
+    "consumer_group_prefix",
+    "requests_topic",
+    "allocations_topic",
+    "deliveries_topic",
+    "projection_batch_size",
+    "consumer_max_attempts",
+    "consumer_stall_seconds",
+    "log_level",
+    "log_format",
+    "environment",
+)
+STOP_SECONDS = 15.0
+
+
+class ReplayHelpers:
+    """`count` helper processes replaying into generation `number` while the caller's own
+    consumer does the same."""
+
+    def __init__(self, settings: ProjectionSettings, number: int, count: int) -> None:
+        self.settings, self.number, self.count = settings, number, count
+        self.processes: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> None:
+        handed_over = json.dumps(self.settings.model_dump(include=set(_HANDED_OVER))).encode()
+        for _ in range(self.count):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "services.projection.rebuild",
+                str(self.number),
+                stdin=asyncio.subprocess.PIPE,
+            )
+            assert process.stdin is not None
+            process.stdin.write(handed_over + b"\n")
+            await process.stdin.drain()
+            self.processes.append(process)
+        if self.count:
+            log.info("rebuild of generation %d: %d helper process(es)", self.number, self.count)
+
+    @property
+    def running(self) -> int:
+        return sum(process.returncode is None for process in self.processes)
+
+    async def stop(self) -> None:
+        """Close their stdin (they stop after the batch in hand) and wait; kill what hangs."""
+        for process in self.processes:
+            if process.stdin is not None:
+                process.stdin.close()
+        for process in self.processes:
+            try:
+                await asyncio.wait_for(process.wait(), STOP_SECONDS)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        self.processes.clear()
+
+
+async def _serve(number: int, stdin: asyncio.StreamReader, settings: ProjectionSettings) -> None:
+    (spec,) = consumers(settings)
+    generation = Generation(number, settings, spec, lambda *_: None, building=True)
+    generation.start()
+    try:
+        await stdin.read()  # until the parent closes it, or dies
+    finally:
+        await generation.stop()
+        await generation.db.dispose()
+
+
+async def _main(number: int) -> None:
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    fields: dict[str, Any] = json.loads(await stdin.readline())
+    settings = ProjectionSettings.model_construct(**fields)
+    configure_logging(
+        service="projection-replay",
+        level=settings.log_level,
+        log_format=resolve_format(settings.log_format, settings.environment),
+    )
+    tune_gc()
+    await _serve(number, stdin, settings)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(int(sys.argv[1])))
