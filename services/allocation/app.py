@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.allocation import api, consumers
-from services.allocation.handlers import Planning
+from services.allocation.planning import Planning
 from services.allocation.settings import AllocationSettings
 from shared.contracts.allocations import catalogue as allocation_events
 from shared.messaging import topics
@@ -40,14 +40,13 @@ def build_app(settings: AllocationSettings | None = None, *, schema: str = "allo
     """`schema`: where the service keeps its tables (tests give each run its own)."""
     settings = settings or AllocationSettings()
     planning = Planning(settings)
-    app = create_app(
+    return create_app(
         build_runtime(settings, planning, schema=schema),
         title="Aidline allocation service",
         description="Matching confirmed pledges to endorsed needs.",
         routers=[api.router],
+        handler_deps=planning,
     )
-    app.state.planning = planning
-    return app
 
 
 app = build_app()

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.allocation.handlers import Planning
+from services.allocation.planning import Planning
 from services.allocation.tables import (
     allocations,
     catalogue_items,
