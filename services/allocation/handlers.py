@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict
 
-from services.allocation import state
+from services.allocation import planning_state
 from services.allocation.commands import Approve, Reject, RunPlan
 from services.allocation.domain import Allocation
 from services.allocation.planning import Planning, planning_lock, repository, save
@@ -51,7 +51,7 @@ async def reject(ctx: CommandContext[Planning], command: Reject) -> CommandResul
 
 async def run_plan(ctx: CommandContext[Planning], command: RunPlan) -> CommandResult:
     """Re-plan every family with anything open (POST /plan/run)."""
-    codes = await state.open_item_codes(ctx.tx.conn)
+    codes = await planning_state.open_item_codes(ctx.tx.conn)
     summary = await ctx.deps.replan(
         ctx.tx,
         codes,

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
 
-from services.allocation import state
+from services.allocation import planning_state, tables
 from services.allocation.domain import Allocation, HubRule, Plan, Planner, Policy
 from services.allocation.settings import AllocationSettings
 from shared.catalogue import hubs
@@ -54,12 +54,12 @@ class Planning:
     ) -> PlanSummary:
         """Re-plan the families of `item_codes`; `seed` makes the new allocation ids."""
         await planning_lock(tx)
-        graph = await state.item_graph(tx.conn)
+        graph = await planning_state.item_graph(tx.conn)
         planner = Planner(graph, self.hubs, self.policy)
         families = {graph.family_key(code): graph.family(code) for code in item_codes}
         summary = PlanSummary(families=len(families))
         for key in sorted(families):
-            family = await state.family_state(tx.conn, families[key])
+            family = await planning_state.family_state(tx.conn, families[key])
             plan = planner.plan(family, cause)
             await self._store(tx, plan, f"{seed}/{key}", meta, summary)
         return summary
@@ -89,7 +89,7 @@ class Planning:
             version = await tx.store.stream_version(tx.conn, stream)
             event = ShortfallRecorded(**asdict(shortfall))
             tx.append(stream, version, [allocation_events.encode(event, meta)])
-            await state.save_shortfall(tx.conn, shortfall)
+            await tables.save_shortfall(tx.conn, shortfall)
             summary.shortfalls += 1
 
 
@@ -106,4 +106,4 @@ async def planning_lock(tx: Transaction) -> None:
 async def save(tx: Transaction, allocation: Allocation, meta: Metadata) -> None:
     """The allocation's new events and its row (tables.allocations), in one transaction."""
     repository.save(tx, allocation, meta)
-    await state.save_allocation(tx.conn, allocation)
+    await tables.save_allocation(tx.conn, allocation)

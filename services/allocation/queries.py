@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from services.allocation import state
+from services.allocation import planning_state, tables
 from services.allocation.domain import explain
 from services.allocation.schemas import AllocationOut, AllocationPage, Status
 from shared.db import Database
@@ -27,7 +27,7 @@ async def allocations(
     offset: int,
 ) -> AllocationPage:
     async with db.engine.connect() as conn:
-        rows, total = await state.list_allocations(
+        rows, total = await tables.list_allocations(
             conn,
             requirement_id=requirement_id,
             pledge_id=pledge_id,
@@ -47,7 +47,7 @@ async def allocations(
 
 async def allocation(db: Database, allocation_id: str) -> AllocationOut:
     async with db.engine.connect() as conn:
-        row = await state.allocation_row(conn, allocation_id)
+        row = await tables.allocation_row(conn, allocation_id)
     if row is None:
         raise NotFound(f"allocation {allocation_id} does not exist")
     return _out(row)
@@ -56,11 +56,11 @@ async def allocation(db: Database, allocation_id: str) -> AllocationOut:
 async def coverage(db: Database, requirement_id: str, *, lead_days: int) -> dict[str, Any]:
     """Why the requirement is or is not covered (`domain.Coverage`, as a dict)."""
     async with db.engine.connect() as conn:
-        need = await state.requirement(conn, requirement_id)
+        need = await planning_state.requirement(conn, requirement_id)
         if need is None:
             raise NotFound(f"requirement {requirement_id} is not known to the allocation service")
-        graph = await state.item_graph(conn)
-        offers, placed, others, rejected, shortfall = await state.coverage_inputs(
+        graph = await planning_state.item_graph(conn)
+        offers, placed, others, rejected, shortfall = await planning_state.coverage_inputs(
             conn, need, graph.family(need.item_code)
         )
     explained = explain(
