@@ -3,8 +3,7 @@ re-plan. The plan itself changes through `Planning.replan` (planning.py), `ctx.d
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from services.allocation import planning_state
 from services.allocation.commands import Approve, Reject, RunPlan
@@ -44,7 +43,7 @@ async def reject(ctx: CommandContext[Planning], command: Reject) -> CommandResul
         [allocation.item_code],
         cause=f"allocation {allocation.id} rejected",
         seed=rejected,
-        meta=dataclasses.replace(ctx.meta, causation_id=rejected),
+        meta=replace(ctx.meta, causation_id=rejected),
     )
     return CommandResult(allocation.id, allocation.version, rejected)
 
@@ -57,7 +56,7 @@ async def run_plan(ctx: CommandContext[Planning], command: RunPlan) -> CommandRe
         codes,
         cause=f"plan run {command.run_id} by {ctx.principal.actor}",
         seed=command.run_id,
-        meta=dataclasses.replace(ctx.meta, correlation_id=command.run_id),
+        meta=replace(ctx.meta, correlation_id=command.run_id),
     )
     stored = await ctx.tx.flush()
     body = {
