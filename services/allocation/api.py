@@ -1,82 +1,45 @@
-"""The allocation service's routes (DESIGN.md §5): thin — parse, authorize, call a handler."""
+"""The allocation service's routes (DESIGN.md §5): parse, authorize, hand over to a handler or
+a query."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
-from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 
-from services.allocation import handlers, state
+from services.allocation import commands, handlers, queries
 from services.allocation.access import POLICY
-from services.allocation.domain import Coverage, explain
-from services.allocation.handlers import Planning
+from services.allocation.domain import Coverage
+from services.allocation.planning import Planning
+from services.allocation.schemas import AllocationPage, RejectBody, Status
 from shared.auth import Principal
-from shared.domain import NotFound
-from shared.web.commands import expected_version, run_command
+from shared.web.commands import handle_command
 from shared.web.deps import Authorize, RuntimeDep
 
 router = APIRouter(tags=["allocation"])
 
 AllocationId = Annotated[str, Path(min_length=1, max_length=200)]
-Status = Literal["proposed", "approved", "rejected", "cancelled"]
 
 
-def get_planning(request: Request) -> Planning:
-    planning: Planning = request.app.state.planning
+async def get_planning(request: Request) -> Planning:
+    """The planning step the app was built with (`create_app(handler_deps=...)`): the coverage
+    explanation judges dates by its policy."""
+    planning: Planning = request.app.state.handler_deps
     return planning
 
 
 PlanningDep = Annotated[Planning, Depends(get_planning)]
 
 
-class RejectBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=2000, description="Why the planner rejects it")
-
-
-class AllocationOut(BaseModel):
-    allocation_id: str
-    requirement_id: str
-    pledge_id: str
-    item_code: str
-    quantity: int
-    lost: int = Field(description="Units lost in transit (they no longer cover the need)")
-    hub: str
-    handover_by: date
-    status: Status
-    rationale: str
-    reason: str | None
-    approved_by: str | None
-    version: int
-
-
-class AllocationPage(BaseModel):
-    items: list[AllocationOut]
-    total: int
-    limit: int
-    offset: int
-    next_offset: int | None
-
-
-def _out(row: Any) -> AllocationOut:
-    return AllocationOut.model_validate(row._mapping, from_attributes=False)
-
-
 @router.post("/plan/run", summary="Re-plan every open item family (planner)")
 async def run_plan(
     request: Request,
-    runtime: RuntimeDep,
-    planning: PlanningDep,
-    principal: Annotated[Principal, Depends(Authorize(POLICY, "plan.run"))],
+    _principal: Annotated[Principal, Depends(Authorize(POLICY, "plan.run"))],
 ) -> JSONResponse:
-    command = handlers.RunPlan(run_id=f"plan-{uuid.uuid4()}")
-    return await run_command(
-        request, runtime.store, lambda tx: handlers.run_plan(tx, command, principal, planning)
+    return await handle_command(
+        request, handlers.run_plan, commands.RunPlan(run_id=f"plan-{uuid.uuid4()}")
     )
 
 
@@ -90,22 +53,13 @@ async def list_allocations(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> AllocationPage:
-    async with runtime.db.engine.connect() as conn:
-        rows, total = await state.list_allocations(
-            conn,
-            requirement_id=requirement_id,
-            pledge_id=pledge_id,
-            status=status,
-            limit=limit,
-            offset=offset,
-        )
-    following = offset + len(rows)
-    return AllocationPage(
-        items=[_out(r) for r in rows],
-        total=total,
+    return await queries.allocations(
+        runtime.db,
+        requirement_id=requirement_id,
+        pledge_id=pledge_id,
+        status=status,
         limit=limit,
         offset=offset,
-        next_offset=following if following < total else None,
     )
 
 
@@ -115,11 +69,7 @@ async def get_allocation(
     runtime: RuntimeDep,
     _principal: Annotated[Principal, Depends(Authorize(POLICY, "allocations.read"))],
 ) -> JSONResponse:
-    async with runtime.db.engine.connect() as conn:
-        row = await state.allocation_row(conn, allocation_id)
-    if row is None:
-        raise NotFound(f"allocation {allocation_id} does not exist")
-    out = _out(row)
+    out = await queries.allocation(runtime.db, allocation_id)
     return JSONResponse(out.model_dump(mode="json"), headers={"ETag": f'"{out.version}"'})
 
 
@@ -127,13 +77,9 @@ async def get_allocation(
 async def approve(
     allocation_id: AllocationId,
     request: Request,
-    runtime: RuntimeDep,
-    principal: Annotated[Principal, Depends(Authorize(POLICY, "allocations.approve"))],
+    _principal: Annotated[Principal, Depends(Authorize(POLICY, "allocations.approve"))],
 ) -> JSONResponse:
-    command = handlers.Approve(allocation_id, expected_version(request))
-    return await run_command(
-        request, runtime.store, lambda tx: handlers.approve(tx, command, principal)
-    )
+    return await handle_command(request, handlers.approve, commands.Approve(allocation_id))
 
 
 @router.post("/allocations/{allocation_id}/reject", summary="Reject a proposal (planner)")
@@ -141,13 +87,10 @@ async def reject(
     allocation_id: AllocationId,
     body: RejectBody,
     request: Request,
-    runtime: RuntimeDep,
-    planning: PlanningDep,
-    principal: Annotated[Principal, Depends(Authorize(POLICY, "allocations.reject"))],
+    _principal: Annotated[Principal, Depends(Authorize(POLICY, "allocations.reject"))],
 ) -> JSONResponse:
-    command = handlers.Reject(allocation_id, body.reason, expected_version(request))
-    return await run_command(
-        request, runtime.store, lambda tx: handlers.reject(tx, command, principal, planning)
+    return await handle_command(
+        request, handlers.reject, commands.Reject(allocation_id, body.reason)
     )
 
 
@@ -162,22 +105,4 @@ async def coverage(
     planning: PlanningDep,
     _principal: Annotated[Principal, Depends(Authorize(POLICY, "coverage.read"))],
 ) -> dict[str, Any]:
-    async with runtime.db.engine.connect() as conn:
-        need = await state.requirement(conn, requirement_id)
-        if need is None:
-            raise NotFound(f"requirement {requirement_id} is not known to the allocation service")
-        graph = await state.item_graph(conn)
-        offers, placed, others, rejected, shortfall = await state.coverage_inputs(
-            conn, need, graph.family(need.item_code)
-        )
-    explained = explain(
-        need,
-        offers,
-        placed,
-        others,
-        rejected,
-        graph,
-        lead_days=planning.policy.lead_days,
-        shortfall=shortfall,
-    )
-    return asdict(explained)
+    return await queries.coverage(runtime.db, requirement_id, lead_days=planning.policy.lead_days)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.allocation import api, consumers
-from services.allocation.handlers import Planning
+from services.allocation import api
+from services.allocation.consumers import consumers
+from services.allocation.planning import Planning
 from services.allocation.settings import AllocationSettings
 from shared.contracts.allocations import catalogue as allocation_events
 from shared.messaging import topics
-from shared.runtime import ConsumerSpec, ServiceRuntime
+from shared.runtime import ServiceRuntime
 from shared.web.app import create_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -26,13 +27,7 @@ def build_runtime(
         migrations=MIGRATIONS,
         topic=topics.ALLOCATIONS,
         source=allocation_events.source,
-        consumers=[
-            ConsumerSpec(
-                consumers.CONSUMER,
-                [topics.REQUESTS, topics.DELIVERIES],
-                batch_handler=consumers.handler(planning),
-            )
-        ],
+        consumers=consumers(planning),
     )
 
 
@@ -40,14 +35,13 @@ def build_app(settings: AllocationSettings | None = None, *, schema: str = "allo
     """`schema`: where the service keeps its tables (tests give each run its own)."""
     settings = settings or AllocationSettings()
     planning = Planning(settings)
-    app = create_app(
+    return create_app(
         build_runtime(settings, planning, schema=schema),
         title="Aidline allocation service",
         description="Matching confirmed pledges to endorsed needs.",
         routers=[api.router],
+        handler_deps=planning,
     )
-    app.state.planning = planning
-    return app
 
 
 app = build_app()

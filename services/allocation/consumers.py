@@ -11,17 +11,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.allocation.handlers import Planning
-from services.allocation.tables import (
-    allocations,
-    catalogue_items,
-    pledges,
-    requirements,
-    shipments,
-)
+from services.allocation import tables
+from services.allocation.planning import Planning
 from shared.contracts import deliveries, requests
 from shared.contracts.deliveries import ShipmentLost, ShipmentPlanned
 from shared.contracts.requests import (
@@ -37,10 +30,10 @@ from shared.contracts.requests import (
     RequirementSubmitted,
 )
 from shared.contracts.topics import DELIVERIES, REQUESTS
-from shared.db.rows import upsert
 from shared.domain import DomainEvent
 from shared.eventstore import Transaction
 from shared.messaging.consumer import BatchHandler, Message
+from shared.runtime import ConsumerSpec
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +42,11 @@ ACTOR = "allocation-planner"
 
 # (item code whose family to re-plan, cause) or None when matching is not affected.
 Change = tuple[str, str] | None
+
+
+def consumers(planning: Planning) -> list[ConsumerSpec]:
+    """The service's consumers: one, the planner's, re-planning with `planning`."""
+    return [ConsumerSpec(CONSUMER, [REQUESTS, DELIVERIES], batch_handler=handler(planning))]
 
 
 def handler(planning: Planning) -> BatchHandler:
@@ -98,10 +96,8 @@ def _summary(causes: list[str]) -> str:
 async def _on_request(conn: AsyncConnection, subject: str, event: DomainEvent) -> Change:
     match event:
         case RequirementSubmitted():
-            await _insert_once(
+            await tables.add_requirement(
                 conn,
-                requirements,
-                requirements.c.requirement_id,
                 event.requirement_id,
                 item_code=event.item_code,
                 quantity=event.quantity,
@@ -131,10 +127,8 @@ async def _on_request(conn: AsyncConnection, subject: str, event: DomainEvent) -
         case RequirementFulfilled():
             return await _requirement(conn, subject, {"status": "fulfilled"}, "fulfilled")
         case PledgeAnnounced():
-            await _insert_once(
+            await tables.add_pledge(
                 conn,
-                pledges,
-                pledges.c.pledge_id,
                 event.pledge_id,
                 donor=event.donor,
                 item_code=event.item_code,
@@ -158,7 +152,7 @@ async def _on_request(conn: AsyncConnection, subject: str, event: DomainEvent) -
                 "eum_class": event.eum_class,
                 "substitutes": list(event.substitutes),
             }
-            await upsert(conn, catalogue_items, {"item_code": event.item_code}, values)
+            await tables.save_catalogue_item(conn, event.item_code, values)
             return event.item_code, f"catalogue item {event.item_code} added"
     return None  # delivery recorded and the like: no effect on matching
 
@@ -166,14 +160,12 @@ async def _on_request(conn: AsyncConnection, subject: str, event: DomainEvent) -
 async def _on_delivery(conn: AsyncConnection, subject: str, event: DomainEvent) -> Change:
     match event:
         case ShipmentPlanned():
-            if await _allocation_item(conn, event.allocation_id) is None:
+            if await tables.allocation_item(conn, event.allocation_id) is None:
                 log.warning("shipment %s is for allocation %s, unknown here; ignored",
                             event.shipment_id, event.allocation_id)  # fmt: skip
                 return None
-            await _insert_once(
+            await tables.add_shipment(
                 conn,
-                shipments,
-                shipments.c.shipment_id,
                 event.shipment_id,
                 allocation_id=event.allocation_id,
                 quantity=event.quantity,
@@ -185,46 +177,20 @@ async def _on_delivery(conn: AsyncConnection, subject: str, event: DomainEvent) 
 
 async def _lost(conn: AsyncConnection, shipment_id: str, quantity: int, reason: str) -> Change:
     """Units lost in transit no longer cover the requirement and are gone from the pledge."""
-    shipment = (
-        await conn.execute(sa.select(shipments).where(shipments.c.shipment_id == shipment_id))
-    ).first()
+    shipment = await tables.shipment(conn, shipment_id)
     if shipment is None:
         log.warning("shipment %s lost, but it was never planned here; ignored", shipment_id)
         return None
     lost = min(quantity, int(shipment.quantity) - int(shipment.lost))
     if lost <= 0:
         return None
-    await conn.execute(
-        shipments.update()
-        .where(shipments.c.shipment_id == shipment_id)
-        .values(lost=shipments.c.lost + lost)
-    )
-    allocation = (
-        await conn.execute(
-            allocations.update()
-            .where(allocations.c.allocation_id == shipment.allocation_id)
-            .values(lost=allocations.c.lost + lost)
-            .returning(allocations.c.pledge_id, allocations.c.item_code)
-        )
-    ).first()
-    if allocation is None:
+    item_code = await tables.add_loss(conn, shipment_id, shipment.allocation_id, lost)
+    if item_code is None:
         log.warning(
             "shipment %s lost, but allocation %s is unknown", shipment_id, shipment.allocation_id
         )
         return None
-    await conn.execute(
-        pledges.update()
-        .where(pledges.c.pledge_id == allocation.pledge_id)
-        .values(lost=pledges.c.lost + lost)
-    )
-    return allocation.item_code, f"shipment {shipment_id} lost {lost}: {reason}"
-
-
-async def _allocation_item(conn: AsyncConnection, allocation_id: str) -> str | None:
-    item: str | None = await conn.scalar(
-        sa.select(allocations.c.item_code).where(allocations.c.allocation_id == allocation_id)
-    )
-    return item
+    return item_code, f"shipment {shipment_id} lost {lost}: {reason}"
 
 
 async def _requirement(
@@ -235,36 +201,20 @@ async def _requirement(
     *,
     only_open: bool = False,
 ) -> Change:
-    query = requirements.update().where(requirements.c.requirement_id == requirement_id)
-    if only_open:  # a cancelled or fulfilled requirement stays closed
-        query = query.where(requirements.c.status.in_(("submitted", "endorsed")))
-    row = (await conn.execute(query.values(values).returning(requirements.c.item_code))).first()
-    if row is None:
+    item_code = await tables.update_requirement(conn, requirement_id, values, only_open=only_open)
+    if item_code is None:
         log.warning(
             "requirement %s %s, but it is unknown or closed here; ignored", requirement_id, what
         )
         return None
-    return row.item_code, f"requirement {requirement_id} {what}"
+    return item_code, f"requirement {requirement_id} {what}"
 
 
 async def _pledge(
     conn: AsyncConnection, pledge_id: str, values: dict[str, Any], what: str
 ) -> Change:
-    query = (
-        pledges.update()
-        .where(pledges.c.pledge_id == pledge_id, pledges.c.status != "withdrawn")
-        .values(values)
-        .returning(pledges.c.item_code)
-    )
-    row = (await conn.execute(query)).first()
-    if row is None:
+    item_code = await tables.update_pledge(conn, pledge_id, values)
+    if item_code is None:
         log.warning("pledge %s %s, but it is unknown or withdrawn here; ignored", pledge_id, what)
         return None
-    return row.item_code, f"pledge {pledge_id} {what}"
-
-
-async def _insert_once(
-    conn: AsyncConnection, table: sa.Table, key: sa.Column[Any], value: str, **values: Any
-) -> None:
-    if (await conn.execute(sa.select(key).where(key == value))).first() is None:
-        await conn.execute(table.insert().values({key.name: value, **values}))
+    return item_code, f"pledge {pledge_id} {what}"

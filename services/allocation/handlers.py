@@ -1,186 +1,64 @@
-"""Command handlers, and the planning step they share with the consumer.
-
-`Planning.replan` is the one way the plan changes: it takes the planning lock, loads each
-affected item family, runs the pure planner and stores what it decided (allocation events,
-shortfall events, and the tables that follow them) in the caller's transaction.
-"""
+"""The allocation service's command handlers: a planner's decisions on proposals, and a full
+re-plan. The plan itself changes through `Planning.replan` (planning.py), `ctx.deps` here."""
 
 from __future__ import annotations
 
-import uuid
-import zlib
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 
-import sqlalchemy as sa
-
-from services.allocation import state
-from services.allocation.domain import Allocation, HubRule, Plan, Planner, Policy
-from services.allocation.settings import AllocationSettings
-from shared.auth import Principal
-from shared.catalogue import hubs
-from shared.commands import CommandResult, ensure_version
-from shared.contracts.allocations import ShortfallRecorded
-from shared.contracts.allocations import catalogue as allocation_events
-from shared.domain import Metadata, NotFound
-from shared.eventstore import Repository, Transaction
-
-AUTO_APPROVER = "auto-approve"
-# Allocation ids are derived from what caused them, so a retried step makes the same ids.
-_IDS = uuid.UUID("5b0c6a57-4d0e-4a53-9a55-a110ca7e0001")
-
-repository = Repository(Allocation, allocation_events)
+from services.allocation import planning_state
+from services.allocation.commands import Approve, Reject, RunPlan
+from services.allocation.domain import Allocation
+from services.allocation.planning import Planning, planning_lock, repository, save
+from shared.commands import CommandContext, CommandResult
+from shared.domain import NotFound
 
 
-def shortfall_stream(requirement_id: str) -> str:
-    return f"shortfall-{requirement_id}"
-
-
-@dataclass
-class PlanSummary:
-    families: int = 0
-    proposed: int = 0
-    approved: int = 0
-    cancelled: int = 0
-    shortfalls: int = 0
-
-
-class Planning:
-    def __init__(self, settings: AllocationSettings) -> None:
-        self.policy = Policy(lead_days=settings.handover_lead_days)
-        self.hubs = HubRule(hubs().values())
-        self.auto_approve = settings.auto_approve
-
-    async def replan(
-        self, tx: Transaction, item_codes: Iterable[str], *, cause: str, seed: str, meta: Metadata
-    ) -> PlanSummary:
-        """Re-plan the families of `item_codes`; `seed` makes the new allocation ids."""
-        await planning_lock(tx)
-        graph = await state.item_graph(tx.conn)
-        planner = Planner(graph, self.hubs, self.policy)
-        families = {graph.family_key(code): graph.family(code) for code in item_codes}
-        summary = PlanSummary(families=len(families))
-        for key in sorted(families):
-            family = await state.family_state(tx.conn, families[key])
-            plan = planner.plan(family, cause)
-            await self._store(tx, plan, f"{seed}/{key}", meta, summary)
-        return summary
-
-    async def _store(
-        self, tx: Transaction, plan: Plan, seed: str, meta: Metadata, summary: PlanSummary
-    ) -> None:
-        for cancellation in plan.cancellations:
-            allocation = await repository.get(tx, cancellation.allocation_id)
-            if allocation is None:
-                raise LookupError(f"allocation {cancellation.allocation_id} has no stream")
-            allocation.cancel(cancellation.reason)
-            await _save(tx, allocation, meta)
-            summary.cancelled += 1
-        for index, proposal in enumerate(plan.proposals):
-            allocation_id = "AL-" + uuid.uuid5(_IDS, f"{seed}/{index}").hex[:20]
-            allocation = Allocation.propose(allocation_id, proposal)
-            if proposal.approved_by is not None:
-                allocation.approve(proposal.approved_by)
-            elif self.auto_approve:
-                allocation.approve(AUTO_APPROVER)
-            await _save(tx, allocation, meta)
-            summary.proposed += 1
-            summary.approved += int(allocation.status == "approved")
-        for shortfall in plan.shortfalls:
-            stream = shortfall_stream(shortfall.requirement_id)
-            version = await tx.store.stream_version(tx.conn, stream)
-            event = ShortfallRecorded(**asdict(shortfall))
-            tx.append(stream, version, [allocation_events.encode(event, meta)])
-            await state.save_shortfall(tx.conn, shortfall)
-            summary.shortfalls += 1
-
-
-async def planning_lock(tx: Transaction) -> None:
-    """One planning step at a time per store: two steps planning the same free quantity at once
-    would over-allocate it. Take it before the transaction's first flush (which takes the
-    store's commit-order lock), so the two locks are always taken in the same order.
-    (SQLite writers are serialised already.)"""
-    if tx.store.db.postgres:
-        key = zlib.crc32(f"aidline.allocation.planning.{tx.store.db.schema}".encode())
-        await tx.conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
-
-
-async def _save(tx: Transaction, allocation: Allocation, meta: Metadata) -> None:
-    repository.save(tx, allocation, meta)
-    await state.save_allocation(tx.conn, allocation)
-
-
-# -- commands ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Approve:
-    allocation_id: str
-    expected_version: int | None = None
-
-
-@dataclass(frozen=True)
-class Reject:
-    allocation_id: str
-    reason: str
-    expected_version: int | None = None
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    run_id: str
-
-
-async def _load(tx: Transaction, allocation_id: str, expected_version: int | None) -> Allocation:
-    allocation = await repository.get(tx, allocation_id)
+async def _load(ctx: CommandContext[Planning], allocation_id: str) -> Allocation:
+    allocation = await repository.get(ctx.tx, allocation_id)
     if allocation is None:
         raise NotFound(f"allocation {allocation_id} does not exist")
-    ensure_version(expected_version, allocation.version)
+    ctx.check_version(allocation.version)
     return allocation
 
 
-async def approve(tx: Transaction, command: Approve, principal: Principal) -> CommandResult:
-    allocation = await _load(tx, command.allocation_id, command.expected_version)
-    allocation.approve(principal.actor)
-    await _save(tx, allocation, Metadata(actor=principal.actor))
+async def approve(ctx: CommandContext[Planning], command: Approve) -> CommandResult:
+    allocation = await _load(ctx, command.allocation_id)
+    allocation.approve(ctx.principal.actor)
+    await save(ctx.tx, allocation, ctx.meta)
     return CommandResult(allocation.id, allocation.version)
 
 
-async def reject(
-    tx: Transaction, command: Reject, principal: Principal, planning: Planning
-) -> CommandResult:
+async def reject(ctx: CommandContext[Planning], command: Reject) -> CommandResult:
     """Reject, then re-plan the family without that pairing (the freed need is re-matched)."""
+    tx = ctx.tx
     # Planning lock before the flush below takes the store's commit-order lock: every planning
     # step takes the two in this order, so none waits for the other in a cycle.
     await planning_lock(tx)
-    allocation = await _load(tx, command.allocation_id, command.expected_version)
+    allocation = await _load(ctx, command.allocation_id)
     allocation.reject(command.reason)
-    meta = Metadata(actor=principal.actor)
-    await _save(tx, allocation, meta)
-    rejected = await tx.flush()
-    await planning.replan(
+    await save(tx, allocation, ctx.meta)
+    rejected = str((await tx.flush())[-1].event_id)
+    await ctx.deps.replan(
         tx,
         [allocation.item_code],
         cause=f"allocation {allocation.id} rejected",
-        seed=str(rejected[-1].event_id),
-        meta=Metadata(actor=principal.actor, causation_id=str(rejected[-1].event_id)),
+        seed=rejected,
+        meta=replace(ctx.meta, causation_id=rejected),
     )
-    return CommandResult(allocation.id, allocation.version, str(rejected[-1].event_id))
+    return CommandResult(allocation.id, allocation.version, rejected)
 
 
-async def run_plan(
-    tx: Transaction, command: RunPlan, principal: Principal, planning: Planning
-) -> CommandResult:
+async def run_plan(ctx: CommandContext[Planning], command: RunPlan) -> CommandResult:
     """Re-plan every family with anything open (POST /plan/run)."""
-    codes = await state.open_item_codes(tx.conn)
-    summary = await planning.replan(
-        tx,
+    codes = await planning_state.open_item_codes(ctx.tx.conn)
+    summary = await ctx.deps.replan(
+        ctx.tx,
         codes,
-        cause=f"plan run {command.run_id} by {principal.actor}",
+        cause=f"plan run {command.run_id} by {ctx.principal.actor}",
         seed=command.run_id,
-        meta=Metadata(actor=principal.actor, correlation_id=command.run_id),
+        meta=replace(ctx.meta, correlation_id=command.run_id),
     )
-    stored = await tx.flush()
+    stored = await ctx.tx.flush()
     body = {
         "id": command.run_id,
         "version": 1,

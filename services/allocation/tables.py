@@ -1,4 +1,5 @@
-"""The allocation service's own state, beside its event store (schema `allocation`).
+"""The allocation service's own state, beside its event store (schema `allocation`), and the
+row reads and writes on it (planning_state.py reads it into the planner's values).
 
 - `requirements`, `pledges`, `catalogue_items`, `shipments`: what the service learnt from the
   request and delivery topics, written by the consumer in the same transaction that records the
@@ -10,8 +11,14 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from datetime import UTC, datetime
+from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.allocation.domain import Allocation, Shortfall
+from shared.db.rows import upsert
 from shared.eventstore.tables import Json
 
 metadata = sa.MetaData()
@@ -99,3 +106,182 @@ shortfalls = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+# -- allocations and shortfalls ----------------------------------------------------------
+
+
+async def save_allocation(conn: AsyncConnection, allocation: Allocation) -> None:
+    """Make the allocation's row follow the aggregate (insert on proposal, update after)."""
+    now = datetime.now(UTC)
+    values = {
+        "status": allocation.status,
+        "reason": allocation.reason,
+        "approved_by": allocation.approved_by,
+        "version": allocation.version,
+        "updated_at": now,
+    }
+    updated = await conn.execute(
+        allocations.update().where(allocations.c.allocation_id == allocation.id).values(**values)
+    )
+    if updated.rowcount:
+        return
+    await conn.execute(
+        allocations.insert().values(
+            allocation_id=allocation.id,
+            requirement_id=allocation.requirement_id,
+            pledge_id=allocation.pledge_id,
+            item_code=allocation.item_code,
+            quantity=allocation.quantity,
+            hub=allocation.hub,
+            handover_by=allocation.handover_by,
+            rationale=allocation.rationale,
+            created_at=now,
+            **values,
+        )
+    )
+
+
+async def save_shortfall(conn: AsyncConnection, shortfall: Shortfall) -> None:
+    values = {
+        "open_quantity": shortfall.open_quantity,
+        "reason": shortfall.reason,
+        "updated_at": datetime.now(UTC),
+    }
+    key = shortfalls.c.requirement_id == shortfall.requirement_id
+    if not (await conn.execute(shortfalls.update().where(key).values(**values))).rowcount:
+        await conn.execute(
+            shortfalls.insert().values(requirement_id=shortfall.requirement_id, **values)
+        )
+
+
+async def allocation_row(conn: AsyncConnection, allocation_id: str) -> Any:
+    return (
+        await conn.execute(
+            sa.select(allocations).where(allocations.c.allocation_id == allocation_id)
+        )
+    ).first()
+
+
+async def list_allocations(
+    conn: AsyncConnection,
+    *,
+    requirement_id: str | None,
+    pledge_id: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], int]:
+    conditions = []
+    if requirement_id is not None:
+        conditions.append(allocations.c.requirement_id == requirement_id)
+    if pledge_id is not None:
+        conditions.append(allocations.c.pledge_id == pledge_id)
+    if status is not None:
+        conditions.append(allocations.c.status == status)
+    total = await conn.scalar(
+        sa.select(sa.func.count()).select_from(allocations).where(*conditions)
+    )
+    rows = await conn.execute(
+        sa.select(allocations)
+        .where(*conditions)
+        .order_by(allocations.c.created_at, allocations.c.allocation_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+# -- what the consumer learns from the request and delivery topics -------------------------
+
+
+async def add_requirement(conn: AsyncConnection, requirement_id: str, **values: Any) -> None:
+    await _insert_once(conn, requirements, requirements.c.requirement_id, requirement_id, **values)
+
+
+async def add_pledge(conn: AsyncConnection, pledge_id: str, **values: Any) -> None:
+    await _insert_once(conn, pledges, pledges.c.pledge_id, pledge_id, **values)
+
+
+async def add_shipment(conn: AsyncConnection, shipment_id: str, **values: Any) -> None:
+    await _insert_once(conn, shipments, shipments.c.shipment_id, shipment_id, **values)
+
+
+async def save_catalogue_item(
+    conn: AsyncConnection, item_code: str, values: dict[str, Any]
+) -> None:
+    await upsert(conn, catalogue_items, {"item_code": item_code}, values)
+
+
+async def update_requirement(
+    conn: AsyncConnection, requirement_id: str, values: dict[str, Any], *, only_open: bool
+) -> str | None:
+    """The requirement's item code, or None when it is unknown (or closed, with `only_open`)."""
+    query = requirements.update().where(requirements.c.requirement_id == requirement_id)
+    if only_open:  # a cancelled or fulfilled requirement stays closed
+        query = query.where(requirements.c.status.in_(("submitted", "endorsed")))
+    row = (await conn.execute(query.values(values).returning(requirements.c.item_code))).first()
+    return row.item_code if row is not None else None
+
+
+async def update_pledge(
+    conn: AsyncConnection, pledge_id: str, values: dict[str, Any]
+) -> str | None:
+    """The pledge's item code, or None when it is unknown or withdrawn."""
+    query = (
+        pledges.update()
+        .where(pledges.c.pledge_id == pledge_id, pledges.c.status != "withdrawn")
+        .values(values)
+        .returning(pledges.c.item_code)
+    )
+    row = (await conn.execute(query)).first()
+    return row.item_code if row is not None else None
+
+
+async def allocation_item(conn: AsyncConnection, allocation_id: str) -> str | None:
+    item: str | None = await conn.scalar(
+        sa.select(allocations.c.item_code).where(allocations.c.allocation_id == allocation_id)
+    )
+    return item
+
+
+async def shipment(conn: AsyncConnection, shipment_id: str) -> Any:
+    return (
+        await conn.execute(sa.select(shipments).where(shipments.c.shipment_id == shipment_id))
+    ).first()
+
+
+async def add_loss(
+    conn: AsyncConnection, shipment_id: str, allocation_id: str, lost: int
+) -> str | None:
+    """Count `lost` units against the shipment, its allocation and that allocation's pledge;
+    the allocation's item code, or None when the allocation is unknown here."""
+    await conn.execute(
+        shipments.update()
+        .where(shipments.c.shipment_id == shipment_id)
+        .values(lost=shipments.c.lost + lost)
+    )
+    allocation = (
+        await conn.execute(
+            allocations.update()
+            .where(allocations.c.allocation_id == allocation_id)
+            .values(lost=allocations.c.lost + lost)
+            .returning(allocations.c.pledge_id, allocations.c.item_code)
+        )
+    ).first()
+    if allocation is None:
+        return None
+    await conn.execute(
+        pledges.update()
+        .where(pledges.c.pledge_id == allocation.pledge_id)
+        .values(lost=pledges.c.lost + lost)
+    )
+    item: str = allocation.item_code
+    return item
+
+
+async def _insert_once(
+    conn: AsyncConnection, table: sa.Table, key: sa.Column[Any], value: str, **values: Any
+) -> None:
+    if (await conn.execute(sa.select(key).where(key == value))).first() is None:
+        await conn.execute(table.insert().values({key.name: value, **values}))

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from services.allocation import consumers
 from services.allocation.app import MIGRATIONS
-from services.allocation.handlers import Planning
+from services.allocation.planning import Planning
 from services.allocation.settings import AllocationSettings
 from services.allocation.tables import allocations, shortfalls
 from shared.db import Database

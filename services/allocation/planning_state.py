@@ -1,23 +1,22 @@
-"""Reading and writing the planning state (tables.py) for the handlers and the consumer."""
+"""The planning state as the planner sees it: the tables (tables.py) read into the domain's
+values — an item family's needs, offers and allocations, the item graph, and what the coverage
+explanation weighs."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.allocation.domain import (
-    Allocation,
     FamilyState,
     ItemGraph,
     Need,
     Offer,
     Placed,
     Recorded,
-    Shortfall,
 )
 from services.allocation.tables import (
     allocations,
@@ -158,90 +157,6 @@ async def open_item_codes(conn: AsyncConnection) -> set[str]:
     for query in queries:
         codes.update((await conn.execute(query.distinct())).scalars())
     return codes
-
-
-# -- allocations and shortfalls ----------------------------------------------------------
-
-
-async def save_allocation(conn: AsyncConnection, allocation: Allocation) -> None:
-    """Make the allocation's row follow the aggregate (insert on proposal, update after)."""
-    now = datetime.now(UTC)
-    values = {
-        "status": allocation.status,
-        "reason": allocation.reason,
-        "approved_by": allocation.approved_by,
-        "version": allocation.version,
-        "updated_at": now,
-    }
-    updated = await conn.execute(
-        allocations.update().where(allocations.c.allocation_id == allocation.id).values(**values)
-    )
-    if updated.rowcount:
-        return
-    await conn.execute(
-        allocations.insert().values(
-            allocation_id=allocation.id,
-            requirement_id=allocation.requirement_id,
-            pledge_id=allocation.pledge_id,
-            item_code=allocation.item_code,
-            quantity=allocation.quantity,
-            hub=allocation.hub,
-            handover_by=allocation.handover_by,
-            rationale=allocation.rationale,
-            created_at=now,
-            **values,
-        )
-    )
-
-
-async def save_shortfall(conn: AsyncConnection, shortfall: Shortfall) -> None:
-    values = {
-        "open_quantity": shortfall.open_quantity,
-        "reason": shortfall.reason,
-        "updated_at": datetime.now(UTC),
-    }
-    key = shortfalls.c.requirement_id == shortfall.requirement_id
-    if not (await conn.execute(shortfalls.update().where(key).values(**values))).rowcount:
-        await conn.execute(
-            shortfalls.insert().values(requirement_id=shortfall.requirement_id, **values)
-        )
-
-
-async def allocation_row(conn: AsyncConnection, allocation_id: str) -> Any:
-    return (
-        await conn.execute(
-            sa.select(allocations).where(allocations.c.allocation_id == allocation_id)
-        )
-    ).first()
-
-
-async def list_allocations(
-    conn: AsyncConnection,
-    *,
-    requirement_id: str | None,
-    pledge_id: str | None,
-    status: str | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[Any], int]:
-    conditions = []
-    if requirement_id is not None:
-        conditions.append(allocations.c.requirement_id == requirement_id)
-    if pledge_id is not None:
-        conditions.append(allocations.c.pledge_id == pledge_id)
-    if status is not None:
-        conditions.append(allocations.c.status == status)
-    total = await conn.scalar(
-        sa.select(sa.func.count()).select_from(allocations).where(*conditions)
-    )
-    rows = await conn.execute(
-        sa.select(allocations)
-        .where(*conditions)
-        .order_by(allocations.c.created_at, allocations.c.allocation_id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows), int(total or 0)
 
 
 # -- coverage ------------------------------------------------------------------------------
