@@ -12,8 +12,6 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-import sqlalchemy as sa
-
 from services.allocation import planning_state, tables
 from services.allocation.domain import Allocation, HubRule, Plan, Planner, Policy
 from services.allocation.settings import AllocationSettings
@@ -97,10 +95,9 @@ async def planning_lock(tx: Transaction) -> None:
     """One planning step at a time per store: two steps planning the same free quantity at once
     would over-allocate it. Take it before the transaction's first flush (which takes the
     store's commit-order lock), so the two locks are always taken in the same order.
-    (SQLite writers are serialised already.)"""
-    if tx.store.db.postgres:
-        key = zlib.crc32(f"aidline.allocation.planning.{tx.store.db.schema}".encode())
-        await tx.conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+    (Where writers are serialised already, as on SQLite, the lock is no lock.)"""
+    key = zlib.crc32(f"aidline.allocation.planning.{tx.store.db.schema}".encode())
+    await tx.store.db.dialect.lock_transaction(tx.conn, key)
 
 
 async def save(tx: Transaction, allocation: Allocation, meta: Metadata) -> None:

@@ -21,7 +21,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.projection import bulk_load
 from services.projection import tables as t
 from services.projection.consumers import seed_items
 from services.projection.pulse import Pulse
@@ -32,6 +31,12 @@ from shared.eventstore import EventStore
 from shared.messaging.consumer import EventConsumer, Message
 from shared.readmodels import sink_for
 from shared.runtime import ConsumerSpec
+
+# The consumer loads rows by key, a few thousand at a time (`= ANY($1)`). With PostgreSQL's
+# default random_page_cost (4, for spinning disks) the planner prefers a sequential scan to that
+# many index probes once a table holds some 100,000 rows — a scan per batch, so a replay slows
+# down as it goes — though every page it needs is in memory. 1.1 is the usual value for SSDs.
+PLANNER_SETTINGS = {"random_page_cost": "1.1"}
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +63,11 @@ class Generation:
             settings.database_url,
             self.schema,
             pool_size=5,
-            server_settings=bulk_load.PLANNER_SETTINGS,
+            server_settings=PLANNER_SETTINGS,
         )
         self.store = EventStore(self.db)
+        # How its rows are written, and (building) kept light until it answers.
+        self.sink = sink_for(self.db)
         self.pulse = Pulse()
         self.consumer = EventConsumer(
             f"{settings.consumer_group_prefix}{spec.name}-g{number}",
@@ -83,20 +90,32 @@ class Generation:
     async def prepare(self) -> None:
         await upgrade(self.db, MIGRATIONS)
         async with self.db.engine.begin() as conn:
-            await seed_items(conn, sink_for(self.db))
+            await seed_items(conn, self.sink)
             if self.building:
-                await bulk_load.prepare(self.db, conn)
+                await self.sink.build_lightly(conn, t.metadata)
 
     async def finish(self) -> None:
-        """Make a building generation ready to answer. Fails if a database crash emptied it
-        meanwhile (the rebuild is then abandoned)."""
-        if self.building:
-            await bulk_load.finish(self.db, self.consumer.paused)
-            self.building = False
+        """Make a building generation ready to answer: durable, every index built, while its
+        consumer is paused. Fails if a database crash emptied it meanwhile (the rebuild is then
+        abandoned)."""
+        if not self.building:
+            return
+        async with self.consumer.paused():
+            if not await self.intact():
+                raise RuntimeError("the generation was emptied by a database crash")
+            await self.sink.make_durable(t.metadata)
+            async with self.db.engine.begin() as conn:
+                if not await self.sink.intact(conn):  # a crash while it was made durable
+                    raise RuntimeError("the generation was emptied by a database crash")
+                await self.sink.built(conn)
+        self.building = False
 
     async def intact(self) -> bool:
         """False once a database crash has emptied a building generation."""
-        return not self.building or await bulk_load.intact(self.db)
+        if not self.building:
+            return True
+        async with self.db.engine.connect() as conn:
+            return await self.sink.intact(conn)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.consumer.run(), name=self.consumer.name)

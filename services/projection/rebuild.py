@@ -4,7 +4,7 @@
 `generations` table, committed with the command's idempotency record) and, once that has
 committed, replays every topic into it while generation n keeps answering, until it has
 reached the end offsets the topics had when the rebuild began. The generation is then made
-durable (`bulk_load.finish`) and swapped in (`ReadModels.swap`).
+durable (`Generation.finish`) and swapped in (`ReadModels.swap`).
 
 On PostgreSQL helper processes share the replay: each runs the building generation's consumer
 too (same group, same schema), Kafka splits the partitions between them, and every batch still
@@ -33,7 +33,6 @@ from typing import Any
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.projection import tables as t
 from services.projection.consumers import consumers
@@ -41,13 +40,13 @@ from services.projection.generations import Generation, ReadModels
 from services.projection.pulse import wait
 from services.projection.settings import ProjectionSettings
 from shared.domain.errors import DomainError
+from shared.eventstore import Transaction
 from shared.observability.logs import configure_logging, resolve_format
 from shared.runtime import tune_gc
 
 log = logging.getLogger(__name__)
 
 # How often a reservation looks whether the command that made it has finished.
-_COMMITTED_POLL = 0.01
 
 
 @dataclass
@@ -78,13 +77,16 @@ class Rebuilder:
         self.building: Generation | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def reserve(self, conn: AsyncConnection) -> int:
-        """Record a new generation as building in `conn`'s transaction, and build it once that
-        transaction has committed. DomainError while a rebuild runs."""
+    async def reserve(self, tx: Transaction) -> int:
+        """Record a new generation as building in `tx`, and build it once `tx` has committed
+        (if it rolls back, nothing starts). DomainError while a rebuild runs."""
         if self.building is not None or self.progress.state == "building":
             raise DomainError(
-                f"Generation {self.progress.generation} is being built; watch GET /admin/status."
+                f"Generation {self.progress.generation} is being built; watch GET /admin/status.",
+                kind="rebuild-running",
+                title="Rebuild already running",
             )
+        conn = tx.conn
         number = int(await conn.scalar(sa.select(sa.func.max(t.generations.c.number))) or 0) + 1
         await conn.execute(
             t.generations.insert().values(
@@ -98,27 +100,15 @@ class Rebuilder:
         self.progress = RebuildProgress(
             state="building", generation=number, started_at=datetime.now(UTC)
         )
-        self._task = asyncio.create_task(
-            self._once_committed(number, conn, before), name=f"rebuild-{number}"
-        )
-        return number
 
-    async def _once_committed(
-        self, number: int, conn: AsyncConnection, before: RebuildProgress
-    ) -> None:
-        # The command's unit of work commits (or rolls back) after its handler has returned and
-        # has no after-commit hook: wait until it has closed its connection, then build only
-        # what it committed (a command that failed, e.g. on a raced Idempotency-Key, did not).
-        while not conn.closed:
-            await asyncio.sleep(_COMMITTED_POLL)
-        async with self.models.base.engine.connect() as check:
-            state = await check.scalar(
-                sa.select(t.generations.c.state).where(t.generations.c.number == number)
-            )
-        if state != "building":
-            self.progress = before
-            return
-        await self._run(number)
+        def ended(committed: bool) -> None:
+            if committed:
+                self._task = asyncio.create_task(self._run(number), name=f"rebuild-{number}")
+            else:  # e.g. a raced Idempotency-Key: the reservation never happened
+                self.progress = before
+
+        tx.when_ended(ended)
+        return number
 
     async def _run(self, number: int) -> None:
         generation = self.models.generation(number)
@@ -151,7 +141,11 @@ class Rebuilder:
     async def _replay(self, generation: Generation, targets: dict[TopicPartition, int]) -> None:
         """Until `generation` has reached `targets`, with helper processes on PostgreSQL; they
         have stopped when this returns, so that nothing writes to it while it is finished."""
-        extra = self.settings.projection_rebuild_processes - 1 if self.models.base.postgres else 0
+        extra = (
+            self.settings.projection_rebuild_processes - 1
+            if self.models.base.dialect.shared_by_processes
+            else 0
+        )
         helpers = ReplayHelpers(self.settings, generation.number, extra)
         try:
             await helpers.start()

@@ -41,10 +41,6 @@ class Database:
             url, schema, pool_size=pool_size, echo=echo, settings=server_settings or {}
         )
 
-    @property
-    def postgres(self) -> bool:
-        return self.dialect.name == "postgresql"
-
     async def create_schema(self) -> None:
         await self.dialect.create_schema(self.engine, self.schema)
 

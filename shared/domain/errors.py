@@ -5,7 +5,15 @@ from __future__ import annotations
 
 
 class DomainError(Exception):
-    """A business rule forbids the command (answered 409 with this message)."""
+    """A business rule forbids the command (answered 409 with this message). `kind` and `title`
+    name the rule where a client should tell it from others (the problem's type and title)."""
+
+    def __init__(
+        self, message: str, *, kind: str = "rule-violation", title: str = "Conflict"
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.title = title
 
 
 class NotFound(LookupError):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,7 +69,19 @@ class Transaction:
     one_statement: bool = False
     _pending: list[_PendingAppend] = field(default_factory=list)
     _rows: list[tuple[sa.Table, dict[str, Any]]] = field(default_factory=list)
+    _listeners: list[Callable[[bool], None]] = field(default_factory=list)
     stored: list[StoredEvent] = field(default_factory=list)
+
+    def when_ended(self, listener: Callable[[bool], None]) -> None:
+        """Call `listener(committed)` once the unit of work has committed or rolled back: for
+        work that must follow only what was committed (a rebuild a command reserved)."""
+        self._listeners.append(listener)
+
+    def ended(self, committed: bool) -> None:
+        """Called by the store as the unit of work ends."""
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener(committed)
 
     def append(self, stream_id: str, expected_version: int, new_events: Sequence[NewEvent]) -> None:
         """Queue events for `stream_id`, which the caller read at `expected_version` (0 = new).
@@ -136,12 +148,8 @@ class EventStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self.db.engine.begin() as conn:
-            tx = Transaction(conn, self)
+        async with self._unit(self._begin()) as tx:
             yield tx
-            await tx.flush()
-        if tx.stored:
-            self.appended.set()
 
     @asynccontextmanager
     async def append_only(self) -> AsyncIterator[Transaction]:
@@ -151,11 +159,32 @@ class EventStore:
         writes go in one statement that commits as it runs: one round trip, and the
         commit-order lock is held only while the database runs it. Writing through `tx.conn`
         is not allowed here: use `transaction()` for work that writes tables of its own."""
-        async with self.log.append_connection() as (conn, one_statement):
-            tx = Transaction(conn, self, one_statement=one_statement)
+        async with self._unit(self.log.append_connection()) as tx:
             yield tx
-            await tx.flush()
-        if tx.stored:
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[tuple[AsyncConnection, bool]]:
+        async with self.db.engine.begin() as conn:
+            yield conn, False
+
+    @asynccontextmanager
+    async def _unit(
+        self, connection: AbstractAsyncContextManager[tuple[AsyncConnection, bool]]
+    ) -> AsyncIterator[Transaction]:
+        """A unit of work on `connection`: flushed at the end, its listeners told whether it
+        committed, the relay woken."""
+        tx: Transaction | None = None
+        committed = False
+        try:
+            async with connection as (conn, one_statement):
+                tx = Transaction(conn, self, one_statement=one_statement)
+                yield tx
+                await tx.flush()
+            committed = True
+        finally:
+            if tx is not None:
+                tx.ended(committed)
+        if tx is not None and tx.stored:
             self.appended.set()
 
     async def append(

@@ -101,8 +101,10 @@ def problem_for(exc: Exception) -> Problem:
                 kind="invalid-request",
                 errors=[{"field": field, "message": message}],
             )
+        case DomainError(kind=kind, title=title):
+            return Problem(409, title, str(exc), kind=kind)
         case _:
-            return Problem(409, "Conflict", str(exc), kind="rule-violation")
+            raise TypeError(f"not an error of the domain: {exc!r}")
 
 
 def install_problem_handlers(app: FastAPI) -> None:

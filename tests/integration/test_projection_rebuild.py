@@ -17,8 +17,8 @@ from services.projection.settings import ProjectionSettings
 from shared.db import Database
 from shared.db.migrate import upgrade
 from shared.domain import DomainError
+from shared.eventstore import EventStore
 from shared.web.problems import problem_for
-from tests.infra import eventually
 
 
 @pytest.fixture
@@ -35,23 +35,21 @@ async def rebuilder(tmp_path: Path) -> AsyncIterator[Rebuilder]:
 
 async def test_a_rebuild_is_refused_while_one_runs(rebuilder: Rebuilder) -> None:
     rebuilder.progress = RebuildProgress(state="building", generation=2)
-    async with rebuilder.models.base.engine.begin() as conn:
+    async with EventStore(rebuilder.models.base).transaction() as tx:
         with pytest.raises(DomainError, match="Generation 2 is being built") as refused:
-            await rebuilder.reserve(conn)
-    assert problem_for(refused.value).status == 409
+            await rebuilder.reserve(tx)
+    problem = problem_for(refused.value)
+    assert (problem.status, problem.kind) == (409, "rebuild-running")
 
 
 async def test_a_reservation_rolled_back_starts_nothing(rebuilder: Rebuilder) -> None:
     before = rebuilder.progress
-    async with rebuilder.models.base.engine.connect() as conn, conn.begin() as transaction:
-        assert await rebuilder.reserve(conn) == 1
-        assert rebuilder.progress.state == "building"
-        await transaction.rollback()  # as when the command fails after its handler
-
-    async def released() -> bool:
-        return rebuilder.progress is before
-
-    await eventually(released, timeout=5, what="the reservation to be released")
+    with pytest.raises(RuntimeError, match="after its handler"):
+        async with EventStore(rebuilder.models.base).transaction() as tx:
+            assert await rebuilder.reserve(tx) == 1
+            assert rebuilder.progress.state == "building"
+            raise RuntimeError("the command fails after its handler")
+    assert rebuilder.progress is before, "the reservation is released"
     assert rebuilder.building is None
     async with rebuilder.models.base.engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(t.generations)) == 0
