@@ -6,11 +6,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.request import consumers
 from services.request.api import router
+from services.request.consumers import CONSUMERS
 from services.request.settings import RequestSettings
 from shared.messaging import topics
-from shared.runtime import ConsumerSpec, ServiceRuntime
+from shared.runtime import ServiceRuntime
 from shared.web.app import create_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -23,11 +23,7 @@ def build_runtime(settings: RequestSettings, *, schema: str = "request") -> Serv
         migrations=MIGRATIONS,
         topic=topics.REQUESTS,
         source="/aidline/request",
-        consumers=[
-            ConsumerSpec(
-                consumers.NAME, [topics.DELIVERIES], consumers.handle, event_types=consumers.HANDLED
-            )
-        ],
+        consumers=CONSUMERS,
     )
 
 

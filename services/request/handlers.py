@@ -15,7 +15,6 @@ from services.request.domain import CatalogueItem, Decision, Pledge, Requirement
 from services.request.domain import decision as decision_ids
 from services.request.domain import pledge as pledge_ids
 from services.request.domain import requirement as requirement_ids
-from services.request.items import all_items, find_item, remember_item
 from services.request.schemas import (
     AmendIn,
     CatalogueItemIn,
@@ -30,6 +29,7 @@ from services.request.schemas import (
     RequirementIn,
     utc_today,
 )
+from services.request.tables import all_items, find_item, remember_item
 from shared.auth import Principal, Role, require_own_nation
 from shared.catalogue import Item
 from shared.commands import CommandResult, ensure_version
