@@ -1,4 +1,5 @@
-"""The request service's routes: parse, authorize, hand the command to its handler."""
+"""The request service's routes: parse, authorize, hand the command to its handler (one line
+each, `handle_command`) or answer from `queries`."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from services.request import handlers, imports, queries
+from services.request import commands, handlers, imports, queries
 from services.request.access import POLICY
-from services.request.handlers import Caller
 from services.request.schemas import (
     AmendIn,
     CatalogueItemIn,
@@ -31,9 +31,8 @@ from services.request.schemas import (
 )
 from shared.auth import Principal
 from shared.catalogue import CAPABILITIES
-from shared.web.commands import expected_version, run_command
+from shared.web.commands import handle_command
 from shared.web.content import JsonBody, require_content_type
-from shared.web.correlation import event_metadata
 from shared.web.deps import Authorize, RuntimeDep
 from shared.web.ratelimit import RateLimit
 
@@ -41,10 +40,6 @@ router = APIRouter()
 
 Id = Annotated[str, Path(min_length=1, max_length=100, description="e.g. REQ-01J…")]
 CsvBody = Annotated[None, Depends(require_content_type("text/csv", "application/csv"))]
-
-
-def caller(request: Request, principal: Principal) -> Caller:
-    return Caller(principal, event_metadata(request, principal), expected_version(request))
 
 
 def etag(response: Response, version: int) -> None:
@@ -65,14 +60,12 @@ async def submit_requirement(
     body: RequirementIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.submit"))],
     _json: JsonBody,
-    runtime: RuntimeDep,
 ) -> JSONResponse:
     """State a need (recipient)."""
-    c = caller(request, principal)
-    return await run_command(
+    return await handle_command(
         request,
-        runtime.store,
-        lambda tx: handlers.submit_requirement(tx, body, c),
+        handlers.submit_requirement,
+        commands.SubmitRequirement(**body.model_dump()),
         append_only=True,
     )
 
@@ -99,15 +92,15 @@ async def endorse_requirement(
     requirement_id: Id,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.endorse"))],
     _json: JsonBody,
-    runtime: RuntimeDep,
     body: Annotated[EndorseIn | None, Body()] = None,
 ) -> JSONResponse:
     """Endorse a need as a one-off forum decision (recorded as its own `DEC-…`)."""
-    c, cmd = caller(request, principal), body or EndorseIn()
-    return await run_command(
+    return await handle_command(
         request,
-        runtime.store,
-        lambda tx: handlers.endorse_requirement(tx, requirement_id, cmd, c),
+        handlers.endorse_requirement,
+        commands.EndorseRequirement(
+            requirement_id, **(body or EndorseIn()).model_dump(exclude_none=True)
+        ),
         append_only=True,
     )
 
@@ -123,14 +116,12 @@ async def amend_requirement(
     body: AmendIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.amend"))],
     _json: JsonBody,
-    runtime: RuntimeDep,
 ) -> JSONResponse:
     """Change quantity, priority or needed-by (recipient); the forum may change priority only."""
-    c = caller(request, principal)
-    return await run_command(
+    return await handle_command(
         request,
-        runtime.store,
-        lambda tx: handlers.amend_requirement(tx, requirement_id, body, c),
+        handlers.amend_requirement,
+        commands.AmendRequirement(requirement_id, **body.model_dump()),
         append_only=True,
     )
 
@@ -146,13 +137,11 @@ async def cancel_requirement(
     body: ReasonIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "requirement.cancel"))],
     _json: JsonBody,
-    runtime: RuntimeDep,
 ) -> JSONResponse:
-    c = caller(request, principal)
-    return await run_command(
+    return await handle_command(
         request,
-        runtime.store,
-        lambda tx: handlers.cancel_requirement(tx, requirement_id, body, c),
+        handlers.cancel_requirement,
+        commands.CancelRequirement(requirement_id, body.reason),
         append_only=True,
     )
 
@@ -166,12 +155,13 @@ async def announce_pledge(
     body: PledgeIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.announce"))],
     _json: JsonBody,
-    runtime: RuntimeDep,
 ) -> JSONResponse:
     """Pledge for your own nation (donor): `donor` must be your token's nation."""
-    c = caller(request, principal)
-    return await run_command(
-        request, runtime.store, lambda tx: handlers.announce_pledge(tx, body, c), append_only=True
+    return await handle_command(
+        request,
+        handlers.announce_pledge,
+        commands.AnnouncePledge(**body.model_dump()),
+        append_only=True,
     )
 
 
@@ -197,15 +187,13 @@ async def confirm_pledge(
     pledge_id: Id,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.confirm"))],
     _json: JsonBody,
-    runtime: RuntimeDep,
     body: Annotated[ConfirmIn | None, Body()] = None,
 ) -> JSONResponse:
     """Confirm a pledge as a one-off forum decision: it goes to execution."""
-    c, cmd = caller(request, principal), body or ConfirmIn()
-    return await run_command(
+    return await handle_command(
         request,
-        runtime.store,
-        lambda tx: handlers.confirm_pledge(tx, pledge_id, cmd, c),
+        handlers.confirm_pledge,
+        commands.ConfirmPledge(pledge_id, **(body or ConfirmIn()).model_dump(exclude_none=True)),
         append_only=True,
     )
 
@@ -221,14 +209,12 @@ async def reduce_pledge(
     body: ReduceIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.reduce"))],
     _json: JsonBody,
-    runtime: RuntimeDep,
 ) -> JSONResponse:
     """Lower your nation's pledge to a new total."""
-    c = caller(request, principal)
-    return await run_command(
+    return await handle_command(
         request,
-        runtime.store,
-        lambda tx: handlers.reduce_pledge(tx, pledge_id, body, c),
+        handlers.reduce_pledge,
+        commands.ReducePledge(pledge_id, body.quantity),
         append_only=True,
     )
 
@@ -244,13 +230,11 @@ async def withdraw_pledge(
     body: ReasonIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "pledge.withdraw"))],
     _json: JsonBody,
-    runtime: RuntimeDep,
 ) -> JSONResponse:
-    c = caller(request, principal)
-    return await run_command(
+    return await handle_command(
         request,
-        runtime.store,
-        lambda tx: handlers.withdraw_pledge(tx, pledge_id, body, c),
+        handlers.withdraw_pledge,
+        commands.WithdrawPledge(pledge_id, body.reason),
         append_only=True,
     )
 
@@ -269,12 +253,18 @@ async def record_decision(
     body: DecisionIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "decision.record"))],
     _json: JsonBody,
-    runtime: RuntimeDep,
 ) -> JSONResponse:
     """One meeting's endorsements and confirmations, stored atomically: all or nothing."""
-    c = caller(request, principal)
-    return await run_command(
-        request, runtime.store, lambda tx: handlers.record_decision(tx, body, c), append_only=True
+    return await handle_command(
+        request,
+        handlers.record_decision,
+        commands.RecordDecision(
+            body.meeting_date,
+            body.reference,
+            endorse=[commands.Endorsement(e.requirement_id, e.priority) for e in body.endorse],
+            confirm=body.confirm,
+        ),
+        append_only=True,
     )
 
 
@@ -314,12 +304,10 @@ async def add_item(
     body: CatalogueItemIn,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "catalogue.add"))],
     _json: JsonBody,
-    runtime: RuntimeDep,
 ) -> JSONResponse:
     """Add an item (admin); published as `catalogue.item_added`."""
-    c = caller(request, principal)
-    return await run_command(
-        request, runtime.store, lambda tx: handlers.add_catalogue_item(tx, body, c)
+    return await handle_command(
+        request, handlers.add_catalogue_item, commands.AddCatalogueItem(**body.model_dump())
     )
 
 
@@ -348,14 +336,13 @@ async def import_pledges(
     request: Request,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "imports.pledges"))],
     _csv: CsvBody,
-    runtime: RuntimeDep,
 ) -> JSONResponse:
     """Pledges from CSV: one result per row; bad rows are reported and not stored; re-sending
     the file stores nothing twice (a row's pledge id is derived from its content)."""
-    rows = imports.parse(await request.body())
-    c = caller(request, principal)
-    return await run_command(
-        request, runtime.store, lambda tx: handlers.import_pledges(tx, rows, c)
+    return await handle_command(
+        request,
+        handlers.import_pledges,
+        commands.ImportPledges(imports.rows(await request.body())),
     )
 
 

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import logging
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from services.request import tables
 from services.request.domain import requirement as requirement_ids
 from services.request.handlers import requirements
-from services.request.tables import planned_shipments
 from shared.contracts import deliveries
 from shared.contracts.deliveries import ShipmentHandedOver, ShipmentPlanned, ShipmentReceived
 from shared.eventstore import Transaction
+from shared.messaging import topics
 from shared.messaging.consumer import Message
+from shared.runtime import ConsumerSpec
 
 log = logging.getLogger(__name__)
 
@@ -37,40 +36,18 @@ async def handle(tx: Transaction, message: Message) -> None:
     data = deliveries.decode(event.event_type, event.schema_version, event.data)
     match data:
         case ShipmentPlanned():
-            await _planned(tx.conn, data)
-        case ShipmentHandedOver():
-            await tx.conn.execute(
-                planned_shipments.update()
-                .where(planned_shipments.c.shipment_id == event.subject)
-                .values(received_good=data.received_good)
+            await tables.plan_shipment(
+                tx.conn, data.shipment_id, data.requirement_id, data.quantity
             )
+        case ShipmentHandedOver():
+            await tables.record_hand_over(tx.conn, event.subject, data.received_good)
         case ShipmentReceived():
             await _received(tx, message)
 
 
-async def _planned(conn: AsyncConnection, event: ShipmentPlanned) -> None:
-    known = await conn.scalar(
-        sa.select(sa.func.count())
-        .select_from(planned_shipments)
-        .where(planned_shipments.c.shipment_id == event.shipment_id)
-    )
-    if not known:
-        await conn.execute(
-            planned_shipments.insert().values(
-                shipment_id=event.shipment_id,
-                requirement_id=event.requirement_id,
-                quantity=event.quantity,
-            )
-        )
-
-
 async def _received(tx: Transaction, message: Message) -> None:
     event = message.event
-    shipment = (
-        await tx.conn.execute(
-            sa.select(planned_shipments).where(planned_shipments.c.shipment_id == event.subject)
-        )
-    ).first()
+    shipment = await tables.planned_shipment(tx.conn, event.subject)
     if shipment is None:
         log.warning("shipment %s was received but never planned; ignored", event.subject)
         return
@@ -88,3 +65,8 @@ async def _received(tx: Transaction, message: Message) -> None:
     if requirement.record_delivery(event.subject, quantity):
         # Recorded in the name of whoever confirmed the receipt, caused by that event.
         requirements.save(tx, requirement, message.follow_up(event.meta.actor))
+
+
+CONSUMERS: list[ConsumerSpec] = [
+    ConsumerSpec(NAME, [topics.DELIVERIES], handle, event_types=HANDLED),
+]

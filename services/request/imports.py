@@ -1,20 +1,23 @@
-"""Pledge imports: reading the CSV file and validating each row (no database here).
+"""Pledge imports: reading the CSV file, validating each row, and the answer (no database here).
 
-The file is checked as a whole first (UTF-8, the header, well-formed CSV, a row limit) and
-refused with problem+json if it fails; then every row is validated on its own, so one bad row is
-reported and the others still count.
+The route reads the file: it is checked as a whole first (UTF-8, the header, well-formed CSV, a
+row limit) and refused with problem+json if it fails; then every row is validated on its own, so
+one bad row is reported and the others still count. The handler stores the rows that hold up and
+answers with one `Outcome` per row.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from services.request.schemas import PledgeIn
+from services.request.commands import AnnouncePledge, PledgeRow
+from services.request.schemas import ImportOut, ImportRow, PledgeIn
 from shared.web.problems import Problem
 
 COLUMNS = ("donor", "item_code", "quantity", "source", "available_from", "value_eur", "source_url")
@@ -102,13 +105,18 @@ def _row(line: int, names: list[str], values: list[str]) -> CsvRow:
     return CsvRow(line, dict(zip(names, values, strict=True)))
 
 
-def validate(row: CsvRow) -> tuple[PledgeIn | None, list[dict[str, str]]]:
+def rows(body: bytes) -> list[PledgeRow]:
+    """The file's data rows, each validated; raises Problem when the file as a whole is unusable."""
+    return [PledgeRow(row.line, *validate(row)) for row in parse(body)]
+
+
+def validate(row: CsvRow) -> tuple[AnnouncePledge | None, list[dict[str, str]]]:
     """The row as a pledge command, or the fields it gets wrong."""
     if row.problems:
         return None, row.problems
     data = {k: v for k, v in row.values.items() if not (k in OPTIONAL and not v.strip())}
     try:
-        return PledgeIn.model_validate_strings(data), []
+        return AnnouncePledge(**PledgeIn.model_validate_strings(data).model_dump()), []
     except ValidationError as exc:
         return None, [
             {
@@ -117,3 +125,25 @@ def validate(row: CsvRow) -> tuple[PledgeIn | None, list[dict[str, str]]]:
             }
             for err in exc.errors()
         ]
+
+
+@dataclass
+class Outcome:
+    """What became of one row (`status` turns to "duplicate" if its pledge was imported before)."""
+
+    row: int
+    status: Literal["stored", "duplicate", "rejected"]
+    pledge_id: str | None = None
+    note: str | None = None  # why a row is a duplicate
+    errors: Sequence[Mapping[str, str]] = ()
+
+
+def answer(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """The import's answer: the counts and every row's outcome (`schemas.ImportOut`)."""
+    body = ImportOut(
+        stored=sum(o.status == "stored" for o in outcomes),
+        duplicates=sum(o.status == "duplicate" for o in outcomes),
+        rejected=sum(o.status == "rejected" for o in outcomes),
+        rows=[ImportRow(**asdict(o)) for o in outcomes],
+    )
+    return body.model_dump(mode="json", exclude_none=True)

@@ -8,7 +8,6 @@ from services.request.domain import decision as decision_ids
 from services.request.domain import pledge as pledge_ids
 from services.request.domain import requirement as requirement_ids
 from services.request.handlers import decisions, load, pledges, requirements
-from services.request.items import added_items
 from services.request.schemas import (
     CatalogueItemView,
     DecisionView,
@@ -17,6 +16,7 @@ from services.request.schemas import (
     StreamEvent,
     StreamOut,
 )
+from services.request.tables import added_items
 from shared.catalogue import Item, base_items
 from shared.contracts.requests import catalogue
 from shared.domain import Aggregate, NotFound

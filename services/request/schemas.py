@@ -6,7 +6,7 @@ invariants. Unknown fields are refused (`extra="forbid"`).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,13 +19,10 @@ from pydantic import (
 )
 from pydantic.types import Strict
 
+from services.request.commands import utc_today
 from services.request.domain import MAX_QUANTITY
 from shared.catalogue import CAPABILITIES, EumClass, normalise_nation
 from shared.contracts.requests import PledgeSource
-
-
-def utc_today() -> date:
-    return datetime.now(UTC).date()
 
 
 def _not_past(value: date) -> date:
