@@ -7,7 +7,7 @@ succeeds. They raise the domain's errors only; the web layer answers for them.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from services.request import imports, tables
 from services.request.commands import (
@@ -42,17 +42,6 @@ requirements = Repository(Requirement, catalogue)
 pledges = Repository(Pledge, catalogue)
 decisions = Repository(Decision, catalogue)
 catalogue_entries = Repository(CatalogueItem, catalogue)
-
-
-class UnknownReferences(InvalidInput):
-    """A decision names requirements or pledges that do not exist; `errors` names each of them
-    (the answer lists them all, see `app.py`)."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(
-            errors[0]["field"], "The decision names requirements or pledges that do not exist."
-        )
-        self.errors = errors
 
 
 async def load(tx: Transaction, repository: Repository[A], prefix: str, aggregate_id: str) -> A:
@@ -189,7 +178,7 @@ async def withdraw_pledge(ctx: Context, command: WithdrawPledge) -> CommandResul
 
 async def record_decision(ctx: Context, command: RecordDecision) -> CommandResult:
     """One meeting's decision across many streams, in this one transaction: all or nothing."""
-    unknown: list[dict[str, Any]] = []
+    unknown: list[tuple[str, str]] = []
     endorse: list[tuple[Requirement, int | None]] = []
     for i, endorsement in enumerate(command.endorse):
         requirement = await requirements.get(ctx.tx, endorsement.requirement_id)
@@ -205,7 +194,8 @@ async def record_decision(ctx: Context, command: RecordDecision) -> CommandResul
         else:
             confirm.append(pledge)
     if unknown:
-        raise UnknownReferences(unknown)
+        detail = "The decision names requirements or pledges that do not exist."
+        raise InvalidInput.each(detail, unknown)
     decision = Decision.record(
         new_id(decision_ids.PREFIX),
         meeting_date=command.meeting_date,
@@ -221,8 +211,8 @@ async def record_decision(ctx: Context, command: RecordDecision) -> CommandResul
     return CommandResult(decision.id, decision.version, status_code=201)
 
 
-def _unknown(field: str, aggregate_id: str) -> dict[str, Any]:
-    return {"field": field, "message": f"there is no {aggregate_id}"}
+def _unknown(field: str, aggregate_id: str) -> tuple[str, str]:
+    return field, f"there is no {aggregate_id}"
 
 
 async def _decided(

@@ -41,9 +41,16 @@ class VersionMismatch(Exception):
 
 
 class InvalidInput(Exception):
-    """A field of the command is well-formed but refers to nothing usable (an unknown item
-    code; answered 422 naming the field)."""
+    """Fields of the command are well-formed but refer to nothing usable (an unknown item
+    code; answered 422 naming each field). `errors`: (field, message) for each of them."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+    def __init__(self, field: str, message: str, *, detail: str | None = None) -> None:
+        super().__init__(detail or message)
+        self.errors = [(field, message)]
+
+    @classmethod
+    def each(cls, detail: str, errors: list[tuple[str, str]]) -> InvalidInput:
+        """One answer naming several fields (`errors` not empty)."""
+        invalid = cls(*errors[0], detail=detail)
+        invalid.errors = errors
+        return invalid

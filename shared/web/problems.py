@@ -92,14 +92,13 @@ def problem_for(exc: Exception) -> Problem:
                 kind="version-mismatch",
                 headers={"ETag": f'"{current}"'},
             )
-        case InvalidInput(field=field):
-            message = str(exc)
+        case InvalidInput(errors=errors):
             return Problem(
                 422,
                 "Invalid request",
-                message,
+                str(exc),
                 kind="invalid-request",
-                errors=[{"field": field, "message": message}],
+                errors=[{"field": field, "message": message} for field, message in errors],
             )
         case DomainError(kind=kind, title=title):
             return Problem(409, title, str(exc), kind=kind)
