@@ -35,7 +35,7 @@ from services.projection.consumers import consumers
 from services.projection.generations import Generation
 from services.projection.rebuild import ReplayHelpers, end_offsets
 from services.projection.settings import ProjectionSettings
-from shared.contracts import CATALOGUES
+from shared.contracts import REGISTRIES
 from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
 from shared.domain import Metadata, StoredEvent
 from shared.messaging import envelope
@@ -111,7 +111,7 @@ async def _produce(topics: dict[str, str], count: int) -> int:
                         event_id=uuid.uuid4(), event_type=kind, schema_version=1, data=data,
                         meta=Metadata(actor="bench"), recorded_at=start + timedelta(minutes=n),
                     )  # fmt: skip
-                    key, value, headers = envelope.encode(stored, CATALOGUES[own].source)
+                    key, value, headers = envelope.encode(stored, REGISTRIES[own].source)
                     pending.append(
                         await producer.send(topics[own], value, key=key, headers=headers)
                     )

@@ -20,7 +20,7 @@ from shared.messaging import envelope
 from shared.messaging.kafka import new_producer
 from shared.messaging.relay import Relay
 from tests.infra import KAFKA, POSTGRES_URL, create_topic
-from tests.sample_domain import Credited, catalogue
+from tests.sample_domain import Credited, registry
 
 EVENTS = int(os.environ.get("BENCH_RELAY_EVENTS", "50000"))
 LATENCY_SAMPLES = 200
@@ -31,7 +31,7 @@ async def _fill(store: EventStore, count: int) -> None:
     for start in range(0, count, 1000):
         async with store.transaction() as tx:
             for i in range(start, min(count, start + 1000)):
-                tx.append(f"S-{i}", 0, [catalogue.encode(Credited(amount=i), meta)])
+                tx.append(f"S-{i}", 0, [registry.encode(Credited(amount=i), meta)])
 
 
 async def _raw_rate(store: EventStore, topic: str) -> float:
@@ -74,7 +74,7 @@ async def _idle_latency(store: EventStore, topic: str) -> list[float]:
     for i in range(LATENCY_SAMPLES):
         stream = f"L-{uuid.uuid4().hex}"
         started = time.perf_counter()
-        await store.append(stream, 0, [catalogue.encode(Credited(amount=i), meta)])
+        await store.append(stream, 0, [registry.encode(Credited(amount=i), meta)])
         while True:
             record = await consumer.getone()
             if record.key == stream.encode():

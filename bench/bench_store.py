@@ -28,7 +28,7 @@ from shared.domain import Metadata
 from shared.eventstore import EventStore
 from tests.conftest import MIGRATIONS
 from tests.infra import POSTGRES_URL
-from tests.sample_domain import Credited, catalogue
+from tests.sample_domain import Credited, registry
 
 
 class Account(Aggregate):
@@ -56,7 +56,7 @@ async def _ours(writers: int) -> float:
     async def writer(w: int) -> None:
         stream = f"S-{w}-{uuid.uuid4().hex[:6]}"
         for version in range(per_writer):
-            await store.append(stream, version, [catalogue.encode(Credited(amount=version), META)])
+            await store.append(stream, version, [registry.encode(Credited(amount=version), META)])
 
     try:
         started = time.perf_counter()

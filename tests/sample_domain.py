@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.domain import Aggregate, DomainEvent, EventCatalogue
+from shared.domain import Aggregate, DomainEvent, EventRegistry
 
-catalogue = EventCatalogue(source="/aidline/test", topic="test")
+registry = EventRegistry(source="/aidline/test", topic="test")
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class Opened(DomainEvent):
     TYPE = "ledger.opened"
@@ -19,14 +19,14 @@ class Opened(DomainEvent):
     currency: str  # added in v2; v1 data is upcast with "EUR"
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class Credited(DomainEvent):
     TYPE = "ledger.credited"
     amount: int
 
 
-@catalogue.upcaster("ledger.opened", from_version=1)
+@registry.upcaster("ledger.opened", from_version=1)
 def _opened_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "currency": "EUR"}
 

@@ -10,7 +10,7 @@ from services.allocation import api
 from services.allocation.consumers import consumers
 from services.allocation.planning import Planning
 from services.allocation.settings import AllocationSettings
-from shared.contracts.allocations import catalogue as allocation_events
+from shared.contracts.allocations import registry as allocation_events
 from shared.messaging import topics
 from shared.runtime import ServiceRuntime
 from shared.web.app import create_app

@@ -17,7 +17,7 @@ from services.allocation.domain import Allocation, HubRule, Plan, Planner, Polic
 from services.allocation.settings import AllocationSettings
 from shared.catalogue import hubs
 from shared.contracts.allocations import ShortfallRecorded
-from shared.contracts.allocations import catalogue as allocation_events
+from shared.contracts.allocations import registry as allocation_events
 from shared.domain import Metadata
 from shared.eventstore import Repository, Transaction
 

@@ -16,11 +16,11 @@ from shared.contracts.allocations import (
     AllocationProposed,
     AllocationRejected,
 )
-from shared.contracts.allocations import catalogue as allocations
+from shared.contracts.allocations import registry as allocations
 from shared.contracts.requests import CatalogueItemAdded, PledgeAnnounced
-from shared.contracts.requests import catalogue as requests
+from shared.contracts.requests import registry as requests
 from shared.contracts.topics import ALLOCATIONS, REQUESTS
-from shared.domain import EventCatalogue
+from shared.domain import EventRegistry
 from shared.eventstore import Transaction
 from shared.messaging.consumer import Message
 from shared.runtime import ConsumerSpec
@@ -28,7 +28,7 @@ from shared.runtime import ConsumerSpec
 TOPICS = (ALLOCATIONS, REQUESTS)
 ACTOR = "delivery-service"
 
-_CATALOGUES: dict[str, EventCatalogue] = {ALLOCATIONS: allocations, REQUESTS: requests}
+_REGISTRIES: dict[str, EventRegistry] = {ALLOCATIONS: allocations, REQUESTS: requests}
 HANDLED = {
     AllocationProposed.TYPE,
     AllocationApproved.TYPE,
@@ -41,7 +41,7 @@ HANDLED = {
 
 async def handle(tx: Transaction, message: Message) -> None:
     envelope = message.event
-    event = _CATALOGUES[message.topic].decode(
+    event = _REGISTRIES[message.topic].decode(
         envelope.event_type, envelope.schema_version, envelope.data
     )
     meta = message.follow_up(ACTOR)

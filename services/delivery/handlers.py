@@ -27,11 +27,11 @@ from services.delivery.domain import Shipment
 from services.delivery.tables import Allocation
 from shared.catalogue import hubs
 from shared.commands import CommandContext, CommandResult
-from shared.contracts.deliveries import catalogue
+from shared.contracts.deliveries import registry
 from shared.domain import Metadata, NotFound
 from shared.eventstore import Repository, Transaction
 
-REPOSITORY = Repository(Shipment, catalogue)
+REPOSITORY = Repository(Shipment, registry)
 
 
 def shipment_id_for(allocation_id: str) -> str:

@@ -2,7 +2,7 @@
 
 The shared `EventConsumer` hands over a partition's batch inside the transaction that also
 records it as processed, so every change here commits exactly once. Per batch: decode with each
-topic's catalogue (unknown types are kept in the audit trail and otherwise ignored), load the
+topic's registry (unknown types are kept in the audit trail and otherwise ignored), load the
 rows the batch touches in one query per table, apply the events in memory (pure domain), then
 write the changed rows back with one upsert per table and the audit rows with one insert.
 """
@@ -22,8 +22,8 @@ from services.projection.domain import Allocation, Changes, Pledge, Requirement,
 from services.projection.domain.model import ItemRow, Row
 from services.projection.settings import ProjectionSettings
 from shared.catalogue import base_items
-from shared.contracts import CATALOGUES
-from shared.domain import DomainEvent, EventCatalogue, UnknownEventType
+from shared.contracts import REGISTRIES
+from shared.domain import DomainEvent, EventRegistry, UnknownEventType
 from shared.eventstore import Transaction
 from shared.messaging.consumer import Message
 from shared.readmodels import ReadModelSink, sink_for
@@ -38,8 +38,8 @@ def consumers(settings: ProjectionSettings) -> list[ConsumerSpec]:
     """The projection's one consumer: every topic into the read models, a batch at a time.
     Each generation runs it in a consumer group of its own (`projection-g<n>`,
     see generations.py)."""
-    catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
-    return [ConsumerSpec(NAME, list(settings.topics), batch_handler=ReadModelWriter(catalogues))]
+    registries = {topic: REGISTRIES[own] for topic, own in settings.topics.items()}
+    return [ConsumerSpec(NAME, list(settings.topics), batch_handler=ReadModelWriter(registries))]
 
 
 _TABLES: dict[type[Row], sa.Table] = {
@@ -62,8 +62,8 @@ class ReadModelWriter:
     """The projection's batch handler: `await writer(tx, messages)`, through the read-model
     sink of the transaction's database (`shared.readmodels`)."""
 
-    def __init__(self, catalogues: Mapping[str, EventCatalogue]) -> None:
-        self.catalogues = catalogues  # topic name -> the catalogue of its events
+    def __init__(self, registries: Mapping[str, EventRegistry]) -> None:
+        self.registries = registries  # topic name -> the registry of its events
         self._values = {
             kind: attrgetter(*(c.name for c in table.columns)) for kind, table in _TABLES.items()
         }
@@ -137,12 +137,12 @@ class ReadModelWriter:
         return rows | await _load(sink, conn, kind, missing - mine), mine
 
     def _decode(self, message: Message) -> DomainEvent | None:
-        catalogue = self.catalogues.get(message.topic)
+        registry = self.registries.get(message.topic)
         env = message.event
-        if catalogue is None:
+        if registry is None:
             return None
         try:
-            return catalogue.decode(env.event_type, env.schema_version, env.data)
+            return registry.decode(env.event_type, env.schema_version, env.data)
         except UnknownEventType:
             return None  # a newer producer's type: audited, not projected
 

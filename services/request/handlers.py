@@ -30,7 +30,7 @@ from services.request.domain import requirement as requirement_ids
 from shared.auth import Role, require_own_nation
 from shared.catalogue import Item
 from shared.commands import CommandContext, CommandResult
-from shared.contracts.requests import catalogue
+from shared.contracts.requests import registry
 from shared.domain import Aggregate, Forbidden, InvalidInput, NotFound
 from shared.eventstore import Repository, Transaction
 from shared.ids import new_id, stable_id
@@ -38,10 +38,10 @@ from shared.ids import new_id, stable_id
 A = TypeVar("A", bound=Aggregate)
 Context = CommandContext[None]  # the request service's handlers need no collaborators
 
-requirements = Repository(Requirement, catalogue)
-pledges = Repository(Pledge, catalogue)
-decisions = Repository(Decision, catalogue)
-catalogue_entries = Repository(CatalogueItem, catalogue)
+requirements = Repository(Requirement, registry)
+pledges = Repository(Pledge, registry)
+decisions = Repository(Decision, registry)
+catalogue_entries = Repository(CatalogueItem, registry)
 
 
 async def load(tx: Transaction, repository: Repository[A], prefix: str, aggregate_id: str) -> A:

@@ -18,7 +18,7 @@ from services.request.schemas import (
 )
 from services.request.tables import added_items
 from shared.catalogue import Item, base_items
-from shared.contracts.requests import catalogue
+from shared.contracts.requests import registry
 from shared.domain import Aggregate, NotFound
 from shared.eventstore import EventStore, Repository, Transaction
 
@@ -101,7 +101,7 @@ async def history(store: EventStore, stream_id: str, after_version: int, limit: 
                 actor=e.meta.actor,
                 correlation_id=e.meta.correlation_id,
                 causation_id=e.meta.causation_id,
-                data=catalogue.upcast(e.event_type, e.schema_version, e.data),
+                data=registry.upcast(e.event_type, e.schema_version, e.data),
             )
             for e in stored[:limit]
         ],

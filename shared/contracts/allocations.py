@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import date
 
 from shared.contracts.topics import ALLOCATIONS
-from shared.domain import DomainEvent, EventCatalogue
+from shared.domain import DomainEvent, EventRegistry
 
-catalogue = EventCatalogue(source="/aidline/allocation", topic=ALLOCATIONS)
+registry = EventRegistry(source="/aidline/allocation", topic=ALLOCATIONS)
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class AllocationProposed(DomainEvent):
     TYPE = "allocation.proposed"
@@ -25,28 +25,28 @@ class AllocationProposed(DomainEvent):
     rationale: str
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class AllocationApproved(DomainEvent):
     TYPE = "allocation.approved"
     approved_by: str
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class AllocationRejected(DomainEvent):
     TYPE = "allocation.rejected"
     reason: str
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class AllocationCancelled(DomainEvent):
     TYPE = "allocation.cancelled"
     reason: str  # pledge reduced/withdrawn, requirement cancelled, shipment lost
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShortfallRecorded(DomainEvent):
     TYPE = "shortfall.recorded"

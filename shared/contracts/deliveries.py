@@ -7,16 +7,16 @@ from datetime import date
 from typing import Literal
 
 from shared.contracts.topics import DELIVERIES
-from shared.domain import DomainEvent, EventCatalogue
+from shared.domain import DomainEvent, EventRegistry
 
-catalogue = EventCatalogue(source="/aidline/delivery", topic=DELIVERIES)
+registry = EventRegistry(source="/aidline/delivery", topic=DELIVERIES)
 
 TransportMode = Literal["road", "rail", "air", "sea"]
 InspectionResult = Literal["passed", "held"]
 EumClass = Literal["none", "routine", "enhanced"]  # as in shared.catalogue.Item.eum_class
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentPlanned(DomainEvent):
     TYPE = "shipment.planned"
@@ -34,7 +34,7 @@ class ShipmentPlanned(DomainEvent):
     eum_class: EumClass = "none"
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentDispatched(DomainEvent):
     TYPE = "shipment.dispatched"
@@ -43,14 +43,14 @@ class ShipmentDispatched(DomainEvent):
     serials: list[str] = field(default_factory=list)  # enhanced end-use monitoring items
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentArrivedAtHub(DomainEvent):
     TYPE = "shipment.arrived_at_hub"
     hub: str
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentInspected(DomainEvent):
     TYPE = "shipment.inspected"
@@ -58,13 +58,13 @@ class ShipmentInspected(DomainEvent):
     notes: str = ""
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentDepartedHub(DomainEvent):
     TYPE = "shipment.departed_hub"
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentHandedOver(DomainEvent):
     TYPE = "shipment.handed_over"
@@ -74,13 +74,13 @@ class ShipmentHandedOver(DomainEvent):
     serials: list[str] = field(default_factory=list)
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentReceived(DomainEvent):
     TYPE = "shipment.received"
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentDelayed(DomainEvent):
     TYPE = "shipment.delayed"
@@ -88,7 +88,7 @@ class ShipmentDelayed(DomainEvent):
     new_eta: date
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentLost(DomainEvent):
     TYPE = "shipment.lost"
@@ -97,7 +97,7 @@ class ShipmentLost(DomainEvent):
     serials: list[str] = field(default_factory=list)  # which enhanced-EUM items, when known
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentCancelled(DomainEvent):
     """The allocation was cancelled before the shipment left the donor."""
@@ -106,7 +106,7 @@ class ShipmentCancelled(DomainEvent):
     reason: str  # the allocation's cancellation reason
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentCancellationRefused(DomainEvent):
     """The allocation was cancelled, but the shipment had already left: it goes on."""
@@ -117,7 +117,7 @@ class ShipmentCancellationRefused(DomainEvent):
     refusal: str  # why it was refused, for people
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentEumDiscrepancy(DomainEvent):
     """End-use monitoring: the serials handed over differ from those dispatched (minus lost)."""

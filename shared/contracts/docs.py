@@ -1,4 +1,4 @@
-"""The event catalogue as documents, generated from the event models (never written by hand):
+"""The event registries as documents, generated from the event models (never written by hand):
 `docs/events/asyncapi.yaml` (AsyncAPI 3.0) and `docs/events/schemas/<type>.json` (JSON Schema).
 
     python -m shared.contracts.docs            # regenerate docs/events/
@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from shared.contracts import CATALOGUES
-from shared.domain import EventCatalogue
+from shared.contracts import REGISTRIES
+from shared.domain import EventRegistry
 from shared.messaging.envelope import CONTENT_TYPE, SPEC_VERSION
 from shared.messaging.topics import EVENT_TOPICS, INFINITE_RETENTION
 
@@ -75,18 +75,18 @@ def cloudevent_headers() -> dict[str, Any]:
 
 
 def event_schema(
-    catalogue: EventCatalogue, event_type: str, schemas: Mapping[str, Any] | None = None
+    registry: EventRegistry, event_type: str, schemas: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The JSON Schema of one event type's data (the Kafka value), with its CloudEvents type."""
-    cls = catalogue.types[event_type]
-    schema = (schemas or catalogue.json_schemas())[event_type]
+    cls = registry.types[event_type]
+    schema = (schemas or registry.json_schemas())[event_type]
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": f"{SCHEMA_BASE}{event_type}.json",
         "x-ce-type": event_type,
-        "x-ce-source": catalogue.source,
+        "x-ce-source": registry.source,
         "x-ce-schemaversion": cls.VERSION,
-        "x-kafka-topic": catalogue.topic,
+        "x-kafka-topic": registry.topic,
         **schema,
     }
 
@@ -102,17 +102,17 @@ def _hoist_defs(schema: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any
     return result
 
 
-def asyncapi(catalogues: Iterable[EventCatalogue]) -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of the given topics' catalogues."""
+def asyncapi(registries: Iterable[EventRegistry]) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of the given topics' registries."""
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     schemas: dict[str, Any] = {"CloudEventHeaders": cloudevent_headers()}
-    for catalogue in catalogues:
-        channel = _channel_id(catalogue.topic)
+    for registry in registries:
+        channel = _channel_id(registry.topic)
         refs = {}
-        payloads = catalogue.json_schemas()
-        for event_type, cls in catalogue.types.items():
+        payloads = registry.json_schemas()
+        for event_type, cls in registry.types.items():
             payload = _hoist_defs(dict(payloads[event_type]), schemas)
             message: dict[str, Any] = {
                 "name": event_type,
@@ -125,7 +125,7 @@ def asyncapi(catalogues: Iterable[EventCatalogue]) -> dict[str, Any]:
                             "type": "object",
                             "properties": {
                                 "ce_type": {"const": event_type},
-                                "ce_source": {"const": catalogue.source},
+                                "ce_source": {"const": registry.source},
                                 "ce_schemaversion": {"const": str(cls.VERSION)},
                             },
                         },
@@ -144,13 +144,13 @@ def asyncapi(catalogues: Iterable[EventCatalogue]) -> dict[str, Any]:
             messages[event_type] = message
             refs[event_type] = {"$ref": f"#/components/messages/{event_type}"}
         channels[channel] = {
-            "address": catalogue.topic,
-            "description": _TOPIC_DESCRIPTIONS.get(catalogue.topic, ""),
+            "address": registry.topic,
+            "description": _TOPIC_DESCRIPTIONS.get(registry.topic, ""),
             "messages": refs,
             "bindings": {
                 "kafka": {
-                    "topic": catalogue.topic,
-                    "partitions": _PARTITIONS.get(catalogue.topic, 1),
+                    "topic": registry.topic,
+                    "partitions": _PARTITIONS.get(registry.topic, 1),
                     "topicConfiguration": {k: int(v) for k, v in INFINITE_RETENTION.items()},
                     "bindingVersion": KAFKA_BINDING_VERSION,
                 }
@@ -158,7 +158,7 @@ def asyncapi(catalogues: Iterable[EventCatalogue]) -> dict[str, Any]:
         }
         operations[f"publish-{channel}"] = {
             "action": "send",
-            "title": f"{catalogue.source} publishes to {catalogue.topic}",
+            "title": f"{registry.source} publishes to {registry.topic}",
             "channel": {"$ref": f"#/channels/{channel}"},
             "messages": [{"$ref": f"#/channels/{channel}/messages/{t}"} for t in refs],
         }
@@ -199,21 +199,21 @@ def _yaml(document: dict[str, Any]) -> str:
 
 def asyncapi_yaml(topics: Iterable[str] | None = None) -> str:
     """The AsyncAPI document of `topics` (default: every topic) as YAML."""
-    return _asyncapi_yaml(tuple(CATALOGUES) if topics is None else tuple(topics))
+    return _asyncapi_yaml(tuple(REGISTRIES) if topics is None else tuple(topics))
 
 
-@functools.cache  # the catalogues are complete once imported; a service serves one document
+@functools.cache  # the registries are complete once imported; a service serves one document
 def _asyncapi_yaml(topics: tuple[str, ...]) -> str:
-    return _yaml(asyncapi(CATALOGUES[name] for name in topics))
+    return _yaml(asyncapi(REGISTRIES[name] for name in topics))
 
 
-def render(catalogues: Mapping[str, EventCatalogue] = CATALOGUES) -> dict[str, str]:
+def render(registries: Mapping[str, EventRegistry] = REGISTRIES) -> dict[str, str]:
     """Every generated file: relative path -> content."""
-    files = {"asyncapi.yaml": _yaml(asyncapi(catalogues.values()))}
-    for catalogue in catalogues.values():
-        schemas = catalogue.json_schemas()
-        for event_type in catalogue.types:
-            schema = event_schema(catalogue, event_type, schemas)
+    files = {"asyncapi.yaml": _yaml(asyncapi(registries.values()))}
+    for registry in registries.values():
+        schemas = registry.json_schemas()
+        for event_type in registry.types:
+            schema = event_schema(registry, event_type, schemas)
             files[f"schemas/{event_type}.json"] = json.dumps(schema, indent=2) + "\n"
     return files
 

@@ -7,14 +7,14 @@ from datetime import date
 from typing import Literal
 
 from shared.contracts.topics import REQUESTS
-from shared.domain import DomainEvent, EventCatalogue
+from shared.domain import DomainEvent, EventRegistry
 
-catalogue = EventCatalogue(source="/aidline/request", topic=REQUESTS)
+registry = EventRegistry(source="/aidline/request", topic=REQUESTS)
 
 PledgeSource = Literal["stock", "procurement", "pooled"]
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class RequirementSubmitted(DomainEvent):
     TYPE = "requirement.submitted"
@@ -28,7 +28,7 @@ class RequirementSubmitted(DomainEvent):
     justification: str
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class RequirementEndorsed(DomainEvent):
     TYPE = "requirement.endorsed"
@@ -36,7 +36,7 @@ class RequirementEndorsed(DomainEvent):
     decision_id: str
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class RequirementAmended(DomainEvent):
     TYPE = "requirement.amended"
@@ -45,14 +45,14 @@ class RequirementAmended(DomainEvent):
     needed_by: date | None = None
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class RequirementCancelled(DomainEvent):
     TYPE = "requirement.cancelled"
     reason: str
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class RequirementDeliveryRecorded(DomainEvent):
     TYPE = "requirement.delivery_recorded"
@@ -60,13 +60,13 @@ class RequirementDeliveryRecorded(DomainEvent):
     quantity: int
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class RequirementFulfilled(DomainEvent):
     TYPE = "requirement.fulfilled"
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class PledgeAnnounced(DomainEvent):
     TYPE = "pledge.announced"
@@ -81,21 +81,21 @@ class PledgeAnnounced(DomainEvent):
     source_url: str | None = None
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class PledgeConfirmed(DomainEvent):
     TYPE = "pledge.confirmed"
     decision_id: str  # the forum decision that hands the pledge to execution
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class PledgeReduced(DomainEvent):
     TYPE = "pledge.reduced"
     quantity: int  # the new total
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class PledgeWithdrawn(DomainEvent):
     TYPE = "pledge.withdrawn"
@@ -108,7 +108,7 @@ class Endorsement:
     priority: int
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class DecisionRecorded(DomainEvent):
     """A forum decision (stream `DEC-…`): the meeting, and what it endorsed and confirmed.
@@ -125,7 +125,7 @@ class DecisionRecorded(DomainEvent):
     confirmed: list[str] = field(default_factory=list)  # pledge ids
 
 
-@catalogue.register
+@registry.register
 @dataclass(frozen=True, kw_only=True)
 class CatalogueItemAdded(DomainEvent):
     """An admin added an item to the catalogue (the base catalogue ships with the project)."""

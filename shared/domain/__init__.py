@@ -4,7 +4,7 @@ from shared.domain.aggregate import Aggregate
 from shared.domain.errors import DomainError, Forbidden, InvalidInput, NotFound, VersionMismatch
 from shared.domain.events import (
     DomainEvent,
-    EventCatalogue,
+    EventRegistry,
     Metadata,
     NewEvent,
     StoredEvent,
@@ -15,7 +15,7 @@ __all__ = [
     "Aggregate",
     "DomainError",
     "DomainEvent",
-    "EventCatalogue",
+    "EventRegistry",
     "Forbidden",
     "InvalidInput",
     "Metadata",

@@ -1,4 +1,4 @@
-"""Domain events, their explicit names and versions, and the catalogue that encodes/decodes them.
+"""Domain events, their explicit names and versions, and the registry that encodes/decodes them.
 
 A domain event is a frozen dataclass with two class attributes: `TYPE` (the name on the wire,
 never a Python path) and `VERSION` (its schema version). Stored or received data of an older
@@ -79,7 +79,7 @@ class UnknownEventType(LookupError):
     pass
 
 
-class EventCatalogue:
+class EventRegistry:
     """The event types one service publishes (or one consumer understands), by explicit name."""
 
     def __init__(self, source: str, topic: str) -> None:
@@ -90,7 +90,7 @@ class EventCatalogue:
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
 
     def register(self, cls: E) -> E:
-        """Class decorator: `@catalogue.register` on each event dataclass."""
+        """Class decorator: `@registry.register` on each event dataclass."""
         if cls.TYPE in self._types:
             raise ValueError(f"event type {cls.TYPE!r} registered twice")
         self._types[cls.TYPE] = cls

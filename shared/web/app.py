@@ -88,7 +88,7 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    # The producers publish their own topic's catalogue; the projection, which reads them all,
+    # The producers publish their own topic's events; the projection, which reads them all,
     # publishes the whole document.
     topics = [runtime.topic] if runtime.topic else None
 

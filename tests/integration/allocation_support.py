@@ -21,7 +21,7 @@ from shared.contracts.requests import (
     RequirementEndorsed,
     RequirementSubmitted,
 )
-from shared.domain import DomainEvent, EventCatalogue, Metadata, StoredEvent
+from shared.domain import DomainEvent, EventRegistry, Metadata, StoredEvent
 from shared.messaging import envelope
 from shared.messaging.consumer import Message
 from shared.messaging.topics import DELIVERIES, REQUESTS
@@ -108,8 +108,8 @@ class Scenario:
             deliveries, self.id(name), ShipmentLost(quantity=quantity, reason="ambush")
         )
 
-    def _event(self, catalogue: EventCatalogue, stream: str, event: DomainEvent) -> StoredEvent:
-        new = catalogue.encode(event, Metadata(actor="tester"))
+    def _event(self, registry: EventRegistry, stream: str, event: DomainEvent) -> StoredEvent:
+        new = registry.encode(event, Metadata(actor="tester"))
         version = self._versions.get(stream, 0) + 1
         self._versions[stream] = version
         return StoredEvent(

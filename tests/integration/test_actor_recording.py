@@ -23,11 +23,11 @@ from shared.web.correlation import event_metadata
 from shared.web.deps import Authorize
 from tests.authkit import bearer
 from tests.infra import create_topic, eventually, header, read_topic
-from tests.sample_domain import Ledger, catalogue
+from tests.sample_domain import Ledger, registry
 
 MIGRATIONS = Path(__file__).parents[2] / "services" / "request" / "migrations"
 POLICY = AccessPolicy("test", {"ledgers.open": rule(Role.DONOR, description="open a ledger")})
-ledgers = Repository(Ledger, catalogue)
+ledgers = Repository(Ledger, registry)
 
 
 def _router() -> APIRouter:

@@ -13,13 +13,13 @@ from shared.domain import Metadata, NewEvent
 from shared.eventstore import ConcurrencyError, EventStore, Repository
 from shared.eventstore.tables import idempotency_keys
 from tests.conftest import MIGRATIONS
-from tests.sample_domain import Credited, Ledger, catalogue
+from tests.sample_domain import Credited, Ledger, registry
 
 META = Metadata(actor="tester")
 
 
 def _credits(*amounts: int) -> list:
-    return [catalogue.encode(Credited(amount=a), META) for a in amounts]
+    return [registry.encode(Credited(amount=a), META) for a in amounts]
 
 
 async def test_append_and_read_back(db: Database) -> None:
@@ -168,7 +168,7 @@ async def test_event_ids_are_unique_forever(db: Database) -> None:
 
 async def test_repository_saves_and_rehydrates_with_upcasting(db: Database) -> None:
     store = EventStore(db)
-    repo = Repository(Ledger, catalogue)
+    repo = Repository(Ledger, registry)
     async with store.transaction() as tx:
         ledger = Ledger.open("L-9", "ua")
         ledger.credit(10)

@@ -19,7 +19,7 @@ from services.projection.consumers import ReadModelWriter, consumers
 from services.projection.generations import Generation
 from services.projection.rebuild import ReplayHelpers, end_offsets
 from services.projection.settings import ProjectionSettings
-from shared.contracts import CATALOGUES
+from shared.contracts import REGISTRIES
 from shared.domain import StoredEvent
 from shared.eventstore import EventStore, Transaction
 from shared.messaging import envelope
@@ -113,12 +113,12 @@ class _Writers:
     """Writers of one generation, as a rebuild's service and helper processes are."""
 
     def __init__(self, settings: ProjectionSettings, generation: Generation) -> None:
-        self.catalogues = {topic: CATALOGUES[own] for topic, own in settings.topics.items()}
-        self.writer = ReadModelWriter(self.catalogues)
+        self.registries = {topic: REGISTRIES[own] for topic, own in settings.topics.items()}
+        self.writer = ReadModelWriter(self.registries)
         self.store, self.generation = EventStore(generation.db), generation
 
     def message(self, topic: str, event: StoredEvent) -> Message:
-        _key, value, headers = envelope.encode(event, self.catalogues[topic].source)
+        _key, value, headers = envelope.encode(event, self.registries[topic].source)
         return Message(topic, 0, event.position, envelope.decode(headers, value), raw=value)
 
     async def apply(self, message: Message, conn: AsyncConnection | None = None) -> None:

@@ -17,13 +17,13 @@ from shared.domain import Metadata
 from shared.eventstore import EventStore
 from shared.messaging.relay import Relay
 from tests.infra import create_topic, eventually, header, read_topic
-from tests.sample_domain import Credited, catalogue
+from tests.sample_domain import Credited, registry
 
 META = Metadata(actor="tester")
 
 
 def _credit(amount: int) -> list:
-    return [catalogue.encode(Credited(amount=amount), META)]
+    return [registry.encode(Credited(amount=amount), META)]
 
 
 @contextlib.asynccontextmanager

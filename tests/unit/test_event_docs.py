@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.contracts import CATALOGUES
+from shared.contracts import REGISTRIES
 from shared.contracts import docs as event_docs
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "events"
-EVERY_TYPE = {t: c for c in CATALOGUES.values() for t in c.types}
+EVERY_TYPE = {t: c for c in REGISTRIES.values() for t in c.types}
 
 
 def test_the_committed_documents_match_the_models(tmp_path: Path) -> None:
@@ -50,12 +50,12 @@ def test_check_reports_a_changed_a_missing_and_a_stale_file(
 
 def test_one_schema_per_event_type_with_its_id_and_cloudevents_type() -> None:
     files = event_docs.render()
-    for event_type, catalogue in EVERY_TYPE.items():
+    for event_type, registry in EVERY_TYPE.items():
         schema = json.loads(files[f"schemas/{event_type}.json"])
         assert schema["$id"].endswith(f"/{event_type}.json")
         assert schema["x-ce-type"] == event_type
-        assert schema["x-ce-source"] == catalogue.source
-        assert schema["x-kafka-topic"] == catalogue.topic
+        assert schema["x-ce-source"] == registry.source
+        assert schema["x-kafka-topic"] == registry.topic
         assert schema["type"] == "object"
 
 
@@ -79,17 +79,17 @@ def test_the_asyncapi_document_covers_every_topic_and_type() -> None:
     document = yaml.safe_load(event_docs.render()["asyncapi.yaml"])
     assert document["asyncapi"] == "3.0.0"
     addresses = {channel["address"] for channel in document["channels"].values()}
-    assert addresses == set(CATALOGUES)
+    assert addresses == set(REGISTRIES)
     assert set(document["components"]["messages"]) == set(EVERY_TYPE)
     for channel in document["channels"].values():
-        assert set(channel["messages"]) == set(CATALOGUES[channel["address"]].types)
+        assert set(channel["messages"]) == set(REGISTRIES[channel["address"]].types)
     for ref in _refs(document):
         assert ref.startswith("#/"), ref
         _resolve(document, ref)  # raises KeyError when a reference dangles
 
 
 def test_messages_carry_the_cloudevents_headers_and_the_stream_key() -> None:
-    document = event_docs.asyncapi(CATALOGUES.values())
+    document = event_docs.asyncapi(REGISTRIES.values())
     headers = document["components"]["schemas"]["CloudEventHeaders"]["properties"]
     assert {"ce_id", "ce_type", "ce_subject", "ce_correlationid", "content-type"} <= set(headers)
     message = document["components"]["messages"]["shipment.lost"]

@@ -6,29 +6,29 @@ import pytest
 from shared.domain import Metadata, StoredEvent, UnknownEventType
 from shared.messaging import envelope
 from shared.messaging.envelope import EnvelopeError
-from tests.sample_domain import Credited, Ledger, Opened, catalogue
+from tests.sample_domain import Credited, Ledger, Opened, registry
 
 
 def test_encode_uses_explicit_type_and_version() -> None:
-    new = catalogue.encode(Opened(owner="ua", currency="EUR"), Metadata(actor="alice"))
+    new = registry.encode(Opened(owner="ua", currency="EUR"), Metadata(actor="alice"))
     assert (new.event_type, new.schema_version) == ("ledger.opened", 2)
     assert new.data == {"owner": "ua", "currency": "EUR"}
     assert new.meta.actor == "alice"
 
 
 def test_old_versions_are_upcast_on_read() -> None:
-    event = catalogue.decode("ledger.opened", 1, {"owner": "ua"})
+    event = registry.decode("ledger.opened", 1, {"owner": "ua"})
     assert event == Opened(owner="ua", currency="EUR")
 
 
 def test_unknown_type_is_refused() -> None:
     with pytest.raises(UnknownEventType):
-        catalogue.decode("ledger.renamed", 1, {})
+        registry.decode("ledger.renamed", 1, {})
 
 
 def test_registering_a_type_twice_fails() -> None:
     with pytest.raises(ValueError, match="twice"):
-        catalogue.register(Credited)
+        registry.register(Credited)
 
 
 def test_aggregate_changes_only_through_its_events() -> None:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer
 
-from shared.contracts import CATALOGUES
+from shared.contracts import REGISTRIES
 from shared.domain import DomainEvent
 from shared.messaging.envelope import Envelope, EnvelopeError, decode
 
@@ -27,10 +27,10 @@ Handler = Callable[[Envelope, DomainEvent | None], Awaitable[None]]
 
 def typed(event: Envelope) -> DomainEvent | None:
     """The event as its contract dataclass (older schema versions upcast), if Aidline knows it."""
-    for catalogue in CATALOGUES.values():
-        if event.event_type in catalogue:
+    for registry in REGISTRIES.values():
+        if event.event_type in registry:
             try:
-                return catalogue.decode(event.event_type, event.schema_version, event.data)
+                return registry.decode(event.event_type, event.schema_version, event.data)
             except (ValueError, LookupError) as exc:  # newer than this copy of the contracts
                 print(f"cannot decode {event.event_type} v{event.schema_version}: {exc}")
     return None
@@ -92,7 +92,7 @@ def cli() -> None:
         default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
     )
     args = parser.parse_args()
-    topics = args.topic or list(CATALOGUES)
+    topics = args.topic or list(REGISTRIES)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a follow
         asyncio.run(
             main(topics, bootstrap_servers=args.bootstrap_servers, group_id=args.group,

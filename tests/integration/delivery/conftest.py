@@ -27,12 +27,12 @@ from services.delivery.app import MIGRATIONS, build_app
 from services.delivery.settings import DeliverySettings
 from shared.auth import DEV_SECRET, mint_token
 from shared.contracts.allocations import AllocationApproved, AllocationProposed
-from shared.contracts.allocations import catalogue as allocations
+from shared.contracts.allocations import registry as allocations
 from shared.contracts.requests import PledgeAnnounced
-from shared.contracts.requests import catalogue as requests
+from shared.contracts.requests import registry as requests
 from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
 from shared.db.migrate import upgrade
-from shared.domain import DomainEvent, EventCatalogue, Metadata, StoredEvent
+from shared.domain import DomainEvent, EventRegistry, Metadata, StoredEvent
 from shared.eventstore.tables import consumer_offsets
 from shared.runtime import ServiceRuntime
 from tests.infra import KAFKA, POSTGRES_URL, eventually, header, produce, read_topic, unique_schema
@@ -56,10 +56,10 @@ HUB_SUC = token("hub", hub="RO-SUC")
 
 
 def stored(
-    catalogue: EventCatalogue, stream_id: str, version: int, event: DomainEvent
+    registry: EventRegistry, stream_id: str, version: int, event: DomainEvent
 ) -> StoredEvent:
     """An event as the producing service would have stored (and its relay published) it."""
-    new = catalogue.encode(event, Metadata(actor="tester", correlation_id=f"c-{stream_id}"))
+    new = registry.encode(event, Metadata(actor="tester", correlation_id=f"c-{stream_id}"))
     return StoredEvent(
         position=version,
         stream_id=stream_id,

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from shared.contracts.allocations import AllocationApproved, AllocationCancelled
-from shared.contracts.allocations import catalogue as allocations
+from shared.contracts.allocations import registry as allocations
 from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
 from tests.infra import header, produce, read_topic
 from tests.integration.delivery.conftest import (

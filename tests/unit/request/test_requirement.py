@@ -15,7 +15,7 @@ from shared.contracts.requests import (
     RequirementEndorsed,
     RequirementFulfilled,
     RequirementSubmitted,
-    catalogue,
+    registry,
 )
 from shared.domain import DomainError, Metadata
 
@@ -147,9 +147,9 @@ def test_rehydrating_from_the_stored_events_gives_the_same_state() -> None:
     requirement.record_delivery("SHP-1", 30)
     requirement.cancel("enough")
     history = [requirement_submitted(), *requirement.pending]
-    encoded = [catalogue.encode(e, Metadata(actor="tester")) for e in history]
+    encoded = [registry.encode(e, Metadata(actor="tester")) for e in history]
     again = Requirement.rehydrate(
-        "REQ-1", [catalogue.decode(n.event_type, 1, n.data) for n in encoded]
+        "REQ-1", [registry.decode(n.event_type, 1, n.data) for n in encoded]
     )
     assert vars(again) | {"pending": []} == vars(requirement) | {"pending": []}
 
