@@ -42,7 +42,8 @@ def consumers(settings: ProjectionSettings) -> list[ConsumerSpec]:
     return [ConsumerSpec(NAME, list(settings.topics), batch_handler=ReadModelWriter(registries))]
 
 
-_TABLES: dict[type[Row], sa.Table] = {
+# Each read-model row's table (their columns are the row's fields, in order: tested).
+ROW_TABLES: dict[type[Row], sa.Table] = {
     Requirement: t.requirements,
     Pledge: t.pledges,
     Allocation: t.allocations,
@@ -65,7 +66,7 @@ class ReadModelWriter:
     def __init__(self, registries: Mapping[str, EventRegistry]) -> None:
         self.registries = registries  # topic name -> the registry of its events
         self._values = {
-            kind: attrgetter(*(c.name for c in table.columns)) for kind, table in _TABLES.items()
+            kind: attrgetter(*(c.name for c in table.columns)) for kind, table in ROW_TABLES.items()
         }
 
     async def __call__(self, tx: Transaction, messages: Sequence[Message]) -> None:
@@ -132,7 +133,7 @@ class ReadModelWriter:
             return {}, set()
         new = [kind(key) for key in sorted(missing)]  # type: ignore[call-arg]
         values = self._values[kind]
-        mine = await sink.claim(conn, _TABLES[kind], [values(r) for r in new])
+        mine = await sink.claim(conn, ROW_TABLES[kind], [values(r) for r in new])
         rows: dict[str, RowT] = {r.key: r for r in new if r.key in mine}
         return rows | await _load(sink, conn, kind, missing - mine), mine
 
@@ -158,13 +159,13 @@ class ReadModelWriter:
         inserted meanwhile fails the batch, which is then applied message by message and finds
         it), the `stored` ones by update; without `stored`, by upsert."""
         values = self._values[kind]
-        await sink.write(conn, _TABLES[kind], [values(r) for r in rows], stored)
+        await sink.write(conn, ROW_TABLES[kind], [values(r) for r in rows], stored)
 
 
 async def _load(
     sink: ReadModelSink, conn: AsyncConnection, kind: type[RowT], keys: Iterable[str]
 ) -> dict[str, RowT]:
-    found = await sink.load(conn, _TABLES[kind], list(keys))
+    found = await sink.load(conn, ROW_TABLES[kind], list(keys))
     rows = [kind(*record) for record in found]  # columns in field order (tested)
     return {row.key: row for row in rows}
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.projection import tables as t
-from services.projection.consumers import _TABLES, consumers
+from services.projection.consumers import ROW_TABLES, consumers
 from services.projection.generations import MIGRATIONS, Generation
 from services.projection.settings import ProjectionSettings
 from shared.db import Database
@@ -85,7 +85,7 @@ async def test_the_tables_columns_are_in_their_rows_field_order(building: Genera
     """The writer loads rows with SELECT * into the row dataclasses and sends them as tuples of
     the table's row type: both rely on the migrated tables' column order."""
     async with building.db.engine.connect() as conn:
-        for kind, table in _TABLES.items():
+        for kind, table in ROW_TABLES.items():
             result = await conn.execute(
                 sa.text(
                     "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass)"

@@ -121,7 +121,6 @@ class EventConsumer:
         # Held while a batch's transaction runs: a rebalance waits for it, so the offsets it
         # reads and seeks to include that batch.
         self._applying = asyncio.Lock()
-        self._consumer: AIOKafkaConsumer | None = None
         self.assigned = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -141,7 +140,7 @@ class EventConsumer:
                 await asyncio.sleep(1.0)
 
     async def _consume(self) -> None:
-        consumer = self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.name,
             enable_auto_commit=False,
