@@ -1,7 +1,8 @@
 """`aidline run` (what `make run` calls): Kafka, the four services, demo data, addresses.
 
-Reuses what is already there: a running broker, existing SQLite files. Ctrl-C stops the
-services, and the broker too when this command started it.
+Reuses what is already there: a running broker, existing SQLite files. A service that exits
+is started again, after a pause that doubles with each quick exit (`supervise`). Ctrl-C or
+SIGTERM stops the services, and the broker too when this command started it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,11 +38,52 @@ DEV_IDENTITIES = {
 
 console = Console()
 
+# A service that exits is started again after FIRST_RESTART_SECONDS, twice that after each
+# further exit, at most MAX_RESTART_SECONDS; one that ran STABLE_SECONDS starts over at the first.
+FIRST_RESTART_SECONDS = 1.0
+MAX_RESTART_SECONDS = 30.0
+STABLE_SECONDS = 60.0
+
+
+@dataclass
+class Supervised:
+    """A service process and how to start it again."""
+
+    name: str
+    start: Callable[[], subprocess.Popen[bytes]]
+    process: subprocess.Popen[bytes]
+    started_at: float
+    quick_exits: int = 0
+    restart_at: float | None = None
+
+
+def supervise(services: dict[str, Supervised], now: float, say: Callable[[str], None]) -> None:
+    """One look at every service: note one that exited, start one whose pause is over."""
+    for service in services.values():
+        if service.restart_at is None:
+            code = service.process.poll()
+            if code is None:
+                continue
+            if now - service.started_at >= STABLE_SECONDS:
+                service.quick_exits = 0
+            pause = min(MAX_RESTART_SECONDS, FIRST_RESTART_SECONDS * 2**service.quick_exits)
+            service.quick_exits += 1
+            service.restart_at = now + pause
+            say(f"the {service.name} service exited with {code}; starting it again in {pause:g}s")
+        elif now >= service.restart_at:
+            service.process, service.started_at = service.start(), now
+            service.restart_at = None
+            say(f"the {service.name} service started again (pid {service.process.pid})")
+
 
 @dataclass
 class Started:
-    processes: dict[str, subprocess.Popen[bytes]]
+    services: dict[str, Supervised]
     started_kafka: bool
+
+    @property
+    def processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        return {name: service.process for name, service in self.services.items()}
 
 
 def _port_in_use(port: int) -> bool:
@@ -69,21 +112,29 @@ def _start_kafka() -> tuple[str, bool]:
     return bootstrap, not already
 
 
-def _start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
+def _start_services(env: dict[str, str]) -> dict[str, Supervised]:
     logs = STATE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    processes = {}
+
+    def starter(name: str) -> Callable[[], subprocess.Popen[bytes]]:
+        def start() -> subprocess.Popen[bytes]:
+            with (logs / f"{name}.log").open("ab") as log:
+                return subprocess.Popen(
+                    [sys.executable, "-m", f"services.{name}"],
+                    env=env,
+                    cwd=REPO,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+                )
+
+        return start
+
+    services = {}
     for name in SERVICES:
-        log = (logs / f"{name}.log").open("ab")
-        processes[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches us; we stop them in order
-        )
-    return processes
+        start = starter(name)
+        services[name] = Supervised(name, start, start(), time.monotonic())
+    return services
 
 
 def _wait_ready(processes: dict[str, subprocess.Popen[bytes]], timeout: float = 90) -> None:
@@ -130,7 +181,8 @@ def _stop(started: Started) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan services
     console.print("\nstopping…")
     for process in started.processes.values():
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
     for name, process in started.processes.items():
         try:
             process.wait(timeout=15)
@@ -163,9 +215,14 @@ def run(
         if demo:
             _load_demo(secret)
         _print_welcome(secret)
-        while all(p.poll() is None for p in started.processes.values()):
-            time.sleep(1)
-        console.print("[red]a service exited; see .aidline/logs[/]")
+        logs = STATE / "logs"
+
+        def say(message: str) -> None:
+            console.print(f"[yellow]![/] {message} (its log: {logs})")
+
+        while True:
+            supervise(started.services, time.monotonic(), say)
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
