@@ -7,11 +7,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from services.allocation.app import MIGRATIONS as ALLOCATION_MIGRATIONS
+from services.projection.generations import MIGRATIONS as PROJECTION_MIGRATIONS
 from shared.auth import DEV_SECRET, MAX_HUB_CHARS, MAX_SUB_CHARS, Role, mint_token
+from shared.db import Database
+from shared.db.migrate import upgrade
+from tests.infra import POSTGRES_URL, unique_schema
 from tests.integration.inprocess import running
 
 PROBLEM = "application/problem+json"
@@ -205,3 +212,47 @@ async def test_nul_in_a_body_is_422(allocation: httpx.AsyncClient) -> None:
         json={"reason": "nul \x00 inside"},
     )
     _problem(response, 422)
+
+
+# -- columns that were too short -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("migrations", "table", "widths", "before"),
+    [
+        (
+            PROJECTION_MIGRATIONS,
+            "audit",
+            {"actor": (200, 300), "correlation_id": (100, 128)},
+            "0003",
+        ),
+        (ALLOCATION_MIGRATIONS, "allocations", {"approved_by": (200, 300)}, "0002"),
+    ],
+)
+async def test_a_schema_made_before_is_widened(
+    migrations: Path, table: str, widths: dict[str, tuple[int, int]], before: str
+) -> None:
+    """A schema at the revision before, with its columns as they were, upgrades to the widths
+    every principal and correlation id fits."""
+    db = Database(POSTGRES_URL, unique_schema())
+    try:
+        await upgrade(db, migrations, before)
+        async with db.engine.begin() as conn:
+            for column, (old, _) in widths.items():
+                await conn.execute(
+                    sa.text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR({old})")
+                )
+        await upgrade(db, migrations)
+        async with db.engine.connect() as conn:
+            for column, (_, new) in widths.items():
+                length = await conn.scalar(
+                    sa.text(
+                        "SELECT character_maximum_length FROM information_schema.columns WHERE"
+                        " table_schema = :schema AND table_name = :table AND column_name = :c"
+                    ),
+                    {"schema": db.schema, "table": table, "c": column},
+                )
+                assert length == new, column
+    finally:
+        await db.drop_schema()
+        await db.dispose()
