@@ -205,6 +205,15 @@ async def test_nul_in_a_query_or_path_is_not_a_500(
     assert response.status_code < 500, response.text
 
 
+async def test_the_event_stream_refuses_nul_before_streaming(projection: httpx.AsyncClient) -> None:
+    response = await projection.get(
+        "/events/stream", params={"subject": "REQ-\x00"}, headers=bearer(Role.OBSERVER)
+    )
+    assert _problem(response, 422)["errors"] == [
+        {"field": "query.subject", "message": "unstorable character", "type": "string_chars"}
+    ]
+
+
 async def test_nul_in_a_body_is_422(allocation: httpx.AsyncClient) -> None:
     response = await allocation.post(
         "/allocations/AL-NONE/reject",
@@ -256,3 +265,19 @@ async def test_a_schema_made_before_is_widened(
     finally:
         await db.drop_schema()
         await db.dispose()
+
+
+async def test_nul_in_a_csv_import_is_422() -> None:
+    csv = (
+        "donor,item_code,quantity,source,available_from,value_eur,source_url\n"
+        "PL,ART-155-HE,10,stock,2030-01-01,,https://example.org/\x00\n"
+    )
+    async with client_for("request") as http:
+        response = await http.post(
+            "/imports/pledges",
+            content=csv.encode(),
+            headers=bearer(Role.FORUM) | {"Content-Type": "text/csv"},
+        )
+    assert _problem(response, 422)["errors"] == [
+        {"field": "body", "message": "unstorable character", "type": "string_chars"}
+    ]

@@ -29,7 +29,8 @@ from shared.auth import DEV_SECRET, MAX_SUB_CHARS, Role, mint_token
 from tests.integration.inprocess import BUILDERS, running
 
 EXAMPLES_PER_MODE = 8
-# Streams answer until the client goes away; their bad input is still checked (below).
+# An SSE stream answers until the client goes away: its bad input is checked in
+# test_edge_inputs.py instead.
 SKIPPED = {("GET", "/events/stream")}
 # The longest subject a token may carry: it reaches the idempotency and audit tables.
 SUB = "fuzz-" + "s" * (MAX_SUB_CHARS - 5)
