@@ -17,6 +17,7 @@ from services.allocation.schemas import AllocationPage, RejectBody, Status
 from shared.auth import Principal
 from shared.web.commands import handle_command
 from shared.web.deps import Authorize, RuntimeDep
+from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 
 router = APIRouter(tags=["allocation"])
 
@@ -50,8 +51,8 @@ async def list_allocations(
     requirement_id: Annotated[str | None, Query(max_length=200)] = None,
     pledge_id: Annotated[str | None, Query(max_length=200)] = None,
     status: Status | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> AllocationPage:
     return await queries.allocations(
         runtime.db,

@@ -82,7 +82,7 @@ allocations = sa.Table(
     sa.Column("status", sa.String(20), nullable=False, index=True),
     sa.Column("rationale", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
-    sa.Column("approved_by", sa.String(200), nullable=True),
+    sa.Column("approved_by", sa.String(300), nullable=True),  # an actor: sub (200) @ hub (50)
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

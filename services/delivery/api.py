@@ -15,6 +15,7 @@ from services.delivery.domain import Status
 from shared.auth import Principal
 from shared.web.commands import handle_command
 from shared.web.deps import Authorize, RuntimeDep
+from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from shared.web.ratelimit import RateLimit
 
 router = APIRouter(tags=["shipments"])
@@ -32,8 +33,8 @@ async def list_shipments(
     principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.list"))],
     status: Status | None = None,
     hub: HubFilter = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     return await queries.shipments_page(
         runtime.db,

@@ -27,6 +27,7 @@ from shared.auth import Principal, Role, mint_token
 from shared.catalogue import hubs
 from shared.web.commands import handle_command
 from shared.web.deps import Authorize, RuntimeDep
+from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from shared.web.problems import Problem
 
 STATIC = pathlib.Path(__file__).parent / "static"
@@ -71,8 +72,8 @@ async def board(
     status: Status | None = None,
     priority: Annotated[int | None, Query(ge=1, le=4)] = None,
     format: Literal["json", "csv"] = "json",
-    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     rows = await queries.board(
         conn, capability=capability, status=status, priority=priority, limit=limit, offset=offset

@@ -129,9 +129,9 @@ audit = sa.Table(
     sa.Column("stream_id", sa.String(200), nullable=False),
     sa.Column("event_type", sa.String(100), nullable=False),
     sa.Column("source", sa.String(100), nullable=False),
-    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("actor", sa.String(300), nullable=False),  # sub (200) @ hub (50)
     sa.Column("time", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("correlation_id", sa.String(100), nullable=True),
+    sa.Column("correlation_id", sa.String(128), nullable=True),  # X-Correlation-ID
     sa.Column("causation_id", sa.String(100), nullable=True),
     sa.Column("stream_version", sa.Integer, nullable=False),
     sa.Column("schema_version", sa.Integer, nullable=False),

@@ -354,8 +354,8 @@ async def stream_events(
     stream_id: Annotated[str, Path(min_length=1, max_length=200)],
     principal: Annotated[Principal, Depends(Authorize(POLICY, "streams.read"))],
     runtime: RuntimeDep,
-    after_version: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    after_version: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # stream_version: INTEGER
+    limit: Annotated[int, Query(ge=1, le=500)] = 500,
 ) -> StreamOut:
     """A stream's events in order (any `REQ-`, `PLG-`, `DEC-` or `catalogue-` stream)."""
     return await queries.history(runtime.store, stream_id, after_version, limit)

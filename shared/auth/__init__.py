@@ -10,10 +10,20 @@ from shared.auth.policy import (
     rule,
 )
 from shared.auth.principal import Principal
-from shared.auth.tokens import DEV_SECRET, KeyConfigError, TokenError, TokenVerifier, mint_token
+from shared.auth.tokens import (
+    DEV_SECRET,
+    MAX_HUB_CHARS,
+    MAX_SUB_CHARS,
+    KeyConfigError,
+    TokenError,
+    TokenVerifier,
+    mint_token,
+)
 
 __all__ = [
     "DEV_SECRET",
+    "MAX_HUB_CHARS",
+    "MAX_SUB_CHARS",
     "AccessPolicy",
     "KeyConfigError",
     "Principal",

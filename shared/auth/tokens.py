@@ -29,6 +29,10 @@ REQUIRED_CLAIMS = ("sub", "exp", "iss", "aud")
 MIN_SECRET_BYTES = 32
 # A bearer token is a header line; anything much larger is not ours and not worth parsing.
 MAX_TOKEN_CHARS = 8192
+# What a principal may name, so that it fits every column it reaches on every backend: `sub`
+# is the idempotency scope (200) and, with `@hub`, the actor (events, audit, approvals: 300).
+MAX_SUB_CHARS = 200
+MAX_HUB_CHARS = 50
 
 _REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
     (jwt.ExpiredSignatureError, "the token has expired"),
@@ -174,6 +178,7 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
     sub = claims["sub"]
     if not isinstance(sub, str) or not sub.strip():
         raise TokenError("the token's subject must be a non-empty string")
+    _check_text("subject", sub, MAX_SUB_CHARS)
     raw_roles = claims.get("roles", [])
     if not isinstance(raw_roles, list) or not all(isinstance(r, str) for r in raw_roles):
         raise TokenError("the token's roles must be a list of names")
@@ -185,12 +190,24 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
     nation = _optional_text(claims, "nation")
     if nation is not None and not (len(nation) == 2 and nation.isalpha() and nation.isascii()):
         raise TokenError("the token's nation must be an ISO 3166-1 alpha-2 code")
+    hub = _optional_text(claims, "hub")
+    if hub is not None:
+        _check_text("hub", hub, MAX_HUB_CHARS)
     return Principal(
         sub=sub,
         roles=roles,
         nation=nation.upper() if nation else None,
-        hub=_optional_text(claims, "hub"),
+        hub=hub,
     )
+
+
+def _check_text(name: str, value: str, max_chars: int) -> None:
+    """Printable and short: no NUL or lone surrogate (PostgreSQL stores neither), and short
+    enough for the columns a principal's names are stored in."""
+    if len(value) > max_chars:
+        raise TokenError(f"the token's {name} is longer than {max_chars} characters")
+    if not value.isprintable():
+        raise TokenError(f"the token's {name} holds characters that are not printable")
 
 
 def _optional_text(claims: Mapping[str, Any], name: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp
@@ -18,6 +18,7 @@ from shared.settings import ServiceSettings
 from shared.web.limits import BodySizeLimit
 from shared.web.problems import install_problem_handlers
 from shared.web.ratelimit import RateLimiter
+from shared.web.storable import storable_text
 
 
 class AidlineApp(FastAPI):
@@ -58,7 +59,13 @@ def create_app(
         finally:
             await runtime.stop()
 
-    app = AidlineApp(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app = AidlineApp(
+        title=title,
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(storable_text)],
+    )
     app.state.runtime = runtime
     app.state.handler_deps = handler_deps
     settings = runtime.settings

@@ -42,7 +42,8 @@ def expected_version(request: Request) -> int | None:
     if raw is None or raw.strip() == "*":
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    # ASCII digits only: `isdigit` alone also passes "²" or "٣", which `int` refuses or reads.
+    if not (value.isascii() and value.isdigit()):
         raise Problem(
             400,
             "Invalid If-Match",
@@ -92,7 +93,8 @@ async def run_command(
     events and the idempotency record commit in one statement. Leave it off for handlers that
     write tables of their own through `tx.conn`."""
     key = request.headers.get("idempotency-key")
-    if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
+    # Printable, so that it fits the key column of every backend (no NUL, no control bytes).
+    if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH and key.isprintable()):
         raise Problem(
             400,
             "Invalid Idempotency-Key",

@@ -59,9 +59,19 @@ async function downloadCsv(event) {
   event.preventDefault();
   const params = boardQuery();
   params.set("format", "csv");
-  params.set("limit", "100000");
-  const res = await fetch(`/board/requirements?${params}`, { headers: { Authorization: `Bearer ${state.token}` } });
-  const url = URL.createObjectURL(await res.blob());
+  params.set("limit", "500"); // the API's page limit: the whole board is fetched page by page
+  const parts = [];
+  for (let offset = 0; ; offset += 500) {
+    params.set("offset", String(offset));
+    const res = await fetch(`/board/requirements?${params}`, { headers: { Authorization: `Bearer ${state.token}` } });
+    if (!res.ok) throw new Error(`CSV export: HTTP ${res.status}`);
+    const text = await res.text();
+    const cut = text.indexOf("\n") + 1; // every page starts with the header line
+    const rows = text.slice(cut);
+    parts.push(offset === 0 ? text : rows);
+    if (!rows.trim()) break;
+  }
+  const url = URL.createObjectURL(new Blob(parts, { type: "text/csv" }));
   const link = el("a", { href: url, download: "requirements.csv" });
   link.click();
   URL.revokeObjectURL(url);

@@ -1,0 +1,69 @@
+"""The four services in-process (ASGI) on real PostgreSQL, each in a schema of its own, with
+relay and consumers off: for tests of the HTTP edge that need no events to flow."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from services.allocation.app import build_app as allocation_app
+from services.allocation.settings import AllocationSettings
+from services.delivery.app import build_app as delivery_app
+from services.delivery.settings import DeliverySettings
+from services.projection.app import build_app as projection_app
+from services.projection.settings import ProjectionSettings
+from services.request.app import build_app as request_app
+from services.request.settings import RequestSettings
+from shared.db import Database
+from tests.infra import POSTGRES_URL, unique_schema
+
+Build = Callable[[str], FastAPI]
+
+
+def _common(schema: str) -> dict[str, Any]:
+    return {
+        "database_url": POSTGRES_URL,
+        "environment": "test",
+        "relay_enabled": False,
+        "consumers_enabled": False,
+        "consumer_group_prefix": f"{schema}-",
+        "rate_limit_enabled": False,
+    }
+
+
+BUILDERS: dict[str, Build] = {
+    "request": lambda s: request_app(RequestSettings(**_common(s)), schema=s),
+    "allocation": lambda s: allocation_app(AllocationSettings(**_common(s)), schema=s),
+    "delivery": lambda s: delivery_app(DeliverySettings(**_common(s)), schema=s),
+    # `?after_event=` of an event never applied waits, then answers 504 as the contract says.
+    "projection": lambda s: projection_app(
+        ProjectionSettings(**_common(s), projection_schema=s, read_your_writes_timeout=0.01)
+    ),
+}
+
+
+async def _clean(name: str, schema: str) -> None:
+    db = Database(POSTGRES_URL, schema)
+    try:
+        if name == "projection":
+            # Each generation keeps its read models in a schema of its own, named after the base.
+            for generation in range(1, 4):
+                await Database(POSTGRES_URL, f"{schema}_g{generation}").drop_schema()
+        await db.drop_schema()
+    finally:
+        await db.dispose()
+
+
+@asynccontextmanager
+async def running(name: str) -> AsyncIterator[FastAPI]:
+    """Service `name` started (migrated) in a fresh schema; the schema is dropped after."""
+    schema = unique_schema()
+    app = BUILDERS[name](schema)
+    try:
+        async with app.router.lifespan_context(app):
+            yield app
+    finally:
+        await _clean(name, schema)
