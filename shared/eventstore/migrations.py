@@ -98,6 +98,7 @@ def eventstore_v2() -> None:
         sa.Column("value", sa.LargeBinary, nullable=True),
         sa.Column("headers", Json, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
     )
 
 

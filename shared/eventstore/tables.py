@@ -101,5 +101,7 @@ dead_letter_outbox = sa.Table(
     sa.Column("key", sa.LargeBinary, nullable=True),
     sa.Column("value", sa.LargeBinary, nullable=True),
     sa.Column("headers", Json, nullable=False),  # [[name, base64 value], ...]
+    # Set by the copy publishing it (copies of a consumer share the table), until then.
+    sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )

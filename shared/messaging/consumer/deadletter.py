@@ -7,18 +7,20 @@ committed, then deleted when Kafka has acknowledged it. A batch rolled back and 
 therefore publishes nothing twice, and no Kafka round trip ever happens inside a transaction
 (where it would hold the store's commit-order lock, and every command of the service with it).
 A process that dies between the commit and the acknowledgement leaves the row: the consumer
-publishes it when it starts again. The one copy that can then reach the topic twice (sent, the
-process died before the delete) carries the same `dlq_id` header.
+publishes it when it starts again. Copies of a consumer (several processes) claim a row before
+publishing it. The one copy that can reach the topic twice (sent, the process died before the
+delete) carries the same `dlq_id` header.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 DEAD_LETTERS = Counter(
     "aidline_consumer_dlq_total", "Messages sent to the dead-letter topic", ["consumer", "topic"]
 )
+
+# How long a copy's claim on a dead letter it publishes lasts (Kafka's timeout is 15 s).
+CLAIM = timedelta(seconds=60)
 
 # A message found unfit: its record, the error, and how often it was tried.
 DeadLetter = tuple[ConsumerRecord[Any, Any], BaseException, int]
@@ -119,17 +124,40 @@ class DeadLetters:
                         )
                     )
                 ).all()
+            sent = 0
             try:
                 for row in rows:
-                    await self._publish(row)
+                    if not await self._claim(row.id, datetime.now(UTC) + CLAIM):
+                        continue  # another copy of this consumer is publishing it
+                    try:
+                        await self._publish(row)
+                    except BaseException:
+                        with contextlib.suppress(Exception):  # else it expires
+                            await self._claim(row.id, None)
+                        raise
                     async with self.db.engine.begin() as conn:
                         await conn.execute(
                             dead_letter_outbox.delete().where(dead_letter_outbox.c.id == row.id)
                         )
+                    sent += 1
             except BaseException:
                 self._pending = True  # the rest waits for the next call
                 raise
-            return len(rows)
+            return sent
+
+    async def _claim(self, letter: uuid.UUID, until: datetime | None) -> bool:
+        """Make `letter` this copy's to publish until `until` (copies of a consumer share the
+        table and each sends what it finds; a claim that outlives its copy expires), or give
+        it back (None, after a failed publish)."""
+        row = dead_letter_outbox.c
+        where = row.id == letter
+        if until is not None:
+            where &= row.claimed_until.is_(None) | (row.claimed_until < datetime.now(UTC))
+        async with self.db.engine.begin() as conn:
+            claimed = await conn.execute(
+                dead_letter_outbox.update().where(where).values(claimed_until=until)
+            )
+        return bool(claimed.rowcount)
 
     async def _publish(self, row: sa.Row[Any]) -> None:
         headers = [(k, base64.b64decode(v)) for k, v in row.headers]
