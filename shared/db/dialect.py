@@ -47,6 +47,15 @@ class Dialect(ABC):
 
     # JSON columns take already-encoded text (True) or Python values (False) in `insert_rows`.
     json_as_text: bool
+    # CREATE TABLE prefixes for tables whose rows may be lost in a crash of the database server
+    # (idempotency reservations): no write-ahead log, so their commits wait for no disk.
+    scratch_table_prefixes: Sequence[str] = ()
+
+    @abstractmethod
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether a driver error is the database's passing state, never the statement's or
+        the data's fault: connection lost, server shutting down, read-only, disk full, timed
+        out, busy. Work that failed so is retried later as it was."""
 
     @abstractmethod
     async def lock_transaction(self, conn: AsyncConnection, key: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -20,10 +21,40 @@ async def driver_connection(conn: AsyncConnection) -> Any:
     return raw.driver_connection
 
 
+# SQLSTATEs (or their classes, two characters) of a server in a passing state: connection
+# exceptions; insufficient resources (disk full 53100, out of memory, too many connections);
+# operator intervention (statement timeout or cancel 57014, admin or crash shutdown 57P01/57P02,
+# cannot connect now 57P03); a read-only server (25006: a standby, or a primary being failed
+# over); an I/O error (58030).
+_TRANSIENT_CLASSES = frozenset({"08", "53", "57"})
+_TRANSIENT_STATES = frozenset({"25006", "58030"})
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of an error raised by asyncpg or wrapped by SQLAlchemy."""
+    for candidate in (exc, getattr(exc, "orig", None), exc.__cause__):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
 class PostgresDialect(Dialect):
     name = "postgresql"
     shared_by_processes = True
     json_as_text = True
+    scratch_table_prefixes = ("UNLOGGED",)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        state = sqlstate(exc)
+        if state is None:
+            # asyncpg's own word for a connection that is gone (no SQLSTATE: the server
+            # never answered).
+            return any(
+                isinstance(e, asyncpg.exceptions.ConnectionDoesNotExistError)
+                for e in (exc, getattr(exc, "orig", None), exc.__cause__)
+            )
+        return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES
 
     def engine(
         self, url: str, schema: str, *, pool_size: int, echo: bool, settings: Mapping[str, str]

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,35 @@ def sqlite_path_for(url: str, schema: str) -> str:
     return parsed.set(database=str(path)).render_as_string(hide_password=False)
 
 
+# SQLite's result codes (and their extended codes, `SQLITE_BUSY_SNAPSHOT`...) of a database in a
+# passing state: another connection holds the lock, the disk is full or failed, the file is
+# read-only for now.
+_TRANSIENT_CODES = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_READONLY",
+)
+# The same, for errors that carry only their message.
+_TRANSIENT_MESSAGES = ("database is locked", "database table is locked", "disk is full")
+
+
 class SqliteDialect(Dialect):
     name = "sqlite"
     shared_by_processes = False
     json_as_text = False
+
+    def is_transient(self, exc: BaseException) -> bool:
+        for error in (exc, getattr(exc, "orig", None), exc.__cause__):
+            if not isinstance(error, sqlite3.Error):
+                continue
+            code = getattr(error, "sqlite_errorname", "")
+            if code.startswith(_TRANSIENT_CODES):
+                return True
+            if any(m in str(error).lower() for m in _TRANSIENT_MESSAGES):
+                return True
+        return False
 
     def engine(
         self, url: str, schema: str, *, pool_size: int, echo: bool, settings: Mapping[str, str]

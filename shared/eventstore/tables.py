@@ -1,5 +1,6 @@
 """The tables every service keeps in its own schema: the event log (which is also the outbox),
-the relay's checkpoint, the consumers' tracking records, and HTTP idempotency records."""
+the relay's checkpoint, the consumers' tracking records and pending dead letters, and HTTP
+idempotency records and reservations."""
 
 from __future__ import annotations
 
@@ -67,5 +68,40 @@ idempotency_keys = sa.Table(
     sa.Column("status_code", sa.Integer, nullable=False),
     sa.Column("response", Json, nullable=False),
     sa.Column("headers", Json, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# A key some request is running a command for right now (`shared.web.commands`): a second
+# request with the key waits for the first's record instead of running the command again. Kept
+# only while the command runs; a row left by a process that died is taken over once stale. On
+# PostgreSQL the table is UNLOGGED (see `Dialect.scratch_table_prefixes`): its writes cost no
+# WAL flush, and a crash of the server, which empties it, leaves nothing running anyway.
+idempotency_reservations = sa.Table(
+    "idempotency_reservations",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("scope", sa.String(200), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("reserved_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Dead letters decided by a committed batch and not yet acknowledged by Kafka: written in the
+# batch's transaction, published after it commits, deleted once Kafka acknowledged them (and
+# published at the consumer's start if the process died in between). So a batch rolled back
+# publishes nothing, and no Kafka round trip happens inside a transaction.
+dead_letter_outbox = sa.Table(
+    "dead_letter_outbox",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),  # the copies' `dlq_id` header
+    sa.Column("consumer", sa.String(100), nullable=False, index=True),
+    sa.Column("topic", sa.String(300), nullable=False),  # the dead-letter topic
+    sa.Column("original_topic", sa.String(200), nullable=False),
+    sa.Column("original_partition", sa.Integer, nullable=False),
+    sa.Column("original_offset", sa.BigInteger, nullable=False),
+    sa.Column("key", sa.LargeBinary, nullable=True),
+    sa.Column("value", sa.LargeBinary, nullable=True),
+    sa.Column("headers", Json, nullable=False),  # [[name, base64 value], ...]
+    # Set by the copy publishing it (copies of a consumer share the table), until then.
+    sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -2,7 +2,9 @@
 idempotency record, and the same answer shape everywhere (DESIGN.md §4).
 
 - `Idempotency-Key`: the same key with the same body returns the first response (nothing is
-  appended again); with another body, 409.
+  appended again); with another body, 409. The key is reserved before the command runs, so a
+  request arriving while the first still runs waits for its answer (bounded) instead of
+  running the command again against the state the first is changing.
 - Responses: `{"id", "version", "event_id"}` with `ETag: "<version>"`.
 - `If-Match: "<version>"`: compared with the aggregate's version by the handler (412 if stale).
 
@@ -11,10 +13,12 @@ A route hands its command to `handle_command`, which builds the handler's `Comma
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -24,12 +28,21 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.commands import CommandContext, CommandHandler, CommandResult
 from shared.eventstore import ConcurrencyError, EventStore, Transaction
-from shared.eventstore.tables import idempotency_keys
+from shared.eventstore.sqlite import aware
+from shared.eventstore.tables import idempotency_keys, idempotency_reservations
 from shared.web.correlation import event_metadata
 from shared.web.deps import authenticate
 from shared.web.problems import Problem
 
 MAX_KEY_LENGTH = 200
+# How long a request waits for another one with its Idempotency-Key to finish (then 409 with
+# Retry-After), and how often it looks.
+KEY_WAIT_SECONDS = 10.0
+KEY_POLL_SECONDS = (0.005, 0.1)  # first, longest
+# A reservation older than this was left by a process that died while its command ran: another
+# request takes it over. (Should the first still be running, its record's primary key refuses
+# the second record, and with it the second unit of work: one stored result either way.)
+STALE_RESERVATION = timedelta(seconds=60)
 C = TypeVar("C")
 
 
@@ -106,10 +119,27 @@ async def run_command(
     ).hexdigest()
     principal = getattr(request.state, "principal", None)
     key_scope = scope or (principal.sub if principal is not None else "")
+    reserved: datetime | None = None
     if key is not None:
-        replay = await _replay(store, key, key_scope, body_hash)
+        replay, reserved = await _reserve(store, key, key_scope, body_hash)
         if replay is not None:
             return replay
+    try:
+        return await _run(request, store, handler, key, key_scope, body_hash, append_only)
+    finally:
+        if key is not None and reserved is not None:
+            await _release(store, key, key_scope, reserved)
+
+
+async def _run(
+    request: Request,
+    store: EventStore,
+    handler: UnitOfWork,
+    key: str | None,
+    key_scope: str,
+    body_hash: str,
+    append_only: bool,
+) -> JSONResponse:
     try:
         async with store.append_only() if append_only else store.transaction() as tx:
             result = await handler(tx)
@@ -150,6 +180,89 @@ async def run_command(
     return JSONResponse(body, status_code=result.status_code, headers=headers)
 
 
+async def _reserve(
+    store: EventStore, key: str, scope: str, body_hash: str
+) -> tuple[JSONResponse | None, datetime | None]:
+    """Reserve `key` for this request, or answer as the request that used it did: (the
+    replayed answer, None) or (None, the reservation's time, which `_release` names).
+
+    What it costs: a keyed command makes two more short writes than one without (this
+    reservation and its release), each its own statement outside any transaction and outside
+    the store's commit-order lock, so the one-statement append stays one statement; on
+    PostgreSQL the table is UNLOGGED, so neither waits for a WAL flush. Commands without a
+    key pay nothing. A request that finds the key reserved polls (5 ms, doubling to 100 ms)."""
+    deadline = time.monotonic() + KEY_WAIT_SECONDS
+    pause = KEY_POLL_SECONDS[0]
+    while True:
+        reserved_at = datetime.now(UTC)
+        try:
+            async with store.log.append_connection() as (conn, _):
+                await conn.execute(
+                    idempotency_reservations.insert().values(
+                        key=key, scope=scope, request_hash=body_hash, reserved_at=reserved_at
+                    )
+                )
+        except IntegrityError:
+            pass  # another request holds it
+        else:
+            # The request that held it may have finished (record written, then released)
+            # between our looks.
+            replay = await _replay(store, key, scope, body_hash)
+            if replay is not None:
+                await _release(store, key, scope, reserved_at)
+            return replay, (None if replay is not None else reserved_at)
+        replay = await _replay(store, key, scope, body_hash)
+        if replay is not None:
+            return replay, None
+        async with store.db.engine.connect() as conn:
+            holder = (
+                await conn.execute(
+                    sa.select(idempotency_reservations).where(
+                        idempotency_reservations.c.key == key,
+                        idempotency_reservations.c.scope == scope,
+                    )
+                )
+            ).first()
+        if holder is None:
+            continue  # released without a record (the command failed): try again at once
+        if aware(holder.reserved_at) < datetime.now(UTC) - STALE_RESERVATION:
+            await _release(store, key, scope, holder.reserved_at)
+            continue
+        if holder.request_hash != body_hash:
+            raise _key_conflict()
+        if time.monotonic() > deadline:
+            raise Problem(
+                409,
+                "Request in progress",
+                "Another request with this Idempotency-Key is still running; retry shortly.",
+                kind="idempotency-key-in-use",
+                headers={"Retry-After": "1"},
+            )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, KEY_POLL_SECONDS[1])
+
+
+async def _release(store: EventStore, key: str, scope: str, reserved_at: datetime) -> None:
+    """Drop the reservation made at `reserved_at` (not one another request took over since)."""
+    async with store.log.append_connection() as (conn, _):
+        await conn.execute(
+            idempotency_reservations.delete().where(
+                idempotency_reservations.c.key == key,
+                idempotency_reservations.c.scope == scope,
+                idempotency_reservations.c.reserved_at == reserved_at,
+            )
+        )
+
+
+def _key_conflict() -> Problem:
+    return Problem(
+        409,
+        "Idempotency key reused",
+        "This Idempotency-Key was used with a different request body.",
+        kind="idempotency-key-conflict",
+    )
+
+
 async def _replay(store: EventStore, key: str, scope: str, body_hash: str) -> JSONResponse | None:
     async with store.db.engine.connect() as conn:
         row = (
@@ -162,12 +275,7 @@ async def _replay(store: EventStore, key: str, scope: str, body_hash: str) -> JS
     if row is None:
         return None
     if row.request_hash != body_hash:
-        raise Problem(
-            409,
-            "Idempotency key reused",
-            "This Idempotency-Key was used with a different request body.",
-            kind="idempotency-key-conflict",
-        )
+        raise _key_conflict()
     headers = dict(row.headers) | {"Idempotent-Replayed": "true"}
     return JSONResponse(row.response, status_code=row.status_code, headers=headers)
 

@@ -12,15 +12,19 @@ own record of applied events (`Tracker.recorded_by`), a first attempt does not l
 events up in it: its unique column refuses a second application (the savepoint then rolls back
 every effect of the batch), and a batch that fails is looked up and applied again.
 
-Poison messages: in the per-message pass each message runs in its own savepoint; one that fails
-`max_attempts` times (or is not a well-formed CloudEvent) is dead-lettered, recorded as
-processed, and the batch goes on. Failures that are not the message's fault
-(`failures.not_the_message`) propagate: the caller retries the whole batch.
+Poison messages: in the per-message pass each message runs once in its own savepoint. While a
+failed message has attempts left, the transaction is rolled back (`RetryMessages`) and the caller
+applies the batch again after a pause, slept outside any transaction: a sleep, like a Kafka round
+trip, inside it would hold the store's commit-order lock once the batch has appended events.
+A message that failed `max_attempts` times (or is not a well-formed CloudEvent) is held as a
+dead letter in the batch's transaction (`deadletter.DeadLetters`, published after the commit),
+recorded as processed, and the batch goes on. Failures that are not the message's fault
+(`failures.not_the_message`, or a connection that died under the handler) propagate: the caller
+applies the whole batch again, and nothing is dead-lettered for them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -32,8 +36,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.eventstore.store import EventStore, Transaction
 from shared.messaging import envelope
-from shared.messaging.consumer.deadletter import DeadLetters
-from shared.messaging.consumer.failures import UNIQUE, RetryBatch, not_the_message, sqlstate
+from shared.messaging.consumer.deadletter import DeadLetter, DeadLetters
+from shared.messaging.consumer.failures import (
+    UNIQUE,
+    RetryBatch,
+    RetryMessages,
+    Transient,
+    not_the_message,
+    sqlstate,
+)
 from shared.messaging.consumer.message import BatchHandler, Message
 from shared.messaging.envelope import Envelope, EnvelopeError, frozen
 from shared.messaging.tracking import Tracker
@@ -45,6 +56,8 @@ DUPLICATES = Counter(
 )
 
 Records = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
+# A record's place: (topic, partition, offset).
+Place = tuple[str, int, int]
 
 # Offsets reached by polls of events a consumer passes over are written at most this often.
 OFFSETS_PASSED_OVER_SECONDS = 1.0
@@ -79,6 +92,8 @@ class Applier:
         # Offsets reached by polls of passed-over events only, not written yet.
         self._passed_over: dict[TopicPartition, int] = {}
         self._passed_over_saved_at = 0.0
+        # How often each message of a batch being retried has failed (its own fault).
+        self._failures: dict[Place, int] = {}
 
     def resume(self, offsets: Mapping[TopicPartition, int]) -> None:
         """The partitions were (re)assigned and seeked to these stored offsets."""
@@ -89,11 +104,14 @@ class Applier:
         for tp in partitions:
             self._committed.pop(tp, None)
             self._passed_over.pop(tp, None)
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._failures = {p: n for p, n in self._failures.items() if p[:2] not in gone}
 
     async def apply(self, batches: Records, attempt: int = 1) -> tuple[list[Message], int]:
         """Apply a poll's records with their tracking records and offsets in one transaction;
-        returns the messages applied and the number dead-lettered."""
-        dead_letters: list[tuple[ConsumerRecord[Any, Any], Exception, int]] = []
+        returns the messages applied and the number dead-lettered (held, and published by
+        `DeadLetters.send` once this has returned)."""
+        dead_letters: list[DeadLetter] = []
         decoded: list[tuple[ConsumerRecord[Any, Any], Envelope]] = []
         for tp, rs in batches.items():
             start = self._committed.get(tp, 0)
@@ -143,16 +161,22 @@ class Applier:
                         },
                     )
                 )
-            applied = await self._apply_all(
-                conn, messages, first_attempt=attempt == 1, unchecked=unchecked
-            )
+            # A batch some of whose messages failed before goes straight to the message pass.
+            retried = any(_place(m) in self._failures for m in messages)
+            applied = None
+            if not retried:
+                applied = await self._apply_all(
+                    conn, messages, first_attempt=attempt == 1, unchecked=unchecked
+                )
             if applied is None:
                 applied, failed = await self._apply_each(conn, messages)
+                self._failed(failed)  # raises RetryMessages while attempts are left
                 record_of = {id(m): r for m, r in zip(messages, records, strict=True)}
-                dead_letters += [(record_of[id(m)], e, self.max_attempts) for m, e in failed]
+                dead_letters += [
+                    (record_of[id(m)], e, self._failures[_place(m)]) for m, e in failed
+                ]
             dead_letters.sort(key=lambda d: (d[0].topic, d[0].partition, d[0].offset))
-            for record, error, attempts in dead_letters:
-                await self.dead_letters.publish(record, error, attempts)
+            await self.dead_letters.hold(conn, dead_letters)
             tracked = messages
             if self.tracker.recorded_by is not None:  # the handler recorded what it applied
                 tracked = []
@@ -163,6 +187,14 @@ class Applier:
             next_offsets = self._passed_over | batch_offsets
             created = await self.tracker.save_offsets(conn, next_offsets)
         self.tracker.offsets_committed(created)  # only once committed
+        if dead_letters:
+            self.dead_letters.committed()
+        if self._failures:
+            self._failures = {
+                (topic, partition, offset): n
+                for (topic, partition, offset), n in self._failures.items()
+                if offset >= next_offsets.get(TopicPartition(topic, partition), 0)
+            }
         self._committed.update(next_offsets)
         self._passed_over.clear()
         self._passed_over_saved_at = time.monotonic()
@@ -188,8 +220,7 @@ class Applier:
                 await tx.flush()
             return messages
         except Exception as exc:
-            if not_the_message(exc):
-                raise
+            self._not_the_message(conn, exc)
             if unchecked or (first_attempt and sqlstate(exc) == UNIQUE):
                 raise RetryBatch() from exc
             log.info(
@@ -200,44 +231,58 @@ class Applier:
             )
             return None
 
+    def _not_the_message(self, conn: AsyncConnection, exc: Exception) -> None:
+        """Raise (for the whole batch to be applied again) if `exc` is not the message's fault:
+        the database's passing state, another writer, or a connection that died under the
+        handler whatever it raised then."""
+        if not_the_message(exc, self.store.db.dialect):
+            raise exc
+        if conn.invalidated or conn.closed:
+            raise Transient(f"the connection was lost: {exc!r}") from exc
+
+    def _failed(self, failed: Sequence[tuple[Message, Exception]]) -> None:
+        """Count the failures of a message pass; while a failed message has attempts left,
+        roll the batch back (`RetryMessages`) to be applied again after a pause."""
+        if not failed:
+            return
+        counts = []
+        for message, error in failed:
+            place = _place(message)
+            count = self._failures[place] = self._failures.get(place, 0) + 1
+            counts.append(count)
+            log.warning(
+                "consumer %s: %s at %s/%d/%d failed (attempt %d/%d): %r",
+                self.name,
+                message.event.event_type,
+                message.topic,
+                message.partition,
+                message.offset,
+                count,
+                self.max_attempts,
+                error,
+            )
+        if min(counts) < self.max_attempts:
+            raise RetryMessages(self.retry_backoff_seconds * min(counts))
+
     async def _apply_each(
         self, conn: AsyncConnection, messages: list[Message]
     ) -> tuple[list[Message], list[tuple[Message, Exception]]]:
+        """Each message once, in its own savepoint: those applied, and those that failed."""
         applied: list[Message] = []
         failed: list[tuple[Message, Exception]] = []
         for message in messages:
-            error = await self._apply_one(Transaction(conn, self.store), message)
-            if error is None:
-                applied.append(message)
-            else:
-                failed.append((message, error))
-        return applied, failed
-
-    async def _apply_one(self, tx: Transaction, message: Message) -> Exception | None:
-        """Apply one message in a savepoint; returns the last error if every attempt failed."""
-        error: Exception | None = None
-        for attempt in range(1, self.max_attempts + 1):
+            tx = Transaction(conn, self.store)
             try:
-                async with tx.conn.begin_nested():
+                async with conn.begin_nested():
                     await self.handler(tx, [message])
                     await tx.flush()
-                return None
             except Exception as exc:
-                if not_the_message(exc):
-                    raise  # the whole batch is retried
-                tx.discard()
-                error = exc
-                log.warning(
-                    "consumer %s: %s at %s/%d/%d failed (attempt %d/%d): %r",
-                    self.name,
-                    message.event.event_type,
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    attempt,
-                    self.max_attempts,
-                    exc,
-                )
-                if attempt < self.max_attempts:
-                    await asyncio.sleep(self.retry_backoff_seconds * attempt)
-        return error
+                self._not_the_message(conn, exc)
+                failed.append((message, exc))
+            else:
+                applied.append(message)
+        return applied, failed
+
+
+def _place(message: Message) -> Place:
+    return (message.topic, message.partition, message.offset)

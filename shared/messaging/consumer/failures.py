@@ -1,9 +1,26 @@
 """Which failures are a message's fault (retried, then dead-lettered) and which are not: the
-database connection itself, or a conflict with another writer (the whole batch is retried)."""
+database's passing state (connection lost, shutting down, read-only, disk full, timed out,
+busy: `Dialect.is_transient`), or a conflict with another writer. Those are never the
+message's: the whole batch is rolled back and applied again later, whatever the attempt."""
 
 from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError
+
+from shared.db.dialect import Dialect
+from shared.db.postgres import sqlstate
+
+__all__ = [
+    "UNIQUE",
+    "RetryBatch",
+    "RetryMessages",
+    "Transient",
+    "is_concurrency_failure",
+    "is_connection_failure",
+    "is_infrastructure_failure",
+    "not_the_message",
+    "sqlstate",
+]
 
 # The database's verdicts on transactions that met another's: never a message's fault. Retried
 # as a whole batch, they meet the other's work committed.
@@ -18,25 +35,36 @@ class RetryBatch(Exception):
     (in a pass that cannot lock rows in one order, and so can deadlock)."""
 
 
+class Transient(Exception):
+    """The database failed under the batch (its `__cause__`), not a message: the batch is
+    rolled back and applied again after a pause."""
+
+
+class RetryMessages(Exception):
+    """Messages of the batch failed and have attempts left: the batch's transaction is rolled
+    back, and applied again after `delay` seconds, slept outside any transaction (a sleep inside
+    one would hold the store's commit-order lock, and every command with it)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"messages failed; applying the batch again in {delay:.2f}s")
+        self.delay = delay
+
+
 def is_connection_failure(exc: BaseException) -> bool:
     return (isinstance(exc, DBAPIError) and exc.connection_invalidated) or isinstance(
         exc, (ConnectionError, OSError)
     )
 
 
-def sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a database error, raised by the driver or wrapped by SQLAlchemy."""
-    for candidate in (exc, getattr(exc, "orig", None), exc.__cause__):
-        state = getattr(candidate, "sqlstate", None)
-        if isinstance(state, str):
-            return state
-    return None
+def is_infrastructure_failure(exc: BaseException, dialect: Dialect) -> bool:
+    """Whether the database failed (lost, shutting down, read-only, full, timed out, busy)."""
+    return isinstance(exc, Transient) or is_connection_failure(exc) or dialect.is_transient(exc)
 
 
 def is_concurrency_failure(exc: BaseException) -> bool:
     return sqlstate(exc) in _CONCURRENCY
 
 
-def not_the_message(exc: BaseException) -> bool:
+def not_the_message(exc: BaseException, dialect: Dialect) -> bool:
     """Whether the failure is the database's or another writer's, never the message's."""
-    return is_connection_failure(exc) or is_concurrency_failure(exc)
+    return is_infrastructure_failure(exc, dialect) or is_concurrency_failure(exc)

@@ -7,10 +7,16 @@ On assignment the consumer seeks to the offsets stored in its own database, so t
 not Kafka's committed offsets, is the truth. Kafka offsets are committed afterwards only so that
 tools show sensible lag.
 
-Errors of the database connection itself are not the message's fault: the whole batch is rolled
-back and retried. Nor are a deadlock or serialization failure, or (once) a unique key another
-writer of the same tables took meanwhile — consumers sharing tables (a rebuild's helper
-processes) meet such conflicts: the batch is retried whole, and sees the other's rows.
+Errors of the database itself (connection lost, shutting down, read-only, disk full, timed out,
+busy: `failures.not_the_message`) are not the message's fault: the whole batch is rolled back
+and applied again after a pause, however often, and never dead-lettered. Nor are a deadlock or
+serialization failure, or (once) a unique key another writer of the same tables took meanwhile —
+consumers sharing tables (a rebuild's helper processes) meet such conflicts: the batch is
+retried whole, and sees the other's rows.
+
+Every pause between attempts is slept, and every dead letter published, with no transaction
+open: inside one, a batch that has appended events holds the store's commit-order lock, and
+every command of the service would wait for the sleep or the Kafka round trip.
 """
 
 from __future__ import annotations
@@ -34,8 +40,9 @@ from shared.messaging.consumer.applying import Applier, Records
 from shared.messaging.consumer.deadletter import DeadLetters
 from shared.messaging.consumer.failures import (
     RetryBatch,
+    RetryMessages,
     is_concurrency_failure,
-    is_connection_failure,
+    is_infrastructure_failure,
 )
 from shared.messaging.consumer.health import ConsumerHealth, Liveness
 from shared.messaging.consumer.message import BatchHandler, CommitListener, Handler, Message
@@ -101,7 +108,7 @@ class EventConsumer:
         self.batch_size = batch_size
         self.retry_backoff_seconds = retry_backoff_seconds
         self.tracker = tracker_for(store.db, name, recorded_by_handler)
-        self.dead_letters = DeadLetters(name)
+        self.dead_letters = DeadLetters(name, store.db)
         self.applier = Applier(
             name,
             store,
@@ -159,6 +166,9 @@ class EventConsumer:
         self.liveness.running = True
         try:
             while True:
+                # Held dead letters not published yet: at start (a process that died after its
+                # commit left them), and after a failed attempt.
+                await self._send_dead_letters()
                 batches = await consumer.getmany(timeout_ms=1000, max_records=self.batch_size)
                 self.liveness.polled()
                 if batches:
@@ -195,11 +205,14 @@ class EventConsumer:
                 async with self._applying:
                     applied, dead = await self.applier.apply(batches, attempt)
                 break
+            except RetryMessages as exc:
+                await asyncio.sleep(exc.delay)
             except Exception as exc:
-                if is_connection_failure(exc):
-                    log.warning("consumer %s: database unavailable, retrying batch: %r",
-                                self.name, exc)  # fmt: skip
-                    await asyncio.sleep(1.0)
+                if is_infrastructure_failure(exc, self.store.db.dialect):
+                    log.warning("consumer %s: database unavailable, applying the batch again "
+                                "(attempt %d): %r", self.name, attempt + 1,
+                                exc.__cause__ or exc)  # fmt: skip
+                    await asyncio.sleep(min(1.0, self.retry_backoff_seconds * 2**attempt))
                 elif isinstance(exc, RetryBatch) or is_concurrency_failure(exc):
                     level = logging.INFO if attempt < 5 else logging.WARNING
                     log.log(level, "consumer %s: applying the batch again (attempt %d) after %r",
@@ -208,6 +221,8 @@ class EventConsumer:
                 else:
                     raise
             attempt += 1
+        if dead:
+            await self._send_dead_letters()
         self._count(batches, applied, dead)
         self._advisory.update({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
         if time.monotonic() - self._advised_at >= ADVISORY_COMMIT_SECONDS:
@@ -215,6 +230,14 @@ class EventConsumer:
             with contextlib.suppress(Exception):
                 await consumer.commit(self._advisory)
             self._advised_at = time.monotonic()
+
+    async def _send_dead_letters(self) -> None:
+        """Publish the held dead letters, outside any transaction and the rebalance lock: a slow
+        broker holds nothing up but this loop. A failure leaves them held for the next try."""
+        try:
+            await self.dead_letters.send()
+        except Exception as exc:
+            log.warning("consumer %s: dead letters not published yet: %r", self.name, exc)
 
     def _count(self, batches: Records, applied: list[Message], dead: int) -> None:
         self.applied += len(applied)

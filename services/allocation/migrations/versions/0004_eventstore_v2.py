@@ -1,0 +1,20 @@
+"""The shared tables, version 2: idempotency reservations, the dead-letter outbox.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from shared.eventstore.migrations import eventstore_v2, eventstore_v2_downgrade
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    eventstore_v2()
+
+
+def downgrade() -> None:
+    eventstore_v2_downgrade()
