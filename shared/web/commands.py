@@ -193,24 +193,28 @@ async def _reserve(
     key pay nothing. A request that finds the key reserved polls (5 ms, doubling to 100 ms)."""
     deadline = time.monotonic() + KEY_WAIT_SECONDS
     pause = KEY_POLL_SECONDS[0]
+    # Try to take the key only when nobody holds it: a waiter only reads meanwhile (on SQLite
+    # every attempt would queue for the database's one write lock, holding a connection).
+    free = True
     while True:
-        reserved_at = datetime.now(UTC)
-        try:
-            async with store.log.append_connection() as (conn, _):
-                await conn.execute(
-                    idempotency_reservations.insert().values(
-                        key=key, scope=scope, request_hash=body_hash, reserved_at=reserved_at
+        if free:
+            reserved_at = datetime.now(UTC)
+            try:
+                async with store.log.append_connection() as (conn, _):
+                    await conn.execute(
+                        idempotency_reservations.insert().values(
+                            key=key, scope=scope, request_hash=body_hash, reserved_at=reserved_at
+                        )
                     )
-                )
-        except IntegrityError:
-            pass  # another request holds it
-        else:
-            # The request that held it may have finished (record written, then released)
-            # between our looks.
-            replay = await _replay(store, key, scope, body_hash)
-            if replay is not None:
-                await _release(store, key, scope, reserved_at)
-            return replay, (None if replay is not None else reserved_at)
+            except IntegrityError:
+                free = False  # another request holds it
+            else:
+                # The request that held it may have finished (record written, then released)
+                # between our looks.
+                replay = await _replay(store, key, scope, body_hash)
+                if replay is not None:
+                    await _release(store, key, scope, reserved_at)
+                return replay, (None if replay is not None else reserved_at)
         replay = await _replay(store, key, scope, body_hash)
         if replay is not None:
             return replay, None
@@ -224,9 +228,11 @@ async def _reserve(
                 )
             ).first()
         if holder is None:
-            continue  # released without a record (the command failed): try again at once
+            free = True  # released without a record (the command failed): try again at once
+            continue
         if aware(holder.reserved_at) < datetime.now(UTC) - STALE_RESERVATION:
             await _release(store, key, scope, holder.reserved_at)
+            free = True
             continue
         if holder.request_hash != body_hash:
             raise _key_conflict()
