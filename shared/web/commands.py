@@ -43,6 +43,9 @@ KEY_POLL_SECONDS = (0.005, 0.1)  # first, longest
 # request takes it over. (Should the first still be running, its record's primary key refuses
 # the second record, and with it the second unit of work: one stored result either way.)
 STALE_RESERVATION = timedelta(seconds=60)
+# The requests of this process running a command under an Idempotency-Key: (store, scope,
+# key) -> done once the command's answer is stored (or it failed) and the key released.
+_HOLDERS: dict[tuple[int, str, str], asyncio.Future[None]] = {}
 C = TypeVar("C")
 
 
@@ -119,16 +122,33 @@ async def run_command(
     ).hexdigest()
     principal = getattr(request.state, "principal", None)
     key_scope = scope or (principal.sub if principal is not None else "")
-    reserved: datetime | None = None
-    if key is not None:
+    if key is None:
+        return await _run(request, store, handler, key, key_scope, body_hash, append_only)
+    # Duplicates within this process wait for the first in memory, not by polling the
+    # database: on SQLite every look takes the one write lock, and sixteen pollers starved
+    # the first request's own writes past the lock's timeout.
+    local = (id(store), key_scope, key)
+    while (first := _HOLDERS.get(local)) is not None:
+        try:
+            await asyncio.wait_for(asyncio.shield(first), KEY_WAIT_SECONDS)
+        except TimeoutError:
+            break  # the database decides (409 idempotency-key-in-use)
+        replay = await _replay(store, key, key_scope, body_hash)
+        if replay is not None:
+            return replay
+    done = _HOLDERS[local] = asyncio.get_running_loop().create_future()
+    try:
         replay, reserved = await _reserve(store, key, key_scope, body_hash)
         if replay is not None:
             return replay
-    try:
-        return await _run(request, store, handler, key, key_scope, body_hash, append_only)
+        try:
+            return await _run(request, store, handler, key, key_scope, body_hash, append_only)
+        finally:
+            if reserved is not None:
+                await _release(store, key, key_scope, reserved)
     finally:
-        if key is not None and reserved is not None:
-            await _release(store, key, key_scope, reserved)
+        del _HOLDERS[local]
+        done.set_result(None)
 
 
 async def _run(
