@@ -135,7 +135,12 @@ class ServiceRuntime:
     def supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """Run `run` for the service's lifetime, restarted with backoff if it fails."""
         status = self.tasks[name] = TaskStatus(name)
-        self._tasks.append(asyncio.create_task(supervise(status, run, self.backoff), name=name))
+
+        async def running() -> None:
+            status.running()  # it needs nothing to reach first: running once started
+            await run()
+
+        self._tasks.append(asyncio.create_task(supervise(status, running, self.backoff), name=name))
 
     async def _ensure_topics(self) -> None:
         status, bootstrap = self.tasks["topics"], self.settings.kafka_bootstrap_servers
