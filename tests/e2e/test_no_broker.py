@@ -107,6 +107,17 @@ async def test_services_start_and_take_commands_while_the_broker_is_down(
         assert rebuild.status_code == 202, rebuild.text
         generation = rebuild.json()["generation"]
 
+        async def rebuild_waits() -> bool:
+            status = (
+                await client.get(
+                    stack.url("projection") + "/admin/status", headers=_auth(Role.OBSERVER)
+                )
+            ).json()["rebuild"]
+            assert status["state"] == "building", status
+            return str(status["error"]).startswith("waiting for Kafka")
+
+        await eventually(rebuild_waits, 30, "the rebuild to say it waits for Kafka")
+
         # 4. The broker returns: everything catches up, and every service is fully ready.
         _broker("up")
         await asyncio.gather(*(stack.wait_ready(s, timeout=90) for s in SERVICES))
