@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from shared.messaging.consumer import BatchHandler, EventConsumer, Handler
 from shared.messaging.relay import Relay
 from shared.messaging.topics import EVENT_TOPICS, ensure_topics
 from shared.settings import ServiceSettings
+from shared.supervision import Backoff, TaskStatus, retry, supervise
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class ServiceRuntime:
         self.db = Database(settings.database_url, schema)
         self.store = EventStore(self.db)
         bootstrap = settings.kafka_bootstrap_servers
+        self.backoff = Backoff(cap=settings.kafka_retry_max_seconds)
         self.relay = (
             Relay(
                 self.store,
@@ -82,6 +84,7 @@ class ServiceRuntime:
                 source=source,
                 bootstrap_servers=bootstrap,
                 batch_size=settings.relay_batch_size,
+                backoff=Backoff(initial=1.0, cap=settings.kafka_retry_max_seconds),
             )
             if topic and source and settings.relay_enabled
             else None
@@ -98,24 +101,58 @@ class ServiceRuntime:
                 bootstrap_servers=bootstrap,
                 max_attempts=settings.consumer_max_attempts,
                 stall_seconds=settings.consumer_stall_seconds,
+                backoff=self.backoff,
             )
             for spec in consumers
         ]
         self._tasks: list[asyncio.Task[None]] = []
         self._kafka: AIOKafkaClient | None = None
+        # Supervised tasks that have no check of their own (the relay's and each consumer's
+        # state are in theirs): shown in /readyz as `task:<name>`.
+        self.tasks: dict[str, TaskStatus] = {}
+        self._topics_ready = asyncio.Event()
 
     async def start(self) -> None:
+        """Migrate, then start everything that talks to Kafka in the background: the service
+        answers (reads, and commands into its outbox) whether or not the broker is there."""
         tune_gc()
         if self.settings.migrate_on_start:
             await upgrade(self.db, self.migrations)
         consuming = self.settings.consumers_enabled and bool(self.consumers)
         if self.relay is not None or consuming:  # a service cut off from Kafka needs no topics
-            await ensure_topics(self.settings.kafka_bootstrap_servers, EVENT_TOPICS)
+            self.tasks["topics"] = TaskStatus("topics")
+            self._tasks.append(asyncio.create_task(self._ensure_topics(), name="topics"))
         if self.relay is not None:
-            self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
+            self._tasks.append(
+                asyncio.create_task(self._after_topics(self.relay.run), name="relay")
+            )
         if self.settings.consumers_enabled:
             for consumer in self.consumers:
-                self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.name))
+                self._tasks.append(
+                    asyncio.create_task(self._after_topics(consumer.run), name=consumer.name)
+                )
+
+    def supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run `run` for the service's lifetime, restarted with backoff if it fails."""
+        status = self.tasks[name] = TaskStatus(name)
+
+        async def running() -> None:
+            status.running()  # it needs nothing to reach first: running once started
+            await run()
+
+        self._tasks.append(asyncio.create_task(supervise(status, running, self.backoff), name=name))
+
+    async def _ensure_topics(self) -> None:
+        status, bootstrap = self.tasks["topics"], self.settings.kafka_bootstrap_servers
+        await retry(status, lambda: ensure_topics(bootstrap, EVENT_TOPICS), self.backoff)
+        status.done()
+        self._topics_ready.set()
+
+    async def _after_topics(self, run: Callable[[], Awaitable[None]]) -> None:
+        # The broker never creates topics on its own: publishing or subscribing before they
+        # exist would only fail (or wait for metadata) until they do.
+        await self._topics_ready.wait()
+        await run()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -129,7 +166,9 @@ class ServiceRuntime:
         await self.db.dispose()
 
     async def readiness(self) -> dict[str, Any]:
-        """Database, Kafka and consumer liveness, each with a reason when it fails.
+        """Database, Kafka, the relay, each consumer and supervised task, each with a reason
+        when it fails. Only the database decides whether the service is ready (`ESSENTIAL`);
+        the rest, failing, makes it degraded.
 
         The probe is public, so a failure names only the kind of error; its text (addresses,
         user names) goes to the log."""
@@ -142,25 +181,48 @@ class ServiceRuntime:
                 log.warning("readiness: %s check failed: %r", name, exc)
                 checks[name] = {"ok": False, "error": type(exc).__name__}
         if self.relay is not None:
-            checks["relay"] = {
-                "ok": True,
+            checks["relay"] = self.relay.status.as_dict() | {
                 "leader": self.relay.is_leader,
                 "position": self.relay.position,
-                "last_error": self.relay.last_error,
             }
         for consumer in self.consumers if self.settings.consumers_enabled else []:
             health = consumer.health()
+            status = consumer.status
             checks[f"consumer:{consumer.name}"] = {
-                "ok": health.ok,
+                "ok": health.ok and status.ok,
+                "state": status.state,
+                "attempts": status.attempts,
+                "last_error": status.last_error,
                 "lag": health.lag,
                 "applied": health.applied,
                 "dead_lettered": health.dead_lettered,
                 "problems": health.problems,
             }
+        for name, task in self.tasks.items():
+            checks[f"task:{name}"] = task.as_dict()
         return checks
 
     async def _kafka_ping(self) -> None:
         if self._kafka is None:
-            self._kafka = AIOKafkaClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
-            await self._kafka.bootstrap()
+            client = AIOKafkaClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+            try:
+                await client.bootstrap()
+            except BaseException:
+                # A client whose bootstrap failed never recovers: try a new one next time.
+                with contextlib.suppress(Exception):
+                    await client.close()
+                raise
+            self._kafka = client
         await self._kafka.fetch_all_metadata()
+
+
+# What a service needs to do its job for callers; any other check failing makes it degraded
+# (HTTP 200): with Kafka away a write service still takes commands into its outbox.
+ESSENTIAL = frozenset({"database"})
+
+
+def readiness_status(checks: dict[str, Any]) -> str:
+    """ready | degraded | not ready, from the checks of `ServiceRuntime.readiness`."""
+    if not all(checks.get(name, {}).get("ok", False) for name in ESSENTIAL):
+        return "not ready"
+    return "ready" if all(check.get("ok", False) for check in checks.values()) else "degraded"

@@ -24,6 +24,9 @@ class ServiceSettings(BaseSettings):
     # (PostgreSQL) or its own file (SQLite), so no service can touch another's tables.
     database_url: str = DEFAULT_SQLITE_URL
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # While the broker is away, topic creation, the relay and the consumers try again after
+    # a pause that doubles from 0.5 s up to this (with jitter): the longest a return waits.
+    kafka_retry_max_seconds: float = Field(default=10.0, ge=0.5, le=300)
     environment: str = Field(default="development", pattern="^(development|test|production)$")
     migrate_on_start: bool = True
     relay_enabled: bool = True

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -38,7 +36,7 @@ class ProjectionRuntime(ServiceRuntime):
     async def start(self) -> None:
         await super().start()
         await self.read_models.start()
-        self._tasks.append(asyncio.create_task(self.stream.run(), name="event-stream"))
+        self.supervise("event-stream", self.stream.run)
 
     async def stop(self) -> None:
         await self.rebuilder.stop()

@@ -31,6 +31,7 @@ from shared.eventstore import EventStore
 from shared.messaging.consumer import EventConsumer, Message
 from shared.readmodels import sink_for
 from shared.runtime import ConsumerSpec
+from shared.supervision import Backoff
 
 # The consumer loads rows by key, a few thousand at a time (`= ANY($1)`). With PostgreSQL's
 # default random_page_cost (4, for spinning disks) the planner prefers a sequential scan to that
@@ -84,6 +85,7 @@ class Generation:
             start_at=settings.consumer_start_at if number == 1 else "earliest",
             # Every message applied has its audit row: that is its tracking record too.
             recorded_by_handler=t.audit.c.event_id,
+            backoff=Backoff(cap=settings.kafka_retry_max_seconds),
         )
         self._task: asyncio.Task[None] | None = None
 

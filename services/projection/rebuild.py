@@ -43,6 +43,7 @@ from shared.domain.errors import DomainError
 from shared.eventstore import Transaction
 from shared.observability.logs import configure_logging, resolve_format
 from shared.runtime import tune_gc
+from shared.supervision import Backoff, TaskStatus, retry
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +119,7 @@ class Rebuilder:
             generation = self.models.generation(number, building=True)
             self.building = generation
             await generation.prepare()
-            targets = await end_offsets(
-                self.settings.kafka_bootstrap_servers, list(self.settings.topics)
-            )
+            targets = await self._targets(number)
             self.progress.total = sum(targets.values())
             generation.start()
             await self._replay(generation, targets)
@@ -137,6 +136,25 @@ class Rebuilder:
             self.progress.finished_at = datetime.now(UTC)
             self.building = None
             await self.models.abandon(number, repr(exc), generation)
+
+    async def _targets(self, number: int) -> dict[TopicPartition, int]:
+        """The topics' end offsets, waiting for the broker as long as it takes (the rebuild
+        shows why it waits in `error`; its consumer waits for the broker the same way)."""
+        status = TaskStatus(f"rebuild-{number}")
+        bootstrap, topics = self.settings.kafka_bootstrap_servers, list(self.settings.topics)
+
+        async def look() -> dict[TopicPartition, int]:
+            try:
+                return await end_offsets(bootstrap, topics)
+            except Exception as exc:
+                self.progress.error = (
+                    f"waiting for Kafka ({type(exc).__name__}, attempt {status.attempts + 1})"
+                )
+                raise
+
+        targets = await retry(status, look, Backoff(cap=self.settings.kafka_retry_max_seconds))
+        self.progress.error = None
+        return targets
 
     async def _replay(self, generation: Generation, targets: dict[TopicPartition, int]) -> None:
         """Until `generation` has reached `targets`, with helper processes on PostgreSQL; they
@@ -201,6 +219,7 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartit
 _HANDED_OVER = (
     "database_url",
     "kafka_bootstrap_servers",
+    "kafka_retry_max_seconds",
     "projection_schema",
     "consumer_group_prefix",
     "requests_topic",

@@ -15,13 +15,14 @@ from shared.demo.client import Endpoints
 console = Console()
 
 
-def _readiness(url: str) -> tuple[bool, dict[str, Any]]:
+def _readiness(url: str) -> tuple[str, dict[str, Any]]:
+    """The service's verdict (ready | degraded | not ready) and its checks."""
     try:
         response = httpx.get(f"{url}/readyz", timeout=5)
         body: dict[str, Any] = response.json()
-        return response.status_code == 200, body.get("checks", {})
+        return str(body.get("status", "not ready")), body.get("checks", {})
     except (httpx.HTTPError, ValueError) as exc:
-        return False, {"service": {"ok": False, "error": f"not answering: {exc!r}"}}
+        return "not ready", {"service": {"ok": False, "error": f"not answering: {exc!r}"}}
 
 
 def status(
@@ -42,17 +43,17 @@ def status(
         table.add_column(column)
     all_ready = True
     for name, url in services.items():
-        ready, checks = _readiness(url)
-        all_ready &= ready
+        verdict, checks = _readiness(url)
+        all_ready &= verdict == "ready"  # degraded answers callers, but something is down
         consumers = {k.split(":", 1)[1]: v for k, v in checks.items() if k.startswith("consumer:")}
         problems = [
-            f"{key}: {check.get('error') or '; '.join(check.get('problems', []))}"
-            for key, check in checks.items()
-            if not check.get("ok", False)
+            f"{key}: {_why(check)}" for key, check in checks.items() if not check.get("ok", False)
         ]
         table.add_row(
             name,
-            "[green]yes[/]" if ready else "[red]no[/]",
+            {"ready": "[green]yes[/]", "degraded": "[yellow]degraded[/]"}.get(
+                verdict, "[red]no[/]"
+            ),
             _mark(checks.get("database")),
             _mark(checks.get("kafka")),
             ", ".join(f"{c} ({v.get('lag', '?')})" for c, v in consumers.items()) or "—",
@@ -60,6 +61,12 @@ def status(
         )
     console.print(table)
     raise typer.Exit(0 if all_ready else 1)
+
+
+def _why(check: dict[str, Any]) -> str:
+    return str(
+        check.get("error") or check.get("last_error") or "; ".join(check.get("problems", []))
+    )
 
 
 def _mark(check: dict[str, Any] | None) -> str:

@@ -28,6 +28,7 @@ from shared.eventstore.store import EventStore, OutboxRow
 from shared.eventstore.tables import relay_checkpoints
 from shared.messaging import envelope
 from shared.messaging.kafka import new_producer
+from shared.supervision import Backoff, TaskStatus, supervise
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Relay:
         election_retry_seconds: float = 1.0,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
         producer_options: dict[str, Any] | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.store = store
         self.topic = topic
@@ -76,35 +78,41 @@ class Relay:
         self.is_leader = False
         self.position = 0  # acknowledged by Kafka
         self._saved, self._saved_at = 0, 0.0  # the checkpoint in the database, and when
-        self.last_error: str | None = None
+        # Failures back off from `election_retry_seconds` (a broker away for long is not
+        # hammered), and the state is what /readyz reports.
+        self.backoff = backoff or Backoff(initial=election_retry_seconds)
+        self.status = TaskStatus(f"relay:{topic}")
+
+    @property
+    def last_error(self) -> str | None:
+        return self.status.last_error
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Run until cancelled: win leadership, publish, and start over after any failure."""
-        while True:
-            try:
-                leadership = self.store.log.leadership(
-                    self.name, self.election_retry_seconds, self.store.appended.set
-                )
-                async with leadership as leader_conn:
-                    self.is_leader = True
-                    log.info("relay %s is the publisher for %s", self.name, self.topic)
-                    await self._publish_until_failure(leader_conn)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.last_error = type(exc).__name__  # shown by the public /readyz
-                log.warning("relay %s failed, retrying: %r", self.name, exc)
-                await asyncio.sleep(self.election_retry_seconds)
-            finally:
-                self.is_leader = False
+        await supervise(self.status, self._lead, self.backoff)
+
+    async def _lead(self) -> None:
+        if self.status.attempts == 0:  # waiting its turn is fine; after a failure it is not
+            self.status.standby()  # until leadership: another copy may be the publisher
+        try:
+            leadership = self.store.log.leadership(
+                self.name, self.election_retry_seconds, self.store.appended.set
+            )
+            async with leadership as leader_conn:
+                self.is_leader = True
+                log.info("relay %s is the publisher for %s", self.name, self.topic)
+                await self._publish_until_failure(leader_conn)
+        finally:
+            self.is_leader = False
 
     async def _publish_until_failure(self, leader_conn: AsyncConnection | None) -> None:
         """Pipelined: the next batch is read and sent while earlier ones await their acks;
         checkpoints are still saved strictly in order, each after its batch is acknowledged."""
         producer = new_producer(self.bootstrap_servers, **self.producer_options)
         await producer.start()
+        self.status.running()
         in_flight: deque[_InFlight] = deque()
         try:
             self.position = self._saved = await self._load_checkpoint()

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 from shared.auth import TokenVerifier
 from shared.contracts.docs import asyncapi_yaml
 from shared.observability.http import RequestObservability
-from shared.runtime import ServiceRuntime
+from shared.runtime import ServiceRuntime, readiness_status
 from shared.settings import ServiceSettings
 from shared.web.limits import BodySizeLimit
 from shared.web.problems import install_problem_handlers
@@ -82,13 +82,17 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Database, Kafka and consumers are healthy")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="The database answers (200: ready, or degraded with Kafka or a consumer down)",
+    )
     async def readyz() -> JSONResponse:
         checks = await runtime.readiness()
-        ready = all(check.get("ok", False) for check in checks.values())
+        status = readiness_status(checks)
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status_code=200 if ready else 503,
+            {"status": status, "checks": checks},
+            status_code=503 if status == "not ready" else 200,
         )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")

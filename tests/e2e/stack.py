@@ -111,7 +111,11 @@ class Stack:
                 process.kill()
         self.processes.clear()
 
-    async def wait_ready(self, service: str, timeout: float = 60.0) -> None:
+    async def wait_ready(
+        self, service: str, timeout: float = 60.0, *, degraded_ok: bool = False
+    ) -> None:
+        """Until /readyz says ready (every check passes: the consumers have their partitions),
+        or with `degraded_ok` merely degraded (it answers callers, Kafka may be away)."""
         deadline = asyncio.get_running_loop().time() + timeout
         last = "no answer"
         async with httpx.AsyncClient(base_url=self.url(service), timeout=5) as client:
@@ -121,7 +125,8 @@ class Stack:
                     raise RuntimeError(f"{service} exited with {process.returncode}; see {LOGS}")
                 try:
                     response = await client.get("/readyz")
-                    if response.status_code == 200:
+                    accepted = ("ready", "degraded") if degraded_ok else ("ready",)
+                    if response.status_code == 200 and response.json()["status"] in accepted:
                         return
                     last = response.text
                 except httpx.TransportError as exc:

@@ -26,6 +26,7 @@ from shared.web.deps import Authorize, PageDep
 from shared.web.problems import PROBLEM_JSON
 from shared.web.ratelimit import RateLimit
 from tests.authkit import OTHER_HUB, OTHER_NATION, bearer, private_pem, rsa_key, token
+from tests.infra import eventually
 
 MIGRATIONS = Path(__file__).parents[2] / "services" / "request" / "migrations"
 MAX_BODY = 2048
@@ -367,3 +368,39 @@ async def test_the_public_readiness_probe_names_failures_without_their_details(
     assert checks["kafka"]["ok"] is False
     assert "127.0.0.1" not in response.text
     assert "secret-user" not in response.text
+
+
+async def test_with_its_database_and_no_broker_a_service_starts_degraded_not_unready(
+    tmp_path: Path,
+) -> None:
+    # Nothing listens on port 9: the broker is unreachable from the start.
+    settings = ServiceSettings(
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db",
+        kafka_bootstrap_servers="127.0.0.1:9",
+    )
+    runtime = ServiceRuntime(
+        settings, schema="test", migrations=MIGRATIONS, topic="aidline.t", source="/aidline/t"
+    )
+    app = create_app(runtime, title="test", routers=[_router()])
+    await runtime.start()  # returns although Kafka cannot be reached
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+
+            async def failed_once() -> bool:
+                checks = (await http.get("/readyz")).json()["checks"]
+                return bool(checks["task:topics"]["attempts"] >= 1)
+
+            await eventually(failed_once, 30, "topic creation to fail and retry")
+            response = await http.get("/readyz")
+        body = response.json()
+        assert response.status_code == 200 and body["status"] == "degraded", body
+        checks = body["checks"]
+        assert checks["database"]["ok"] is True and checks["kafka"]["ok"] is False
+        topics = checks["task:topics"]
+        assert topics["ok"] is False and topics["state"] in ("retrying", "starting")
+        assert topics["last_error"] and "127.0.0.1" not in response.text
+        assert checks["relay"]["ok"] is False  # waits for the topics: its real state
+    finally:
+        await runtime.stop()

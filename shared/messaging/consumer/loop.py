@@ -49,6 +49,7 @@ from shared.messaging.consumer.message import BatchHandler, CommitListener, Hand
 from shared.messaging.topics import TopicSpec, dlq_topic, ensure_topics
 from shared.messaging.tracking import tracker_for
 from shared.observability.context import bound
+from shared.supervision import Backoff, TaskStatus, supervise
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class EventConsumer:
         start_at: Literal["earliest", "latest"] = "earliest",
         recorded_by_handler: sa.Column[uuid.UUID] | None = None,
         event_types: Collection[str] | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         """`recorded_by_handler`: the batch handler's own record of the events it applies
         (`shared.messaging.tracking`); `event_types`: the types it acts on (None: all)."""
@@ -129,22 +131,25 @@ class EventConsumer:
         # reads and seeks to include that batch.
         self._applying = asyncio.Lock()
         self.assigned = asyncio.Event()
+        self.backoff = backoff or Backoff()
+        self.status = TaskStatus(f"consumer:{name}")
+        self._topics_ensured = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Consume until cancelled; restart the Kafka client after any unexpected failure."""
-        await ensure_topics(
-            self.bootstrap_servers, [TopicSpec(dlq_topic(t, self.name), 1) for t in self.topics]
-        )
-        while True:
-            try:
-                await self._consume()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("consumer %s failed; restarting", self.name)
-                await asyncio.sleep(1.0)
+        """Consume until cancelled; restart the Kafka client after any unexpected failure,
+        backing off while the broker is away (the dead-letter topics are created on the first
+        attempt that reaches it)."""
+        await supervise(self.status, self._run_once, self.backoff)
+
+    async def _run_once(self) -> None:
+        if not self._topics_ensured:
+            await ensure_topics(
+                self.bootstrap_servers, [TopicSpec(dlq_topic(t, self.name), 1) for t in self.topics]
+            )
+            self._topics_ensured = True
+        await self._consume()
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -160,11 +165,12 @@ class EventConsumer:
             heartbeat_interval_ms=1000,
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
-        await self.dead_letters.start(self.bootstrap_servers)
-        await consumer.start()
-        consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self, consumer))
-        self.liveness.running = True
-        try:
+        try:  # inside: a start that fails with the broker away still closes both clients
+            await self.dead_letters.start(self.bootstrap_servers)
+            await consumer.start()
+            consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self, consumer))
+            self.liveness.running = True
+            self.status.running()
             while True:
                 # Held dead letters not published yet: at start (a process that died after its
                 # commit left them), and after a failed attempt.
