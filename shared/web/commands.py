@@ -44,8 +44,9 @@ KEY_POLL_SECONDS = (0.005, 0.1)  # first, longest
 # the second record, and with it the second unit of work: one stored result either way.)
 STALE_RESERVATION = timedelta(seconds=60)
 # The requests of this process running a command under an Idempotency-Key: (store, scope,
-# key) -> done once the command's answer is stored (or it failed) and the key released.
-_HOLDERS: dict[tuple[int, str, str], asyncio.Future[None]] = {}
+# key) -> (their body's hash, done once the answer is stored, or the command failed, and the
+# key released).
+_HOLDERS: dict[tuple[int, str, str], tuple[str, asyncio.Future[None]]] = {}
 C = TypeVar("C")
 
 
@@ -128,15 +129,17 @@ async def run_command(
     # database: on SQLite every look takes the one write lock, and sixteen pollers starved
     # the first request's own writes past the lock's timeout.
     local = (id(store), key_scope, key)
-    while (first := _HOLDERS.get(local)) is not None:
+    while (holder := _HOLDERS.get(local)) is not None and holder[0] == body_hash:
         try:
-            await asyncio.wait_for(asyncio.shield(first), KEY_WAIT_SECONDS)
+            await asyncio.wait_for(asyncio.shield(holder[1]), KEY_WAIT_SECONDS)
         except TimeoutError:
             break  # the database decides (409 idempotency-key-in-use)
         replay = await _replay(store, key, key_scope, body_hash)
         if replay is not None:
             return replay
-    done = _HOLDERS[local] = asyncio.get_running_loop().create_future()
+    # Another body under the key (or a holder that timed out): the database decides.
+    done = asyncio.get_running_loop().create_future()
+    mine = _HOLDERS.setdefault(local, (body_hash, done))[1] is done
     try:
         replay, reserved = await _reserve(store, key, key_scope, body_hash)
         if replay is not None:
@@ -147,7 +150,8 @@ async def run_command(
             if reserved is not None:
                 await _release(store, key, key_scope, reserved)
     finally:
-        del _HOLDERS[local]
+        if mine:
+            del _HOLDERS[local]
         done.set_result(None)
 
 
