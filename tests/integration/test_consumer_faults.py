@@ -97,7 +97,9 @@ async def test_a_command_answers_while_a_dead_letter_publish_hangs(
 
     consumer.dead_letters.new_producer = gated_producer
     async with _running(consumer):
-        await eventually(lambda: _is_set(gated, "waiting"), what="the dead letter's publish")
+        await eventually(
+            lambda: _is_set(gated, "waiting"), timeout=90, what="the dead letter's publish"
+        )
         # The batch has committed (its events are in), the publish hangs: a command appends.
         command = store.append(f"cmd-{uuid.uuid4().hex[:6]}", 0, [NewEvent("made", 1, {})])
         stored = await asyncio.wait_for(command, timeout=5)
@@ -109,7 +111,9 @@ async def test_a_command_answers_while_a_dead_letter_publish_hangs(
         assert echoes == 3
         assert await _held(db) == 1, "held in the database until Kafka has it"
         gated[0].gate.set()
-        await eventually(lambda: _dead(consumer, 1), what="the dead letter to be published")
+        await eventually(
+            lambda: _dead(consumer, 1), timeout=90, what="the dead letter to be published"
+        )
     assert await _held(db) == 0
     dead = await read_topic(dlq_topic(topic, consumer.name))
     assert [header(d, "dlq_original_offset") for d in dead] == ["2"]
@@ -140,7 +144,7 @@ async def test_a_batch_rolled_back_after_its_dead_letter_publishes_it_once(
 
     consumer.tracker.save_offsets = failing_once  # type: ignore[method-assign]
     async with _running(consumer):
-        await eventually(lambda: _dead(consumer, 1), what="the dead letter")
+        await eventually(lambda: _dead(consumer, 1), timeout=90, what="the dead letter")
     assert failures == 1
     assert await _effects(db) == (1, 1)
     dead = await read_topic(dlq_topic(topic, consumer.name))
@@ -168,12 +172,13 @@ async def test_a_dead_letter_held_when_the_process_died_is_published_at_start(
 
     first.dead_letters.new_producer = refusing_producer
     async with _running(first):
-        await eventually(lambda: _held_at_least(db, 1), what="the dead letter to be held")
+        # A consumer's first join waits for the group coordinator: on a busy machine past 30 s.
+        await eventually(lambda: _held_at_least(db, 1), 90, "the dead letter to be held")
     assert await read_topic(dlq_topic(topic, group)) == []
 
     second = _consumer(db, topic, group)
     async with _running(second):
-        await eventually(lambda: _held_none(db), what="the held dead letter to be published")
+        await eventually(lambda: _held_none(db), 90, "the held dead letter to be published")
         assert second.applied == 0, "its message was not applied again"
     dead = await read_topic(dlq_topic(topic, group))
     assert len(dead) == 1
@@ -212,7 +217,7 @@ async def test_a_terminated_connection_mid_batch_is_retried_never_dead_lettered(
 
     consumer = _consumer(pg_db, topic, f"g{uuid.uuid4().hex[:8]}", handler)
     async with _running(consumer):
-        await eventually(lambda: _applied(consumer, total), what="every event")
+        await eventually(lambda: _applied(consumer, total), timeout=90, what="every event")
     assert terminated == 2
     assert consumer.dead_lettered == 0
     assert await _effects(pg_db) == (total, total)

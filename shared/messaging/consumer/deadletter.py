@@ -128,7 +128,10 @@ class DeadLetters:
             try:
                 for row in rows:
                     if not await self._claim(row.id, datetime.now(UTC) + CLAIM):
-                        continue  # another copy of this consumer is publishing it
+                        # Another copy is publishing it, or died claiming it: look again at
+                        # the next poll (its claim expires).
+                        self._pending = True
+                        continue
                     try:
                         await self._publish(row)
                     except BaseException:
