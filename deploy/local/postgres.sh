@@ -4,6 +4,8 @@
 #   deploy/local/postgres.sh up       install (Debian packages) if needed, init once, start, wait
 #   deploy/local/postgres.sh down     stop it (pg_ctl -m fast), idempotent
 #   deploy/local/postgres.sh status   exit 0 if running (ours or external), 3 if not
+#   deploy/local/postgres.sh crash    restart it abruptly (pg_ctl -m immediate, as a power cut
+#                                     would: no checkpoint, crash recovery at the next start)
 #
 # The cluster lives in ${AIDLINE_HOME:-<repo>/.aidline}/postgres (or, when the postgres
 # OS user cannot reach that folder, /var/tmp/aidline-postgres-<hash>), listens on
@@ -281,6 +283,19 @@ cmd_down() {
   log "stopped"
 }
 
+cmd_crash() {
+  PG_BIN="$(find_pg_bin)"
+  [[ -n "$PG_BIN" ]] || die "not installed" "deploy/local/postgres.sh up"
+  pick_state_dir quiet
+  set_paths
+  pg_running || die "our cluster is not running (an external DATABASE_URL is never touched)" \
+    "deploy/local/postgres.sh up"
+  log "stopping abruptly (pg_ctl -m immediate) ..."
+  as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w -t 60 stop >/dev/null \
+    || die "pg_ctl stop -m immediate failed (log: $PG_LOG)"
+  cmd_up
+}
+
 cmd_status() {
   PG_BIN="$(find_pg_bin)"
   if [[ -n "$PG_BIN" ]]; then
@@ -310,7 +325,7 @@ cmd_status() {
 }
 
 usage() {
-  sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -318,5 +333,6 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  crash) cmd_crash ;;
   *) usage ;;
 esac

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from services.projection import tables as t
 from services.projection.domain.model import HANDED_OVER
 from services.projection.generations import Generation
 from services.projection.rebuild import RebuildProgress
+from shared.db.rows import aware
 
 R, P, A, S, IT = t.requirements, t.pledges, t.allocations, t.shipments, t.items
 
@@ -49,13 +50,6 @@ BOARD_COLUMNS = (
 )
 CSV_FIELDS = [c.name for c in BOARD_COLUMNS]
 OPEN = ("cancelled", "fulfilled", "delivered")
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive times; everything here is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -313,10 +307,7 @@ async def hub_board(
         .order_by(S.c.departed_at.desc())
         .limit(500)
     )
-    dwell = [
-        (aware(r.departed_at) - aware(r.arrived_at)).total_seconds() / 3600  # type: ignore[operator]
-        for r in departed
-    ]
+    dwell = [(aware(r.departed_at) - aware(r.arrived_at)).total_seconds() / 3600 for r in departed]
 
     def figure(*statuses: str) -> dict[str, int]:
         return {

@@ -8,18 +8,14 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.db.rows import aware
 from shared.eventstore.log import EventLog, EventRow, ExtraRow, OutboxRow
 from shared.eventstore.tables import events, relay_checkpoints
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite gives stored times back without their zone; they were written in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class SqliteEventLog(EventLog):

@@ -23,10 +23,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database
+from shared.db.rows import aware
 from shared.domain.events import Metadata, NewEvent, StoredEvent
 from shared.eventstore.log import EventLog, EventRow, OutboxRow
 from shared.eventstore.postgres import PostgresEventLog
-from shared.eventstore.sqlite import SqliteEventLog, aware
+from shared.eventstore.sqlite import SqliteEventLog
 from shared.eventstore.tables import events
 from shared.observability.context import with_context
 

@@ -78,12 +78,6 @@ class PostgresSink(ReadModelSink):
     concurrent_writers = True
     json_as_text = True
 
-    async def begin_batch(self, conn: AsyncConnection) -> None:
-        # Read models are rebuilt from Kafka, and the tracking records commit with them: a
-        # crash may lose the last commits, never split them, so the consumer re-applies
-        # exactly what was lost. No need to wait for the disk on every batch.
-        await conn.execute(sa.text("SET LOCAL synchronous_commit TO off"))
-
     async def load(
         self, conn: AsyncConnection, table: sa.Table, keys: Collection[str]
     ) -> list[Sequence[Any]]:

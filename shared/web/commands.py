@@ -27,8 +27,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from shared.commands import CommandContext, CommandHandler, CommandResult
+from shared.db.rows import aware
 from shared.eventstore import ConcurrencyError, EventStore, Transaction
-from shared.eventstore.sqlite import aware
 from shared.eventstore.tables import idempotency_keys, idempotency_reservations
 from shared.web.correlation import event_metadata
 from shared.web.deps import authenticate
