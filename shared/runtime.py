@@ -20,6 +20,7 @@ from shared.db import Database
 from shared.db.migrate import upgrade
 from shared.eventstore import EventStore
 from shared.messaging.consumer import BatchHandler, EventConsumer, Handler
+from shared.messaging.envelope import kafka_limit
 from shared.messaging.relay import Relay
 from shared.messaging.topics import EVENT_TOPICS, ensure_topics
 from shared.settings import ServiceSettings
@@ -74,7 +75,10 @@ class ServiceRuntime:
         self.migrations = migrations
         self.topic = topic
         self.db = Database(settings.database_url, schema)
-        self.store = EventStore(self.db)
+        # No event Kafka would refuse is ever stored (docs/operations.md, "Event size").
+        self.store = EventStore(
+            self.db, size_limit=kafka_limit(settings.kafka_max_message_bytes, source or "")
+        )
         bootstrap = settings.kafka_bootstrap_servers
         self.backoff = Backoff(cap=settings.kafka_retry_max_seconds)
         self.relay = (
@@ -84,6 +88,8 @@ class ServiceRuntime:
                 source=source,
                 bootstrap_servers=bootstrap,
                 batch_size=settings.relay_batch_size,
+                stall_seconds=settings.relay_stall_seconds,
+                producer_options={"max_request_size": settings.kafka_max_message_bytes},
                 backoff=Backoff(initial=1.0, cap=settings.kafka_retry_max_seconds),
             )
             if topic and source and settings.relay_enabled
@@ -181,10 +187,11 @@ class ServiceRuntime:
                 log.warning("readiness: %s check failed: %r", name, exc)
                 checks[name] = {"ok": False, "error": type(exc).__name__}
         if self.relay is not None:
-            checks["relay"] = self.relay.status.as_dict() | {
-                "leader": self.relay.is_leader,
-                "position": self.relay.position,
-            }
+            try:
+                checks["relay"] = await asyncio.wait_for(self.relay.observe(), 3)
+            except Exception as exc:  # the database check says why
+                checks["relay"] = self.relay.status.as_dict() | {"ok": False}
+                log.warning("readiness: the relay's outbox state is unknown: %r", exc)
         for consumer in self.consumers if self.settings.consumers_enabled else []:
             health = consumer.health()
             status = consumer.status
@@ -201,6 +208,15 @@ class ServiceRuntime:
         for name, task in self.tasks.items():
             checks[f"task:{name}"] = task.as_dict()
         return checks
+
+    async def refresh_metrics(self) -> None:
+        """Before a scrape: the gauges read from the database (the relay's lag and the age of
+        its oldest unpublished event), so they are true whatever the relay is doing."""
+        if self.relay is not None:
+            try:
+                await asyncio.wait_for(self.relay.observe(), 3)
+            except Exception as exc:  # a scrape still answers; /readyz says what is wrong
+                log.warning("metrics: the relay's outbox state is unknown: %r", exc)
 
     async def _kafka_ping(self) -> None:
         if self._kafka is None:

@@ -27,11 +27,18 @@ class ServiceSettings(BaseSettings):
     # While the broker is away, topic creation, the relay and the consumers try again after
     # a pause that doubles from 0.5 s up to this (with jitter): the longest a return waits.
     kafka_retry_max_seconds: float = Field(default=10.0, ge=0.5, le=300)
+    # The most bytes one event may take on Kafka (a record batch of its own): the broker's
+    # `message.max.bytes` and each topic's `max.message.bytes` must take at least this much
+    # (Kafka's default, 1048588, does: deploy/kafka/server.properties). The store refuses an
+    # event above it (413) and the relay's producer sends nothing larger.
+    kafka_max_message_bytes: int = Field(default=1_048_576, ge=65_536, le=100 * 1024 * 1024)
     environment: str = Field(default="development", pattern="^(development|test|production)$")
     migrate_on_start: bool = True
     relay_enabled: bool = True
     consumers_enabled: bool = True
     relay_batch_size: int = Field(default=2000, ge=1, le=10_000)
+    # The relay is reported not ok when the oldest event it has not published is older.
+    relay_stall_seconds: float = Field(default=60.0, gt=0)
     # Prepended to consumer group names, so parallel test runs on one broker stay apart.
     consumer_group_prefix: str = ""
     # Where a consumer group that has applied nothing yet starts: `earliest` (every service:

@@ -57,7 +57,8 @@ class TaskStatus:
 
     starting → running (it reached what it needs) | standby (it waits its turn, e.g. another
     copy publishes) | done (one-off work finished) | retrying (it failed; `attempts` in a row,
-    `last_error` names the kind of error, never its text: the probe is public)."""
+    `last_error` names the kind of error, never its text: the probe is public) | stopped (it
+    cannot go on by itself; an operator must act)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -89,6 +90,12 @@ class TaskStatus:
 
     def starting(self) -> None:
         self._set("starting")
+
+    def stopped(self, exc: BaseException) -> None:
+        """It stopped for good (the relay at an event Kafka refuses): not retried until the
+        process restarts or something else resolves it."""
+        self.last_error = type(exc).__name__
+        self._set("stopped")
 
     def failed(self, exc: BaseException) -> None:
         self.attempts += 1

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import RecordMetadata
 
 from shared.domain import Metadata, StoredEvent
@@ -39,15 +40,30 @@ async def require_kafka() -> str:
     return KAFKA
 
 
-async def create_topic(partitions: int = 3, prefix: str = "test") -> str:
+async def create_topic(
+    partitions: int = 3, prefix: str = "test", configs: dict[str, str] | None = None
+) -> str:
     name = f"{prefix}.{uuid.uuid4().hex[:10]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or {})])
     finally:
         await admin.close()
     return name
+
+
+async def alter_topic(name: str, configs: dict[str, str]) -> None:
+    """Set a topic's configuration, as an operator would (`kafka-configs.sh --alter`)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        (response,) = await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, configs)]
+        )
+        assert all(error == 0 for error, *_ in response.resources), response
+    finally:
+        await admin.close()
 
 
 def unique_schema() -> str:

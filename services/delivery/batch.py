@@ -23,7 +23,7 @@ from services.delivery import tables
 from services.delivery.commands import BatchRow, InvalidRow, MilestoneBatch
 from services.delivery.handlers import record_milestone
 from shared.commands import CommandContext, CommandResult
-from shared.domain import DomainError, Forbidden, NotFound
+from shared.domain import DomainError, Forbidden, NotFound, TooLarge
 from shared.eventstore import ConcurrencyError
 from shared.web.problems import Problem, problem_for
 
@@ -99,7 +99,7 @@ async def _apply_row(ctx: CommandContext[None], index: int, row: BatchRow) -> di
                 "event_id": result.event_id,
             }
             await tables.record_applied_row(ctx.tx.conn, scope, row.row_id, row.digest, applied)
-    except (DomainError, NotFound, Forbidden) as exc:
+    except (DomainError, NotFound, Forbidden, TooLarge) as exc:
         return _rejected(described, problem_for(exc))
     except (ConcurrencyError, IntegrityError):  # another upload changed the shipment meanwhile
         problem = Problem(

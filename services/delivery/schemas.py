@@ -27,8 +27,19 @@ from shared.contracts.deliveries import InspectionResult, TransportMode
 from shared.web.commands import canonical_json
 from shared.web.problems import field_errors
 
-MAX_SERIALS = 10_000
-Serial = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# Serial numbers are sized so that the largest command and the events it derives fit in one
+# Kafka message (KAFKA_MAX_MESSAGE_BYTES, 1 MiB) on either backend: at most 5,000 per dispatch,
+# handover or loss, each 1-100 visible ASCII characters (inner spaces allowed; no `"` or `\`,
+# which JSON would escape) takes at most 104 bytes in an event, so even a handover whose
+# discrepancy names every dispatched serial missing and every given one unexpected (10,000)
+# stays under 1,041,000 bytes with its envelope (tests/integration/delivery/test_event_size.py).
+MAX_SERIALS = 5_000
+Serial = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[ !#-\[\]-~]+$"
+    ),
+]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 CarrierRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

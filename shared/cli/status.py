@@ -1,5 +1,7 @@
-"""`aidline status`: is each service up and ready, is the broker reachable, how far behind are
-the consumers. Exit code 0 when everything is ready, 1 otherwise (scripts can rely on it)."""
+"""`aidline status`: is each service up and ready, is the broker reachable, where is each relay
+(state, position, lag, age of the oldest unpublished event, and where and why it stopped), how
+far behind are the consumers. Exit code 0 when everything is ready, 1 otherwise (scripts can
+rely on it)."""
 
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ def status(
         "projection": projection_url,
     }
     table = Table(title="Aidline status")
-    for column in ("service", "ready", "database", "kafka", "consumers (lag)", "problems"):
+    columns = ("service", "ready", "database", "kafka", "relay", "consumers (lag)", "problems")
+    for column in columns:
         table.add_column(column)
     all_ready = True
     for name, url in services.items():
@@ -56,11 +59,31 @@ def status(
             ),
             _mark(checks.get("database")),
             _mark(checks.get("kafka")),
+            _relay(checks.get("relay")),
             ", ".join(f"{c} ({v.get('lag', '?')})" for c, v in consumers.items()) or "—",
             "\n".join(problems) or "",
         )
     console.print(table)
     raise typer.Exit(0 if all_ready else 1)
+
+
+def _relay(check: dict[str, Any] | None) -> str:
+    """State, position, lag and oldest unpublished age; for a stopped relay, the event it
+    stopped at and Kafka's error (fix the cause, then restart the service)."""
+    if check is None:
+        return "—"
+    colour = "green" if check.get("ok") else "red"
+    line = (
+        f"[{colour}]{check.get('state', '?')}[/] at {check.get('position', '?')}, "
+        f"lag {check.get('lag', '?')}, oldest {check.get('oldest_unpublished_seconds', '?')} s"
+    )
+    stopped = check.get("stopped_at")
+    if stopped:
+        line += (
+            f"\n[red]stopped at position {stopped['position']}[/]: {stopped['event_type']} "
+            f"{stopped['event_id']} ({stopped['stream_id']}) refused: {stopped['error']}"
+        )
+    return line
 
 
 def _why(check: dict[str, Any]) -> str:

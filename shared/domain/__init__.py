@@ -1,7 +1,14 @@
 """The pure core every service's domain builds on: events, aggregates, domain errors (no I/O)."""
 
 from shared.domain.aggregate import Aggregate
-from shared.domain.errors import DomainError, Forbidden, InvalidInput, NotFound, VersionMismatch
+from shared.domain.errors import (
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    VersionMismatch,
+)
 from shared.domain.events import (
     DomainEvent,
     EventRegistry,
@@ -22,6 +29,7 @@ __all__ = [
     "NewEvent",
     "NotFound",
     "StoredEvent",
+    "TooLarge",
     "UnknownEventType",
     "VersionMismatch",
 ]

@@ -54,3 +54,8 @@ class InvalidInput(Exception):
         invalid = cls(*errors[0], detail=detail)
         invalid.errors = errors
         return invalid
+
+
+class TooLarge(InvalidInput):
+    """What the command would store is bigger than where it goes can take: an event Kafka
+    would refuse (answered 413, naming the field responsible). Nothing is stored."""

@@ -72,6 +72,11 @@ class EventLog(ABC):
         `direct`: `conn` is outside a transaction (from `append_connection`)."""
 
     @abstractmethod
+    def payload_text(self, data: dict[str, Any]) -> str:
+        """`data` as this backend will give it back to the relay (`OutboxRow.payload`): what
+        the store measures against Kafka's limit before it writes an event."""
+
+    @abstractmethod
     def is_version_conflict(self, message: str) -> bool:
         """Whether an integrity error's (lower-cased) message is the stream-version constraint."""
 
@@ -82,6 +87,14 @@ class EventLog(ABC):
         self, conn: AsyncConnection, position: int, limit: int
     ) -> list[OutboxRow]:
         """Events after `position`, in order, with nothing decoded in Python."""
+
+    @abstractmethod
+    async def outbox_state(
+        self, conn: AsyncConnection, name: str, published: int
+    ) -> tuple[int, int, datetime | None]:
+        """(published, head, oldest): what publisher `name` has published (its checkpoint, or
+        `published` if further), the last position stored, and when the first event not
+        published yet was recorded (None: nothing waits). Cheap: it reads two index ends."""
 
     @abstractmethod
     def leadership(

@@ -60,6 +60,16 @@ _APPEND_EVENTS = (
 )
 _APPEND_PARAMETERS = 10
 
+# Where a publisher is: its checkpoint (or what it has published since, if further), the head,
+# and when the first event it has not published was recorded. Each reads one end of an index.
+_OUTBOX_STATE_SQL = (
+    "WITH published AS (SELECT greatest($2::bigint, coalesce("
+    "(SELECT position FROM relay_checkpoints WHERE name = $1), 0)) AS position) "
+    "SELECT published.position, coalesce((SELECT max(position) FROM events), 0), "
+    "(SELECT recorded_at FROM events WHERE events.position > published.position "
+    "ORDER BY events.position LIMIT 1) FROM published"
+)
+
 # Autocommit on the leader's connection: one statement, one implicit transaction.
 _SAVE_CHECKPOINT_SQL = "UPDATE relay_checkpoints SET position = $1, updated_at = $2 WHERE name = $3"
 
@@ -128,6 +138,11 @@ class PostgresEventLog(EventLog):
             returned = list(await conn.exec_driver_sql(sql, params))
         return {row[0]: row[1] for row in returned} if new else {}
 
+    def payload_text(self, data: dict[str, Any]) -> str:
+        # JSONB gives text back in UTF-8 with ", " and ": " between members, as json.dumps
+        # does (it may write a number differently: the store's margin covers that).
+        return json.dumps(data, ensure_ascii=False)
+
     def is_version_conflict(self, message: str) -> bool:
         return "uq_events_stream_version" in message
 
@@ -163,6 +178,14 @@ class PostgresEventLog(EventLog):
     ) -> list[OutboxRow]:
         driver = await driver_connection(conn)  # no SQLAlchemy result processing
         return [OutboxRow(*row) for row in await driver.fetch(_OUTBOX_SQL, position, limit)]
+
+    async def outbox_state(
+        self, conn: AsyncConnection, name: str, published: int
+    ) -> tuple[int, int, datetime | None]:
+        driver = await driver_connection(conn)
+        row = await driver.fetchrow(_OUTBOX_STATE_SQL, name, published)
+        assert row is not None  # the CTE always gives one row
+        return int(row[0]), int(row[1]), row[2]
 
     @contextlib.asynccontextmanager
     async def leadership(

@@ -6,9 +6,11 @@ the store's in-process signal."""
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,6 +42,10 @@ class SqliteEventLog(EventLog):
             events.insert().returning(events.c.event_id, events.c.position), list(new)
         )
         return {row.event_id: row.position for row in result}
+
+    def payload_text(self, data: dict[str, Any]) -> str:
+        # SQLAlchemy's JSON type stores json.dumps text: non-ASCII characters \u-escaped.
+        return json.dumps(data)
 
     def is_version_conflict(self, message: str) -> bool:
         return "events.stream_id, events.stream_version" in message
@@ -76,6 +82,22 @@ class SqliteEventLog(EventLog):
             )
             for row in await conn.execute(query)
         ]
+
+    async def outbox_state(
+        self, conn: AsyncConnection, name: str, published: int
+    ) -> tuple[int, int, datetime | None]:
+        checkpoint = await conn.scalar(
+            sa.select(relay_checkpoints.c.position).where(relay_checkpoints.c.name == name)
+        )
+        published = max(published, int(checkpoint or 0))
+        head = await conn.scalar(sa.select(sa.func.max(events.c.position)))
+        oldest = await conn.scalar(
+            sa.select(events.c.recorded_at)
+            .where(events.c.position > published)
+            .order_by(events.c.position)
+            .limit(1)
+        )
+        return published, int(head or 0), aware(oldest) if oldest is not None else None
 
     @contextlib.asynccontextmanager
     async def leadership(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database
 from shared.db.rows import aware
+from shared.domain.errors import TooLarge
 from shared.domain.events import Metadata, NewEvent, StoredEvent
 from shared.eventstore.log import EventLog, EventRow, OutboxRow
 from shared.eventstore.postgres import PostgresEventLog
@@ -31,7 +33,7 @@ from shared.eventstore.sqlite import SqliteEventLog
 from shared.eventstore.tables import events
 from shared.observability.context import with_context
 
-__all__ = ["ConcurrencyError", "EventStore", "OutboxRow", "Transaction"]
+__all__ = ["ConcurrencyError", "EventStore", "OutboxRow", "SizeLimit", "Transaction"]
 
 # The event log of each backend (`Dialect.name`).
 _LOGS: dict[str, type[EventLog]] = {"postgresql": PostgresEventLog, "sqlite": SqliteEventLog}
@@ -39,6 +41,19 @@ _LOGS: dict[str, type[EventLog]] = {"postgresql": PostgresEventLog, "sqlite": Sq
 EVENTS_APPENDED = Counter(
     "aidline_events_appended_total", "Events appended to the store", ["store"]
 )
+
+
+# The largest position a store hands out (BIGINT): an event is measured before it has one.
+MAX_POSITION = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class SizeLimit:
+    """The most bytes one event may take where the relay sends it, as `measure` counts them
+    (Kafka's: `shared.messaging.envelope.kafka_limit`). An event above it is never stored."""
+
+    max_bytes: int
+    measure: Callable[[OutboxRow], int]
 
 
 class ConcurrencyError(Exception):
@@ -140,9 +155,10 @@ class Transaction:
 
 
 class EventStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, size_limit: SizeLimit | None = None) -> None:
         self.db = db
         self.log: EventLog = _LOGS[db.dialect.name](db)
+        self.size_limit = size_limit
         # In-process wake-up for the relay (and, through the log's leadership, other
         # processes' appends).
         self.appended = asyncio.Event()
@@ -221,6 +237,9 @@ class EventStore:
             for append in pending
             for offset, event in enumerate(append.events, start=1)
         ]
+        if self.size_limit is not None:
+            for row in new:
+                self._check_size(row, self.size_limit)
         try:
             position_of = await self.log.insert(conn, new, rows, direct=direct)
         except IntegrityError as exc:
@@ -231,6 +250,38 @@ class EventStore:
         if new:
             EVENTS_APPENDED.labels(self.db.schema).inc(len(new))
         return [_stored(position_of[row["event_id"]], row) for row in new]
+
+    def _check_size(self, row: EventRow, limit: SizeLimit) -> None:
+        """Refuse an event the relay could never publish, before anything is written: measured
+        as it will be sent (the data as this backend gives it back, the longest position)."""
+        meta = row["meta"]
+        size = limit.measure(
+            OutboxRow(
+                MAX_POSITION,
+                row["stream_id"],
+                row["stream_version"],
+                row["event_id"],
+                row["event_type"],
+                row["schema_version"],
+                row["recorded_at"],
+                self.log.payload_text(row["data"]),
+                meta["actor"] or "system",
+                meta["correlation_id"],
+                meta["causation_id"],
+            )
+        )
+        if size <= limit.max_bytes:
+            return
+        data = row["data"]
+        field = max(data, key=lambda name: len(json.dumps(data[name])), default="data")
+        raise TooLarge(
+            field,
+            f"too large: the {row['event_type']} event it makes would be {size} bytes on Kafka",
+            detail=(
+                f"The {row['event_type']} event would be {size} bytes on Kafka, which takes at "
+                f"most {limit.max_bytes}; most of it is {field!r}. Nothing was stored."
+            ),
+        )
 
     def _conflicting_append(
         self, exc: IntegrityError, pending: Sequence[_PendingAppend]

@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 # asyncpg's UUID: a uuid.UUID subclass written in C (parsed, hashed, encoded several times faster)
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from asyncpg.pgproto.pgproto import UUID as _UUID
 from pydantic_core import from_json
 
 from shared.domain.events import Metadata, StoredEvent
-from shared.eventstore.store import OutboxRow
+from shared.eventstore.store import OutboxRow, SizeLimit
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -68,6 +69,26 @@ def encode(
         ("ce_actor", actor.encode()),
     ]
     return event.stream_id.encode(), value, headers
+
+
+# Kept free below Kafka's limit by the store: the database may write a number of the data in
+# more characters than Python does (JSONB: 1e-07 as 0.0000001); 1 KiB of a MiB is room enough.
+SIZE_MARGIN = 1024
+
+
+def record_size(event: StoredEvent | OutboxRow, source: str) -> int:
+    """Bytes of the event as a record batch of its own (batch header, the record's framing,
+    key, value, headers): what the producer checks against `max_request_size` and what the
+    broker's `message.max.bytes` / the topic's `max.message.bytes` must take."""
+    key, value, headers = encode(event, source)
+    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+    return size
+
+
+def kafka_limit(max_message_bytes: int, source: str) -> SizeLimit:
+    """The store's limit for events the relay publishes from `source` (KAFKA_MAX_MESSAGE_BYTES
+    less `SIZE_MARGIN`)."""
+    return SizeLimit(max_message_bytes - SIZE_MARGIN, lambda event: record_size(event, source))
 
 
 _new, _set = object.__new__, object.__setattr__

@@ -6,6 +6,9 @@
   session advisory lock on a connection of its own; SQLite's one process is always the leader).
 - Wake-up without busy polling: the log wakes the leader on other processes' appends, and the
   store's in-process event on its own; a slow poll is only a safety net.
+- An event the broker refuses for good (too large, invalid, not authorised) stops the relay at
+  its position, loudly (`Refused`); anything else is retried with backoff. Lag and the age of
+  the oldest unpublished event come from the database, whatever the relay's state.
 """
 
 from __future__ import annotations
@@ -21,6 +24,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnsupportedForMessageFormatError,
+)
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,14 +51,53 @@ PUBLISHED = Counter("aidline_relay_published_total", "Events published by the re
 CHECKPOINT_SECONDS = 0.5
 
 RELAY_LAG = Gauge("aidline_relay_lag_events", "Stored events not yet published", ["topic"])
+RELAY_OLDEST = Gauge(
+    "aidline_relay_oldest_unpublished_seconds",
+    "Age of the oldest stored event not yet published (0 when none waits)",
+    ["topic"],
+)
 RELAY_POSITION = Gauge("aidline_relay_position", "Last store position published", ["topic"])
+RELAY_STOPPED = Gauge(
+    "aidline_relay_stopped", "1 while the relay is stopped at an event Kafka refuses", ["topic"]
+)
+
+# The broker (or the producer, before sending) refuses the record or the topic itself: sending
+# it again can only fail again. Everything else (a broker away, a timeout, a leader moving) is
+# retried; aiokafka's `retriable` flag cannot tell them apart (a delivery timeout is False).
+REFUSALS = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    CorruptRecordException,
+    InvalidTimestampError,
+    UnsupportedForMessageFormatError,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+)
+
+
+class Refused(Exception):
+    """Kafka refused `event`. `alone`: it was sent as a record batch of its own (or refused by
+    the producer, which checks each record), so it is the one at fault; else the batch it was
+    in (up to `sent_up_to`) is sent again one record at a time to find which."""
+
+    def __init__(
+        self, event: OutboxRow, error: BaseException, *, alone: bool, sent_up_to: int
+    ) -> None:
+        super().__init__(f"Kafka refused event {event.event_id} at position {event.position}")
+        self.event = event
+        self.error = error
+        self.alone = alone
+        self.sent_up_to = sent_up_to
 
 
 @dataclass
 class _InFlight:
-    last_position: int
-    count: int
+    rows: list[OutboxRow]
     futures: list[asyncio.Future[Any]]
+    refused: BaseException | None = None  # the producer refused the last row before sending it
+    last: bool = False  # a row was refused: send nothing after these
 
 
 class Relay:
@@ -61,6 +114,7 @@ class Relay:
         idle_poll_seconds: float = 2.0,
         election_retry_seconds: float = 1.0,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
+        stall_seconds: float = 60.0,
         producer_options: dict[str, Any] | None = None,
         backoff: Backoff | None = None,
     ) -> None:
@@ -74,6 +128,7 @@ class Relay:
         self.idle_poll_seconds = idle_poll_seconds
         self.election_retry_seconds = election_retry_seconds
         self.checkpoint_seconds = checkpoint_seconds
+        self.stall_seconds = stall_seconds
         self.producer_options = producer_options or {}
         self.is_leader = False
         self.position = 0  # acknowledged by Kafka
@@ -82,6 +137,10 @@ class Relay:
         # hammered), and the state is what /readyz reports.
         self.backoff = backoff or Backoff(initial=election_retry_seconds)
         self.status = TaskStatus(f"relay:{topic}")
+        self.refused: Refused | None = None  # while stopped at an event Kafka refuses
+        # Up to here, each event goes alone in its own record batch (after a refused batch).
+        self._alone_until = 0
+        RELAY_STOPPED.labels(topic).set(0)
 
     @property
     def last_error(self) -> str | None:
@@ -90,8 +149,51 @@ class Relay:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run until cancelled: win leadership, publish, and start over after any failure."""
-        await supervise(self.status, self._lead, self.backoff)
+        """Run until cancelled: win leadership, publish, and start over after any failure; stop
+        at an event Kafka refuses until another copy has published it (a restart of this one
+        tries it again)."""
+        await supervise(self.status, self._lead_or_stop, self.backoff)
+
+    async def _lead_or_stop(self) -> None:
+        while True:
+            try:
+                await self._lead()
+            except Refused as refused:
+                if refused.alone:
+                    await self._stopped(refused)
+                    continue
+                # A record batch holds several events and Kafka judges it whole (a topic's
+                # max.message.bytes below the producer's batch size refuses small events
+                # together): send them again one per batch to find the one at fault.
+                self._alone_until = refused.sent_up_to
+                log.warning("relay for %s: Kafka refused a record batch (%r); sending up to "
+                            "position %d one event at a time", self.topic, refused.error,
+                            refused.sent_up_to)  # fmt: skip
+
+    async def _stopped(self, refused: Refused) -> None:
+        """Stopped: not ok in /readyz, counted, logged; the leadership is given up, so every
+        copy tries the event once and reports it. Ends when the checkpoint has passed it."""
+        event, error = refused.event, refused.error
+        self.refused = refused
+        self.status.stopped(error)
+        RELAY_STOPPED.labels(self.topic).set(1)
+        log.error(
+            "relay for %s stopped at position %d: Kafka refused event %s (%s, stream %s): %r. "
+            "Nothing after it is published until it is; fix the cause (e.g. raise the topic's "
+            "max.message.bytes), then restart the service: the relay tries it again.",
+            self.topic, event.position, event.event_id, event.event_type, event.stream_id, error,
+            extra={"position": event.position, "event_id": str(event.event_id),
+                   "event_type": event.event_type, "error": type(error).__name__},
+        )  # fmt: skip
+        try:
+            while await self._load_checkpoint() < event.position:
+                await asyncio.sleep(self.idle_poll_seconds)
+        finally:
+            self.refused = None
+            RELAY_STOPPED.labels(self.topic).set(0)
+        log.info("relay for %s: position %d was published by another copy", self.topic,
+                 event.position)  # fmt: skip
+        self.status.standby()
 
     async def _lead(self) -> None:
         if self.status.attempts == 0:  # waiting its turn is fine; after a failure it is not
@@ -118,14 +220,16 @@ class Relay:
             self.position = self._saved = await self._load_checkpoint()
             self._saved_at = 0.0
             sent_up_to = self.position
+            refused = False  # one was refused: send nothing after it
             while True:
                 self.store.appended.clear()
-                batch = await self._read_batch(leader_conn, sent_up_to)
+                batch = [] if refused else await self._read_batch(leader_conn, sent_up_to)
                 if batch:
-                    in_flight.append(await self._send(producer, batch))
-                    sent_up_to = batch[-1].position
+                    pending = await self._send(producer, batch)
+                    in_flight.append(pending)
+                    sent_up_to, refused = pending.rows[-1].position, pending.last
                 if in_flight and (len(in_flight) >= self.max_in_flight or not batch):
-                    await self._acknowledge(leader_conn, in_flight.popleft())
+                    await self._acknowledge(leader_conn, in_flight.popleft(), sent_up_to)
                     continue
                 if batch:
                     continue
@@ -158,25 +262,82 @@ class Relay:
 
     async def _read_batch(self, leader_conn: AsyncConnection | None, after: int) -> list[OutboxRow]:
         async with self._connection(leader_conn) as conn:
-            batch = await self.store.read_outbox(conn, after, self.batch_size)
-            if len(batch) < self.batch_size:  # at the head: lag is what we have not acked
-                head = batch[-1].position if batch else after
-                RELAY_LAG.labels(self.topic).set(max(0, head - self.position))
-        return batch
+            return await self.store.read_outbox(conn, after, self.batch_size)
 
     async def _send(self, producer: Any, batch: list[OutboxRow]) -> _InFlight:
-        futures = []
-        for event in batch:
+        futures: list[asyncio.Future[Any]] = []
+        for index, event in enumerate(batch):
             key, value, headers = envelope.encode(event, self.source)
-            futures.append(await producer.send(self.topic, value=value, key=key, headers=headers))
-        return _InFlight(batch[-1].position, len(batch), futures)
+            try:
+                sent = await producer.send(self.topic, value=value, key=key, headers=headers)
+            except REFUSALS as exc:  # e.g. larger than the producer's max_request_size
+                return _InFlight(batch[: index + 1], futures, refused=exc, last=True)
+            futures.append(sent)
+            if event.position <= self._alone_until:  # its own record batch: wait for it
+                await asyncio.wait([sent])
+                if not sent.cancelled() and isinstance(sent.exception(), REFUSALS):
+                    return _InFlight(batch[: index + 1], futures, last=True)
+        return _InFlight(batch, futures)
 
-    async def _acknowledge(self, leader_conn: AsyncConnection | None, pending: _InFlight) -> None:
-        await asyncio.gather(*pending.futures)
-        self.position = pending.last_position
-        PUBLISHED.labels(self.topic).inc(pending.count)
-        RELAY_POSITION.labels(self.topic).set(self.position)
-        await self._checkpoint(leader_conn)
+    async def _acknowledge(
+        self, leader_conn: AsyncConnection | None, pending: _InFlight, sent_up_to: int
+    ) -> None:
+        """Move the position over what Kafka acknowledged, in order, up to the first failure:
+        an event refused for good raises `Refused`, any other failure itself (retried)."""
+        outcomes: list[Any] = await asyncio.gather(*pending.futures, return_exceptions=True)
+        if pending.refused is not None:
+            outcomes.append(pending.refused)
+        failed = next((i for i, o in enumerate(outcomes) if isinstance(o, BaseException)), None)
+        acknowledged = pending.rows[:failed]
+        if acknowledged:
+            self.position = acknowledged[-1].position
+            PUBLISHED.labels(self.topic).inc(len(acknowledged))
+            RELAY_POSITION.labels(self.topic).set(self.position)
+        if failed is None:
+            await self._checkpoint(leader_conn)
+            return
+        await self._checkpoint(leader_conn, force=True)
+        error, event = outcomes[failed], pending.rows[failed]
+        if isinstance(error, REFUSALS):
+            alone = event.position <= self._alone_until or error is pending.refused
+            raise Refused(event, error, alone=alone, sent_up_to=sent_up_to)
+        if not isinstance(error, Exception):  # a cancelled send must not end the task silently
+            raise RuntimeError(f"sending event {event.event_id} failed: {error!r}")
+        raise error
+
+    # -- health ----------------------------------------------------------------------------
+
+    async def observe(self) -> dict[str, Any]:
+        """The relay's real state for /readyz and the metrics, read from the database (so a
+        relay retrying, stopped or on standby reports it as truthfully as the publisher):
+        `lag` events stored and not published, the age of the oldest of them, and where it
+        stopped if it did. Not ok unless running or standby with nothing waiting longer than
+        `stall_seconds`."""
+        async with self.store.db.engine.connect() as conn:
+            published, head, oldest = await self.store.log.outbox_state(
+                conn, self.name, self.position
+            )
+        lag = max(0, head - published)
+        age = max(0.0, (datetime.now(UTC) - oldest).total_seconds()) if oldest else 0.0
+        RELAY_LAG.labels(self.topic).set(lag)
+        RELAY_OLDEST.labels(self.topic).set(age)
+        refused = self.refused
+        return self.status.as_dict() | {
+            "ok": self.status.ok and age <= self.stall_seconds,
+            "leader": self.is_leader,
+            "position": published,
+            "lag": lag,
+            "oldest_unpublished_seconds": round(age, 3),
+            "stopped_at": None
+            if refused is None
+            else {
+                "position": refused.event.position,
+                "event_id": str(refused.event.event_id),
+                "event_type": refused.event.event_type,
+                "stream_id": refused.event.stream_id,
+                "error": type(refused.error).__name__,
+            },
+        }
 
     async def _load_checkpoint(self) -> int:
         async with self.store.db.engine.begin() as conn:

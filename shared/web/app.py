@@ -97,6 +97,7 @@ def create_app(
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
+        await runtime.refresh_metrics()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     # The producers publish their own topic's events; the projection, which reads them all,

@@ -11,7 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.domain.errors import DomainError, Forbidden, InvalidInput, NotFound, VersionMismatch
+from shared.domain.errors import (
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    VersionMismatch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +99,22 @@ def problem_for(exc: Exception) -> Problem:
                 kind="version-mismatch",
                 headers={"ETag": f'"{current}"'},
             )
+        case TooLarge(errors=errors):
+            return Problem(
+                413, "Content too large", str(exc), kind="event-too-large", errors=_named(errors)
+            )
         case InvalidInput(errors=errors):
             return Problem(
-                422,
-                "Invalid request",
-                str(exc),
-                kind="invalid-request",
-                errors=[{"field": field, "message": message} for field, message in errors],
+                422, "Invalid request", str(exc), kind="invalid-request", errors=_named(errors)
             )
         case DomainError(kind=kind, title=title):
             return Problem(409, title, str(exc), kind=kind)
         case _:
             raise TypeError(f"not an error of the domain: {exc!r}")
+
+
+def _named(errors: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [{"field": field, "message": message} for field, message in errors]
 
 
 def install_problem_handlers(app: FastAPI) -> None:

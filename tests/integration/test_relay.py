@@ -12,11 +12,13 @@ import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
+from prometheus_client import REGISTRY
+
 from shared.db import Database
-from shared.domain import Metadata
+from shared.domain import Metadata, NewEvent
 from shared.eventstore import EventStore
 from shared.messaging.relay import Relay
-from tests.infra import create_topic, eventually, header, read_topic
+from tests.infra import alter_topic, create_topic, eventually, header, read_topic
 from tests.sample_domain import Credited, registry
 
 META = Metadata(actor="tester")
@@ -24,6 +26,12 @@ META = Metadata(actor="tester")
 
 def _credit(amount: int) -> list:
     return [registry.encode(Credited(amount=amount), META)]
+
+
+def _note(characters: int) -> list[NewEvent]:
+    """One event with a field of that many characters (stored where no size limit is set, as
+    before the limit existed, or under a larger one)."""
+    return [NewEvent("ledger.noted", 1, {"note": "n" * characters}, META)]
 
 
 @contextlib.asynccontextmanager
@@ -200,6 +208,56 @@ async def test_only_one_relay_publishes_and_another_takes_over(kafka: str, pg_db
     assert sorted(header(r, "ce_subject") for r in records) == ["S-1", "S-2"]
 
 
+async def test_an_event_the_broker_refuses_stops_the_relay_there_until_fixed_and_restarted(
+    kafka: str, db: Database
+) -> None:
+    topic = await create_topic(partitions=1, configs={"max.message.bytes": "10000"})
+    store = EventStore(db)
+    await store.append("S-1", 0, _credit(1))
+    await store.append("S-2", 0, _note(20_000))  # larger than the topic takes
+    relay = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
+                  idle_poll_seconds=0.1)  # fmt: skip
+    async with running(relay):
+        await eventually(lambda: _stopped(relay), what="the relay to stop at the refused event")
+        health = await relay.observe()
+        assert (health["ok"], health["state"], health["position"], health["lag"]) == (
+            False, "stopped", 1, 1)  # fmt: skip
+        assert health["stopped_at"]["position"] == 2
+        assert health["stopped_at"]["event_type"] == "ledger.noted"
+        assert health["stopped_at"]["error"] == "MessageSizeTooLargeError"
+        assert REGISTRY.get_sample_value("aidline_relay_stopped", {"topic": topic}) == 1
+        await store.append("S-1", 1, _credit(3))  # what follows waits behind it: never skipped
+        assert (await relay.observe())["lag"] == 2 and relay.position == 1
+        assert relay.status.state == "stopped"
+    assert [header(r, "ce_position") for r in await read_topic(topic)] == ["1"]
+
+    await alter_topic(topic, {"max.message.bytes": "1048588"})  # the operator's fix
+    restarted = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka)
+    async with running(restarted):  # a restart tries it again
+        await eventually(lambda: _published(restarted, 3), what="everything, once fixed")
+        health = await restarted.observe()
+        assert (health["ok"], health["lag"], health["stopped_at"]) == (True, 0, None)
+    records = await read_topic(topic)
+    assert [header(r, "ce_position") for r in records] == ["1", "2", "3"], "in order, once"
+    _check_published(records, await _all_ids(store))
+
+
+async def test_an_event_larger_than_the_producer_sends_stops_the_relay_before_it(
+    kafka: str, db: Database
+) -> None:
+    topic = await create_topic(partitions=1)
+    store = EventStore(db)
+    await store.append("S-1", 0, _note(20_000))
+    await store.append("S-2", 0, _credit(2))
+    relay = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
+                  producer_options={"max_request_size": 10_000})  # fmt: skip
+    async with running(relay):
+        await eventually(lambda: _stopped(relay), what="the relay to stop at the first event")
+        assert relay.refused is not None and relay.refused.event.position == 1
+        assert relay.position == 0 and (await relay.observe())["lag"] == 2
+    assert await read_topic(topic) == [], "nothing after it was sent"
+
+
 # -- helpers ---------------------------------------------------------------------------------
 
 
@@ -224,6 +282,10 @@ async def _checkpoint(store: EventStore) -> int:
 
 async def _checkpoint_beyond(store: EventStore, position: int) -> bool:
     return await _checkpoint(store) > position
+
+
+async def _stopped(relay: Relay) -> bool:
+    return relay.status.state == "stopped"
 
 
 async def _published(relay: Relay, count: int) -> bool:

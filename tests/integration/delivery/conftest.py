@@ -10,6 +10,7 @@ is produced from then on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -200,16 +201,28 @@ def _free_port() -> int:
 async def delivery(
     request: pytest.FixtureRequest, kafka: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Delivery]:
+    async with serve(request.param, kafka, tmp_path_factory) as service:
+        yield service
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    backend: str, kafka: str, tmp_path_factory: pytest.TempPathFactory, **settings: Any
+) -> AsyncIterator[Delivery]:
+    """The delivery service on `backend` (postgres | sqlite), with `settings` overridden."""
     schema = unique_schema()
     sqlite = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('delivery')}/aidline.db"
-    settings = DeliverySettings(
-        database_url=POSTGRES_URL if request.param == "postgres" else sqlite,
-        kafka_bootstrap_servers=kafka,
-        consumer_group_prefix=f"{schema}-",
-        environment="test",
-        log_level="WARNING",
+    app = build_app(
+        DeliverySettings(
+            database_url=POSTGRES_URL if backend == "postgres" else sqlite,
+            kafka_bootstrap_servers=kafka,
+            consumer_group_prefix=f"{schema}-",
+            environment="test",
+            log_level="WARNING",
+            **settings,
+        ),
+        schema=schema,
     )
-    app = build_app(settings, schema=schema)
     runtime: ServiceRuntime = app.state.runtime
     await _start_at_the_end(runtime)
     port = _free_port()
