@@ -88,8 +88,13 @@ async def test_an_operator_lists_shows_and_replays_dead_letters(
         )
     assert learnt == "enhanced"
 
-    failing = await client.post(
+    everything = await client.post(
         "/admin/dead-letters/replay", json={"consumer": consumer.name, "all": True}, headers=ADMIN
+    )
+    assert [r["outcome"] for r in everything.json()["results"]] == ["failed"]
+    assert everything.json()["remaining"] == 0
+    failing = await client.post(
+        "/admin/dead-letters/replay", json={"ids": [str(malformed)]}, headers=ADMIN
     )
     assert failing.status_code == 409
     assert failing.headers["content-type"] == "application/problem+json"

@@ -244,7 +244,8 @@ async def replay(
     """Replay the letters `command` selects, one by one, oldest first. Not one unit of work: each
     letter commits (or stays) on its own, so one that fails again holds none of the others back.
     Raises NotFound for letters or a consumer this service does not have, and DomainError
-    (`replay-failed`, 409) when every letter tried failed again."""
+    (`replay-failed`, 409) when every letter named by id failed again (a consumer's letters are
+    answered letter by letter: an operator pages through them with `skip`)."""
     running = {c.name: c for c in consumers}
     db = _database(consumers)
     if command.ids:
@@ -272,7 +273,7 @@ async def replay(
     if not command.ids:
         report.remaining = max(0, remaining - command.skip - len(letters))
     failed = [r for r in report.results if r.outcome is Outcome.FAILED]
-    if failed and len(failed) == len(report.results):
+    if command.ids and failed and len(failed) == len(report.results):
         shown = "; ".join(f"{r.letter}: {r.error}" for r in failed[:FAILURES_SHOWN])
         more = f" (and {len(failed) - FAILURES_SHOWN} more)" if len(failed) > FAILURES_SHOWN else ""
         raise DomainError(
