@@ -171,7 +171,6 @@ async def letter(consumers: Sequence[EventConsumer], letter_id: uuid.UUID) -> di
         raise NotFound(f"There is no dead letter {letter_id} in this service.")
     headers = original_headers(row)
     view = _view(row) | {
-        "key": _text(row.key),
         "headers": [[name, _text(value)] for name, value in headers],
         "dlq_headers": [[k, base64.b64decode(v).decode(errors="replace")]
                         for k, v in row.headers if k.startswith("dlq_")],
@@ -218,6 +217,7 @@ def _view(row: sa.Row[Any]) -> dict[str, Any]:
         "topic": row.original_topic,
         "partition": row.original_partition,
         "offset": row.original_offset,
+        "key": _text(row.key),  # its stream, for an Aidline event
         "event_id": str(row.event_id) if row.event_id is not None else None,
         "event_type": row.event_type,
         "error_type": row.error_type,
