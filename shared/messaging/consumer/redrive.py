@@ -36,13 +36,14 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.eventstore.store import EventStore, Transaction
 from shared.eventstore.tables import dead_letters, processed_events
 from shared.messaging import envelope
 from shared.messaging.consumer.deadletter import ERROR_CHARS, original_headers
-from shared.messaging.consumer.failures import RetryBatch, not_the_message
+from shared.messaging.consumer.failures import Transient, not_the_message
 from shared.messaging.consumer.message import BatchHandler, Message
 from shared.messaging.envelope import EnvelopeError
 from shared.messaging.tracking import Tracker
@@ -51,6 +52,12 @@ log = logging.getLogger(__name__)
 
 # How often a replay the database failed (not the message) is tried before it is reported.
 ATTEMPTS = 3
+
+REPLAYS = Counter(
+    "aidline_consumer_dlq_replays_total",
+    "Dead letters replayed, by outcome",
+    ["consumer", "outcome"],
+)
 
 
 class Outcome(StrEnum):
@@ -100,7 +107,7 @@ class Redrive:
                 async with self.lock:
                     return await self._once(letter, actor)
             except Exception as exc:
-                if not (isinstance(exc, RetryBatch) or not_the_message(exc, self.store.db.dialect)):
+                if not not_the_message(exc, self.store.db.dialect):
                     raise
                 log.warning("consumer %s: replay of dead letter %s failed (attempt %d/%d): %r",
                             self.consumer, letter, attempt, ATTEMPTS, exc)  # fmt: skip
@@ -164,8 +171,10 @@ class Redrive:
             await self.handler(tx, [message])
             await tx.flush()
         except Exception as exc:
-            if conn.invalidated or not_the_message(exc, self.store.db.dialect):
+            if not_the_message(exc, self.store.db.dialect):
                 raise
+            if conn.invalidated or conn.closed:  # died under the handler, whatever it raised
+                raise Transient(f"the connection was lost: {exc!r}") from exc
             raise _Failed() from exc
         if self.tracker.recorded_by is None:  # else the handler recorded it
             await self.tracker.record(conn, [event_id])
@@ -193,6 +202,7 @@ class Redrive:
         *,
         message: Message | None = None,
     ) -> Replay:
+        REPLAYS.labels(self.consumer, outcome).inc()
         return Replay(letter, self.consumer, outcome, error, message)
 
 
