@@ -37,7 +37,7 @@ _ROLES = {
     Role.PLANNER: "the command's planners (NSATU): allocation and shipment planning",
     Role.HUB: "a hub operator (token claim `hub`): milestones at its own hub",
     Role.OBSERVER: "read only",
-    Role.ADMIN: "catalogue, imports, rebuilds",
+    Role.ADMIN: "catalogue, imports, rebuilds, dead letters",
 }
 _SCOPES = {
     Scope.NONE: "the role is enough",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.auth import AccessPolicy, Role
 from shared.auth.policy import READERS, rule
+from shared.web.dead_letters import DEAD_LETTER_RULES
 
 POLICY = AccessPolicy(
     "allocation",
@@ -13,5 +14,6 @@ POLICY = AccessPolicy(
         "allocations.approve": rule(Role.PLANNER, description="Approve a proposed allocation"),
         "allocations.reject": rule(Role.PLANNER, description="Reject a proposed allocation"),
         "coverage.read": rule(*READERS, description="Explain a requirement's coverage"),
+        **DEAD_LETTER_RULES,
     },
 )

@@ -16,10 +16,13 @@ from services.allocation.planning import Planning
 from services.allocation.schemas import AllocationPage, RejectBody, Status
 from shared.auth import Principal
 from shared.web.commands import handle_command
+from shared.web.dead_letters import dead_letter_router
 from shared.web.deps import Authorize, RuntimeDep
 from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 
 router = APIRouter(tags=["allocation"])
+# The dead letters of the service's consumers (`aidline dlq`).
+dead_letter_routes = dead_letter_router(POLICY)
 
 AllocationId = Annotated[str, Path(min_length=1, max_length=200)]
 

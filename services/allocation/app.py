@@ -39,7 +39,7 @@ def build_app(settings: AllocationSettings | None = None, *, schema: str = "allo
         build_runtime(settings, planning, schema=schema),
         title="Aidline allocation service",
         description="Matching confirmed pledges to endorsed needs.",
-        routers=[api.router],
+        routers=[api.router, api.dead_letter_routes],
         handler_deps=planning,
     )
 

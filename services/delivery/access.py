@@ -18,6 +18,7 @@ from shared.auth import (
 from shared.auth.policy import rule
 from shared.auth.visibility import redact, shipment_view
 from shared.domain import Forbidden
+from shared.web.dead_letters import DEAD_LETTER_RULES
 
 # Every role but observers, who see aggregates only.
 _READERS = (Role.RECIPIENT, Role.DONOR, Role.FORUM, Role.PLANNER, Role.HUB, Role.ADMIN)
@@ -75,6 +76,7 @@ POLICY = AccessPolicy(
             Role.RECIPIENT,
             description="Upload many milestones; each row is checked against its milestone's rule",
         ),
+        **DEAD_LETTER_RULES,
     },
 )
 

@@ -14,11 +14,14 @@ from services.delivery.access import POLICY
 from services.delivery.domain import Status
 from shared.auth import Principal
 from shared.web.commands import handle_command
+from shared.web.dead_letters import dead_letter_router
 from shared.web.deps import Authorize, RuntimeDep
 from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from shared.web.ratelimit import RateLimit
 
 router = APIRouter(tags=["shipments"])
+# The dead letters of the service's consumers (`aidline dlq`).
+dead_letter_routes = dead_letter_router(POLICY)
 
 ShipmentId = Annotated[str, Path(min_length=1, max_length=200)]
 HubFilter = Annotated[str | None, Query(min_length=1, max_length=50)]

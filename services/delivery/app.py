@@ -34,7 +34,7 @@ def build_app(settings: DeliverySettings | None = None, *, schema: str = SCHEMA)
         build_runtime(settings, schema=schema),
         title="Aidline delivery service",
         description="Shipments through the hubs to handover at the border.",
-        routers=[api.router],
+        routers=[api.router, api.dead_letter_routes],
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from shared.auth import AccessPolicy, Role
 from shared.auth.policy import READERS, rule
+from shared.web.dead_letters import DEAD_LETTER_RULES
 
 POLICY = AccessPolicy(
     "projection",
@@ -26,5 +27,6 @@ POLICY = AccessPolicy(
         "events.stream": rule(*READERS, description="Live Server-Sent Events of every event"),
         "admin.status": rule(*READERS, description="Lag, events applied, rebuild progress"),
         "admin.rebuild": rule(Role.ADMIN, description="Replay every topic into fresh tables"),
+        **DEAD_LETTER_RULES,
     },
 )

@@ -26,6 +26,7 @@ from services.projection.visibility import aggregates_only, shown
 from shared.auth import Principal, Role, mint_token
 from shared.catalogue import hubs
 from shared.web.commands import handle_command
+from shared.web.dead_letters import dead_letter_router
 from shared.web.deps import Authorize, RuntimeDep
 from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from shared.web.problems import Problem
@@ -201,6 +202,8 @@ async def event_stream(
 # -- operations ------------------------------------------------------------------------------
 
 admin_router = APIRouter(tags=["operations"])
+# The dead letters of the service's consumers (`aidline dlq`).
+dead_letter_routes = dead_letter_router(POLICY)
 
 
 @admin_router.get("/admin/status", summary="Lag per partition, events applied, rebuild progress")

@@ -5,7 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from services.projection.api import STATIC, admin_router, page_router, router, stream_router
+from services.projection.api import (
+    STATIC,
+    admin_router,
+    dead_letter_routes,
+    page_router,
+    router,
+    stream_router,
+)
 from services.projection.consumers import consumers
 from services.projection.generations import MIGRATIONS, Generation, ReadModels
 from services.projection.rebuild import Rebuilder
@@ -55,7 +62,7 @@ def build_app(settings: ProjectionSettings | None = None) -> FastAPI:
         runtime,
         title="Aidline projection service",
         description="Read models, the live event stream and the operators' dashboard.",
-        routers=(router, stream_router, admin_router, page_router),
+        routers=(router, stream_router, admin_router, dead_letter_routes, page_router),
         handler_deps=runtime.rebuilder,
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.auth import AccessPolicy, Role, Scope
 from shared.auth.policy import READERS, rule
+from shared.web.dead_letters import DEAD_LETTER_RULES
 
 R = Role
 
@@ -36,5 +37,6 @@ POLICY = AccessPolicy(
         "catalogue.add": rule(R.ADMIN, description="Add an item to the catalogue"),
         "imports.pledges": rule(R.FORUM, R.ADMIN, description="Import pledges from CSV"),
         "streams.read": rule(*READERS, description="Read a stream's event history"),
+        **DEAD_LETTER_RULES,
     },
 )

@@ -33,10 +33,13 @@ from shared.auth import Principal
 from shared.catalogue import CAPABILITIES
 from shared.web.commands import handle_command
 from shared.web.content import JsonBody, require_content_type
+from shared.web.dead_letters import dead_letter_router
 from shared.web.deps import Authorize, RuntimeDep
 from shared.web.ratelimit import RateLimit
 
 router = APIRouter()
+# The dead letters of the service's consumers (`aidline dlq`).
+dead_letter_routes = dead_letter_router(POLICY)
 
 Id = Annotated[str, Path(min_length=1, max_length=100, description="e.g. REQ-01J…")]
 CsvBody = Annotated[None, Depends(require_content_type("text/csv", "application/csv"))]

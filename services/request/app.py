@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.request.api import router
+from services.request.api import dead_letter_routes, router
 from services.request.consumers import CONSUMERS
 from services.request.settings import RequestSettings
 from shared.messaging import topics
@@ -34,7 +34,7 @@ def build_app(settings: RequestSettings | None = None, *, schema: str = "request
         build_runtime(settings, schema=schema),
         title="Aidline request service",
         description="Needs, pledges, the item catalogue and the forum's decisions.",
-        routers=[router],
+        routers=[router, dead_letter_routes],
     )
 
 

@@ -1,11 +1,15 @@
 """Schema steps for the shared tables, called from every service's own Alembic revisions.
 
-Each service's history starts with `eventstore_v1`, then `eventstore_v2`. When the shared tables
-change again, add `eventstore_v3` with the change (spelled out with `op`, never from the current
-metadata) and one new revision per service that calls it.
+Each service's history starts with `eventstore_v1`, then `eventstore_v2`, `eventstore_v3`. When
+the shared tables change again, add `eventstore_v4` with the change (spelled out with `op`, never
+from the current metadata) and one new revision per service that calls it.
 """
 
 from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -105,3 +109,70 @@ def eventstore_v2() -> None:
 def eventstore_v2_downgrade() -> None:
     op.drop_table("dead_letter_outbox")
     op.drop_table("idempotency_reservations")
+
+
+# The dead letters' columns eventstore_v3 adds; all nullable, so that rows held before it fit.
+_DEAD_LETTER_COLUMNS = (
+    ("event_id", sa.Uuid),
+    ("event_type", sa.String(100)),
+    ("error_type", sa.String(200)),
+    ("error", sa.Text),
+    ("attempts", sa.Integer),
+    ("published_at", sa.DateTime(timezone=True)),
+    ("replayed_at", sa.DateTime(timezone=True)),
+    ("replayed_by", sa.String(200)),
+    ("replay_error", sa.Text),
+)
+
+
+def eventstore_v3() -> None:
+    """Dead letters are kept (published, then replayed by an operator) rather than deleted once
+    published: `dead_letter_outbox` becomes `dead_letters`, with what failed and the state of
+    its publishing and replay. Rows held at the upgrade (not published yet) take what failed
+    from their `dlq_*` headers."""
+    op.rename_table("dead_letter_outbox", "dead_letters")
+    op.drop_index("ix_dead_letter_outbox_consumer", table_name="dead_letters")
+    op.create_index("ix_dead_letters_consumer", "dead_letters", ["consumer"])
+    for name, kind in _DEAD_LETTER_COLUMNS:
+        op.add_column("dead_letters", sa.Column(name, kind, nullable=True))
+    table = sa.table(
+        "dead_letters",
+        sa.column("id", sa.Uuid),
+        sa.column("headers", Json),
+        sa.column("event_id", sa.Uuid),
+        sa.column("event_type", sa.String),
+        sa.column("error_type", sa.String),
+        sa.column("error", sa.Text),
+        sa.column("attempts", sa.Integer),
+    )
+    bind = op.get_bind()
+    for row in bind.execute(sa.select(table.c.id, table.c.headers)).all():
+        bind.execute(table.update().where(table.c.id == row.id).values(**_failure(row.headers)))
+
+
+def _failure(headers: list[list[str]]) -> dict[str, Any]:
+    """What failed, from a held dead letter's headers (as `DeadLetters.hold` wrote them)."""
+    h = {name: base64.b64decode(value).decode(errors="replace") for name, value in headers}
+    try:
+        event_id: uuid.UUID | None = uuid.UUID(h.get("ce_id", ""))
+    except ValueError:
+        event_id = None
+    attempts = h.get("dlq_attempts", "")
+    return {
+        "event_id": event_id,
+        "event_type": h.get("ce_type", "")[:100] or None,
+        "error_type": h.get("dlq_error_type", "")[:200] or None,
+        "error": h.get("dlq_error"),
+        "attempts": int(attempts) if attempts.isascii() and attempts.isdigit() else None,
+    }
+
+
+def eventstore_v3_downgrade() -> None:
+    """Back to the outbox: published rows go (the old code would publish them again)."""
+    table = sa.table("dead_letters", sa.column("published_at", sa.DateTime(timezone=True)))
+    op.get_bind().execute(table.delete().where(table.c.published_at.is_not(None)))
+    for name, _ in reversed(_DEAD_LETTER_COLUMNS):
+        op.drop_column("dead_letters", name)
+    op.drop_index("ix_dead_letters_consumer", table_name="dead_letters")
+    op.rename_table("dead_letters", "dead_letter_outbox")
+    op.create_index("ix_dead_letter_outbox_consumer", "dead_letter_outbox", ["consumer"])

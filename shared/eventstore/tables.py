@@ -1,5 +1,5 @@
 """The tables every service keeps in its own schema: the event log (which is also the outbox),
-the relay's checkpoint, the consumers' tracking records and pending dead letters, and HTTP
+the relay's checkpoint, the consumers' tracking records and dead letters, and HTTP
 idempotency records and reservations."""
 
 from __future__ import annotations
@@ -85,12 +85,14 @@ idempotency_reservations = sa.Table(
     sa.Column("reserved_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-# Dead letters decided by a committed batch and not yet acknowledged by Kafka: written in the
-# batch's transaction, published after it commits, deleted once Kafka acknowledged them (and
-# published at the consumer's start if the process died in between). So a batch rolled back
-# publishes nothing, and no Kafka round trip happens inside a transaction.
-dead_letter_outbox = sa.Table(
-    "dead_letter_outbox",
+# Every message a consumer could not apply, kept for operators (`aidline dlq`): written in its
+# batch's transaction, published to its dead-letter topic once that has committed
+# (`published_at`; so a batch rolled back publishes nothing, and no Kafka round trip happens
+# inside a transaction), and replayed through the consumer's handler once the cause is fixed
+# (`replayed_at`: `shared.messaging.consumer.redrive`). Created as `dead_letter_outbox`
+# (eventstore_v2), when rows were deleted once published.
+dead_letters = sa.Table(
+    "dead_letters",
     metadata,
     sa.Column("id", sa.Uuid, primary_key=True),  # the copies' `dlq_id` header
     sa.Column("consumer", sa.String(100), nullable=False, index=True),
@@ -100,8 +102,20 @@ dead_letter_outbox = sa.Table(
     sa.Column("original_offset", sa.BigInteger, nullable=False),
     sa.Column("key", sa.LargeBinary, nullable=True),
     sa.Column("value", sa.LargeBinary, nullable=True),
-    sa.Column("headers", Json, nullable=False),  # [[name, base64 value], ...]
+    # The record's headers and the `dlq_*` ones: [[name, base64 value], ...]
+    sa.Column("headers", Json, nullable=False),
     # Set by the copy publishing it (copies of a consumer share the table), until then.
     sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # What failed (None: a message that is not a well-formed CloudEvent has no event id/type).
+    sa.Column("event_id", sa.Uuid, nullable=True),
+    sa.Column("event_type", sa.String(100), nullable=True),
+    sa.Column("error_type", sa.String(200), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=True),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("replayed_by", sa.String(200), nullable=True),
+    # Why the last replay failed (the letter stays; cleared by the replay that succeeds).
+    sa.Column("replay_error", sa.Text, nullable=True),
 )

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from shared.db import Database
 from shared.domain.events import NewEvent
 from shared.eventstore import EventStore, Transaction
-from shared.eventstore.tables import dead_letter_outbox, events
+from shared.eventstore.tables import dead_letters, events
 from shared.messaging.consumer import EventConsumer, Message
 from shared.messaging.kafka import new_producer
 from shared.messaging.topics import dlq_topic
@@ -63,8 +63,13 @@ async def _prepare(db: Database) -> None:
 
 
 async def _held(db: Database) -> int:
+    """Dead letters not published yet."""
     async with db.engine.connect() as conn:
-        return int(await conn.scalar(sa.select(sa.func.count()).select_from(dead_letter_outbox)))
+        return int(
+            await conn.scalar(
+                sa.select(sa.func.count()).where(dead_letters.c.published_at.is_(None))
+            )
+        )
 
 
 async def _dead(consumer: EventConsumer, count: int) -> bool:

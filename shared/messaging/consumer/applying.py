@@ -18,7 +18,8 @@ applies the batch again after a pause, slept outside any transaction: a sleep, l
 trip, inside it would hold the store's commit-order lock once the batch has appended events.
 A message that failed `max_attempts` times (or is not a well-formed CloudEvent) is held as a
 dead letter in the batch's transaction (`deadletter.DeadLetters`, published after the commit),
-recorded as processed, and the batch goes on. Failures that are not the message's fault
+recorded as processed (its copies are skipped; an operator's replay redrives it: `redrive`),
+and the batch goes on. Failures that are not the message's fault
 (`failures.not_the_message`, or a connection that died under the handler) propagate: the caller
 applies the whole batch again, and nothing is dead-lettered for them.
 """

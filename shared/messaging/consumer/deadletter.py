@@ -1,15 +1,16 @@
 """The dead-letter path: a message that cannot be applied goes to `<topic>.dlq.<consumer>` with
-the error in headers, so the consumer can go on and an operator can look at it.
+the error in headers, so the consumer can go on, and stays in the consumer's database, so an
+operator can look at it and replay it once the cause is fixed (`redrive`).
 
-Held, then sent: the batch's transaction writes the dead letter to `dead_letter_outbox` (with
-the message's tracking record and offset), and it is published only once that transaction has
-committed, then deleted when Kafka has acknowledged it. A batch rolled back and applied again
-therefore publishes nothing twice, and no Kafka round trip ever happens inside a transaction
-(where it would hold the store's commit-order lock, and every command of the service with it).
-A process that dies between the commit and the acknowledgement leaves the row: the consumer
-publishes it when it starts again. Copies of a consumer (several processes) claim a row before
-publishing it. The one copy that can reach the topic twice (sent, the process died before the
-delete) carries the same `dlq_id` header.
+Held, then sent: the batch's transaction writes the dead letter to `dead_letters` (with the
+message's tracking record and offset), and it is published only once that transaction has
+committed, then marked published when Kafka has acknowledged it. A batch rolled back and
+applied again therefore publishes nothing twice, and no Kafka round trip ever happens inside a
+transaction (where it would hold the store's commit-order lock, and every command of the
+service with it). A process that dies between the commit and the acknowledgement leaves the row
+unpublished: the consumer publishes it when it starts again. Copies of a consumer (several
+processes) claim a row before publishing it. The one copy that can reach the topic twice (sent,
+the process died before it was marked) carries the same `dlq_id` header.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database
-from shared.eventstore.tables import dead_letter_outbox
+from shared.eventstore.tables import dead_letters
 from shared.messaging.kafka import new_producer
 from shared.messaging.topics import dlq_topic
 
@@ -44,6 +45,9 @@ CLAIM = timedelta(seconds=60)
 
 # A message found unfit: its record, the error, and how often it was tried.
 DeadLetter = tuple[ConsumerRecord[Any, Any], BaseException, int]
+
+# What the error text is cut to, in the header and the row.
+ERROR_CHARS = 4000
 
 
 class DeadLetters:
@@ -74,6 +78,7 @@ class DeadLetters:
         now = datetime.now(UTC)
         rows = []
         for record, error, attempts in letters:
+            text = str(error)[:ERROR_CHARS]
             headers = [
                 *record.headers,
                 ("dlq_consumer", self.consumer.encode()),
@@ -82,8 +87,9 @@ class DeadLetters:
                 ("dlq_original_offset", str(record.offset).encode()),
                 ("dlq_attempts", str(attempts).encode()),
                 ("dlq_error_type", type(error).__name__.encode()),
-                ("dlq_error", str(error)[:4000].encode()),
+                ("dlq_error", text.encode()),
             ]
+            event_id, event_type = _identity(record.headers)
             rows.append(
                 {
                     "id": uuid.uuid4(),
@@ -96,17 +102,23 @@ class DeadLetters:
                     "value": record.value,
                     "headers": [[k, base64.b64encode(v or b"").decode()] for k, v in headers],
                     "created_at": now,
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "error_type": type(error).__name__[:200],
+                    "error": text,
+                    "attempts": attempts,
                 }
             )
-        await conn.execute(dead_letter_outbox.insert(), rows)
+        await conn.execute(dead_letters.insert(), rows)
 
     def committed(self) -> None:
         """A transaction that held dead letters has committed: `send` has work."""
         self._pending = True
 
     async def send(self) -> int:
-        """Publish every held dead letter of this consumer, deleting each once Kafka has it;
-        returns how many were sent. Called after commits and at start, outside transactions."""
+        """Publish every held dead letter of this consumer, marking each published once Kafka
+        has it; returns how many were sent. Called after commits and at start, outside
+        transactions."""
         if not self._pending:
             return 0
         async with self._sending:  # one sender: a row is never sent twice by this process
@@ -114,13 +126,16 @@ class DeadLetters:
             async with self.db.engine.connect() as conn:
                 rows = (
                     await conn.execute(
-                        sa.select(dead_letter_outbox)
-                        .where(dead_letter_outbox.c.consumer == self.consumer)
+                        sa.select(dead_letters)
+                        .where(
+                            (dead_letters.c.consumer == self.consumer)
+                            & dead_letters.c.published_at.is_(None)
+                        )
                         .order_by(
-                            dead_letter_outbox.c.created_at,
-                            dead_letter_outbox.c.original_topic,
-                            dead_letter_outbox.c.original_partition,
-                            dead_letter_outbox.c.original_offset,
+                            dead_letters.c.created_at,
+                            dead_letters.c.original_topic,
+                            dead_letters.c.original_partition,
+                            dead_letters.c.original_offset,
                         )
                     )
                 ).all()
@@ -140,7 +155,9 @@ class DeadLetters:
                         raise
                     async with self.db.engine.begin() as conn:
                         await conn.execute(
-                            dead_letter_outbox.delete().where(dead_letter_outbox.c.id == row.id)
+                            dead_letters.update()
+                            .where(dead_letters.c.id == row.id)
+                            .values(published_at=datetime.now(UTC), claimed_until=None)
                         )
                     sent += 1
             except BaseException:
@@ -152,13 +169,13 @@ class DeadLetters:
         """Make `letter` this copy's to publish until `until` (copies of a consumer share the
         table and each sends what it finds; a claim that outlives its copy expires), or give
         it back (None, after a failed publish)."""
-        row = dead_letter_outbox.c
-        where = row.id == letter
+        row = dead_letters.c
+        where = (row.id == letter) & row.published_at.is_(None)  # not sent by another copy
         if until is not None:
             where &= row.claimed_until.is_(None) | (row.claimed_until < datetime.now(UTC))
         async with self.db.engine.begin() as conn:
             claimed = await conn.execute(
-                dead_letter_outbox.update().where(where).values(claimed_until=until)
+                dead_letters.update().where(where).values(claimed_until=until)
             )
         return bool(claimed.rowcount)
 
@@ -177,3 +194,24 @@ class DeadLetters:
             row.topic,
             error,
         )
+
+
+def _identity(headers: Sequence[tuple[str, bytes]]) -> tuple[uuid.UUID | None, str | None]:
+    """The event id and type a record's CloudEvents headers claim (None where they do not: it
+    may be dead-lettered for being malformed)."""
+    found = {name: value for name, value in headers if name in ("ce_id", "ce_type")}
+    try:
+        event_id: uuid.UUID | None = uuid.UUID(found.get("ce_id", b"").decode())
+    except (ValueError, UnicodeError):
+        event_id = None
+    try:
+        event_type = found.get("ce_type", b"").decode()[:100] or None
+    except UnicodeError:
+        event_type = None
+    return event_id, event_type
+
+
+def original_headers(row: sa.Row[Any]) -> list[tuple[str, bytes]]:
+    """The headers of the record a dead letter was made of, as the consumer received them (not
+    the `dlq_*` ones this path added)."""
+    return [(k, base64.b64decode(v)) for k, v in row.headers if not k.startswith("dlq_")]

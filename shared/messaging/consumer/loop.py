@@ -1,7 +1,8 @@
 """The consumer loop every service uses to apply other services' events: the Kafka client's
 lifecycle, the poll loop, the rebalance listener and what is counted. Applying a poll exactly
 once is `applying.Applier`'s; the tracking record is `shared.messaging.tracking`'s; the dead
-letters `deadletter.DeadLetters`'; liveness `health.Liveness`'.
+letters `deadletter.DeadLetters`', and their replay `redrive.Redrive`'s; liveness
+`health.Liveness`'.
 
 On assignment the consumer seeks to the offsets stored in its own database, so the database,
 not Kafka's committed offsets, is the truth. Kafka offsets are committed afterwards only so that
@@ -46,6 +47,7 @@ from shared.messaging.consumer.failures import (
 )
 from shared.messaging.consumer.health import ConsumerHealth, Liveness
 from shared.messaging.consumer.message import BatchHandler, CommitListener, Handler, Message
+from shared.messaging.consumer.redrive import Redrive, Replay
 from shared.messaging.topics import TopicSpec, dlq_topic, ensure_topics
 from shared.messaging.tracking import tracker_for
 from shared.observability.context import bound
@@ -121,15 +123,23 @@ class EventConsumer:
             max_attempts=max_attempts,
             retry_backoff_seconds=retry_backoff_seconds,
         )
+        # Held while a batch's transaction runs: a rebalance waits for it, so the offsets it
+        # reads and seeks to include that batch; so does a dead letter's replay.
+        self._applying = asyncio.Lock()
+        self.redrive = Redrive(
+            name,
+            store,
+            self.tracker,
+            self.applier.handler,
+            self._applying,
+            backoff_seconds=retry_backoff_seconds,
+        )
         self.liveness = Liveness(name, stall_seconds)
         self.applied = 0
         self.dead_lettered = 0
         self.last_event_time: datetime | None = None
         self._advisory: dict[TopicPartition, int] = {}
         self._advised_at = 0.0
-        # Held while a batch's transaction runs: a rebalance waits for it, so the offsets it
-        # reads and seeks to include that batch.
-        self._applying = asyncio.Lock()
         self.assigned = asyncio.Event()
         self.backoff = backoff or Backoff()
         self.status = TaskStatus(f"consumer:{name}")
@@ -258,11 +268,26 @@ class EventConsumer:
         if applied:
             self.last_event_time = applied[-1].event.time
             LAST_EVENT_TIME.labels(self.name).set(self.last_event_time.timestamp())
-            if self.on_commit is not None:
-                try:
-                    self.on_commit(applied)
-                except Exception:  # a listener's bug must not stop the consumer
-                    log.exception("consumer %s: commit listener failed", self.name)
+            self._tell(applied)
+
+    def _tell(self, applied: Sequence[Message]) -> None:
+        if self.on_commit is not None:
+            try:
+                self.on_commit(applied)
+            except Exception:  # a listener's bug must not stop the consumer
+                log.exception("consumer %s: commit listener failed", self.name)
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    async def replay(self, letter: uuid.UUID, actor: str) -> Replay | None:
+        """Replay one of this consumer's dead letters through its handler, exactly once in
+        effect (`redrive`); None if it has no such letter."""
+        replay = await self.redrive.replay(letter, actor)
+        if replay is not None and replay.message is not None:
+            self.applied += 1
+            APPLIED.labels(self.name, replay.message.topic).inc()
+            self._tell([replay.message])  # freshness (last_event_time) is not an old event's
+        return replay
 
     # -- the tracking record ----------------------------------------------------------------
 
