@@ -21,8 +21,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from shared.db import Database
+from shared.db.rows import aware
 from shared.domain.errors import DomainError, NotFound
-from shared.eventstore.sqlite import aware
 from shared.eventstore.tables import dead_letters
 from shared.messaging import envelope
 from shared.messaging.consumer.deadletter import original_headers
