@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db.failures import database_unavailable
 from shared.domain.errors import (
     DomainError,
     Forbidden,
@@ -117,6 +118,18 @@ def _named(errors: list[tuple[str, str]]) -> list[dict[str, Any]]:
     return [{"field": field, "message": message} for field, message in errors]
 
 
+# The database did not answer (restarting, unreachable, read-only, full): the caller's fault it
+# is not, and a moment later the same request may succeed. The outcome of a commit cut off
+# mid-way is unknown to us too, hence the advice to retry with the same Idempotency-Key.
+DATABASE_UNAVAILABLE = Problem(
+    503,
+    "Database unavailable",
+    "The service's database did not answer; the command may not have been stored. Send it "
+    "again in a moment, with the same Idempotency-Key to have it applied once.",
+    headers={"Retry-After": "1"},
+)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -154,6 +167,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        runtime = getattr(request.app.state, "runtime", None)
+        if runtime is not None and database_unavailable(exc, runtime.db.dialect):
+            log.warning("database unavailable on %s %s: %r", request.method, request.url.path,
+                        exc)  # fmt: skip
+            return problem_response(DATABASE_UNAVAILABLE, request)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             Problem(500, "Internal error", "An unexpected error occurred; it has been logged."),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ class Load:
     acks: list[Ack] = field(default_factory=list)
     refused: int = 0
     unavailable: int = 0
+    server_errors: Counter[int] = field(default_factory=Counter)  # 5xx answers by status
     submitted: dict[str, int] = field(default_factory=dict)  # requirement id -> quantity
     _requirements: list[str] = field(default_factory=list)
     _pledges: list[str] = field(default_factory=list)
@@ -63,6 +65,7 @@ class Load:
             return None
         if response.status_code >= 500:
             self.unavailable += 1
+            self.server_errors[response.status_code] += 1
             return None
         if response.status_code >= 300:
             self.refused += 1  # a rule said no (e.g. 409): nothing was acknowledged

@@ -5,9 +5,8 @@ message's: the whole batch is rolled back and applied again later, whatever the 
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError
-
 from shared.db.dialect import Dialect
+from shared.db.failures import database_unavailable
 from shared.db.postgres import sqlstate
 
 __all__ = [
@@ -16,7 +15,6 @@ __all__ = [
     "RetryMessages",
     "Transient",
     "is_concurrency_failure",
-    "is_connection_failure",
     "is_infrastructure_failure",
     "not_the_message",
     "sqlstate",
@@ -50,15 +48,9 @@ class RetryMessages(Exception):
         self.delay = delay
 
 
-def is_connection_failure(exc: BaseException) -> bool:
-    return (isinstance(exc, DBAPIError) and exc.connection_invalidated) or isinstance(
-        exc, (ConnectionError, OSError)
-    )
-
-
 def is_infrastructure_failure(exc: BaseException, dialect: Dialect) -> bool:
     """Whether the database failed (lost, shutting down, read-only, full, timed out, busy)."""
-    return isinstance(exc, Transient) or is_connection_failure(exc) or dialect.is_transient(exc)
+    return isinstance(exc, Transient) or database_unavailable(exc, dialect)
 
 
 def is_concurrency_failure(exc: BaseException) -> bool:
