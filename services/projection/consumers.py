@@ -72,6 +72,7 @@ class ReadModelWriter:
     async def __call__(self, tx: Transaction, messages: Sequence[Message]) -> None:
         sink = sink_for(tx.store.db)
         conn = tx.conn
+        await sink.begin_batch(conn)
         decoded = [(m, self._decode(m)) for m in messages]
         known = [(event, m.event.subject) for m, event in decoded if event is not None]
         keys = keys_of(known)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.dialect import Dialect, dialect_for
@@ -49,8 +50,18 @@ class Database:
         await self.dialect.drop_schema(self.engine, self.url, self.schema)
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        """One `SELECT 1`, tried again once on a connection the database had closed: after a
+        database restart the pool's idle connections are dead, and the first use of one
+        (here, hours later perhaps) fails. SQLAlchemy then replaces every connection older
+        than the failure, so the second try answers for the database as it is."""
+        for attempt in (1, 2):
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return
+            except DBAPIError as exc:
+                if not exc.connection_invalidated or attempt == 2:
+                    raise
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -16,7 +16,8 @@ from shared.db.dialect import Dialect
 async def driver_connection(conn: AsyncConnection) -> Any:
     """asyncpg's own connection under `conn`: the hot paths of the PostgreSQL backend modules
     skip SQLAlchemy's statement and result processing (it costs about as much as the rest of
-    a small command's append)."""
+    a small command's append). SQLAlchemy begins a transaction on the server only before a
+    statement of its own: the caller runs one first, or asyncpg's statements autocommit."""
     raw = await conn.get_raw_connection()
     return raw.driver_connection
 

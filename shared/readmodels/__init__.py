@@ -30,6 +30,10 @@ class ReadModelSink(ABC):
         self.db = db
 
     @abstractmethod
+    async def begin_batch(self, conn: AsyncConnection) -> None:
+        """Called first in every batch's transaction."""
+
+    @abstractmethod
     async def load(
         self, conn: AsyncConnection, table: sa.Table, keys: Collection[str]
     ) -> list[Sequence[Any]]:

@@ -16,6 +16,9 @@ class SqliteSink(ReadModelSink):
     concurrent_writers = False
     json_as_text = False
 
+    async def begin_batch(self, conn: AsyncConnection) -> None:
+        return None
+
     async def load(
         self, conn: AsyncConnection, table: sa.Table, keys: Collection[str]
     ) -> list[Sequence[Any]]:
