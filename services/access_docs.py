@@ -1,4 +1,4 @@
-"""Render every service's access rules into docs/access.md.
+"""Render every service's access rules and the visibility table into docs/access.md.
 
     python -m services.access_docs            # write docs/access.md
     python -m services.access_docs --check    # exit 1 when docs/access.md is stale
@@ -19,6 +19,7 @@ from services.delivery.access import POLICY as DELIVERY
 from services.projection.access import POLICY as PROJECTION
 from services.request.access import POLICY as REQUEST
 from shared.auth.policy import AccessPolicy, Role, Scope
+from shared.auth.visibility import FIELD_GROUPS, SURFACES, TABLE, Grant, Reach
 from shared.web.access import endpoints_by_rule
 
 POLICIES = {
@@ -57,6 +58,57 @@ def _endpoints(service: str) -> dict[str, list[str]]:
     return endpoints_by_rule(app)
 
 
+def _cell(g: Grant) -> str:
+    if g.reach is Reach.NONE:
+        return "refused"
+    reach = "" if g.reach is Reach.ANY else f"{g.reach} only"
+    hidden = f"without {', '.join(g.groups)}" if g.groups else ""
+    return "; ".join(part for part in (reach, hidden) if part) or "visible"
+
+
+def visibility() -> list[str]:
+    """The visibility table (shared.auth.visibility): role x resource x field."""
+    roles = list(Role)
+    return [
+        "",
+        "## What each role sees",
+        "",
+        "One table, `shared.auth.visibility.TABLE`, says for every role and resource which",
+        "records a role sees (any, its own hub's, its own nation's, or none: refused) and which",
+        "fields of them it does not see (redacted: left out at any depth, the record marked",
+        '`"redacted": true`). Every read surface answers through it: a record asked for by id',
+        "that is refused is 403 (`forbidden-shipment`, ...), never a redacted 200; a list or",
+        "the live stream leaves out what is refused. A principal with several roles gets the",
+        "widest view any of them allows. `tests/integration/delivery/test_visibility_leaks.py`",
+        "checks every role against every surface below, generated from this table.",
+        "",
+        "| resource | " + " | ".join(roles) + " |",
+        "|---|" + "---|" * len(roles),
+        *(
+            f"| {resource} | " + " | ".join(_cell(grants[r]) for r in roles) + " |"
+            for resource, grants in TABLE.items()
+        ),
+        "",
+        "| field group | fields |",
+        "|---|---|",
+        *(
+            f"| {name} | " + ", ".join(f"`{f}`" for f in sorted(fields)) + " |"
+            for name, fields in FIELD_GROUPS.items()
+        ),
+        "",
+        "An event is a `shipment event` when its type starts with `shipment.` (or is of a kind",
+        "the table does not know), else a `planning event`; a shipment event is scoped by the",
+        "shipment's hub and donor.",
+        "",
+        "| service | read surface | resources | note |",
+        "|---|---|---|---|",
+        *(
+            f"| {s.service} | `{s.path}` | {', '.join(map(str, s.resources))} | {s.note} |"
+            for s in SURFACES
+        ),
+    ]
+
+
 def render() -> str:
     lines = [
         "# Access rules",
@@ -78,6 +130,7 @@ def render() -> str:
     ]
     for service, policy in POLICIES.items():
         lines += ["", f"## {service}", "", policy.markdown(_endpoints(service))]
+    lines += visibility()
     return "\n".join(lines) + "\n"
 
 

@@ -3,8 +3,6 @@ who sees how much of a shipment."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from services.delivery.domain import Shipment
 from shared.auth import (
     AccessPolicy,
@@ -16,12 +14,13 @@ from shared.auth import (
     require_own_nation,
 )
 from shared.auth.policy import rule
-from shared.auth.visibility import redact, shipment_view
+from shared.auth.visibility import Resource, roles_seeing
 from shared.domain import Forbidden
 from shared.web.dead_letters import DEAD_LETTER_RULES
 
-# Every role but observers, who see aggregates only.
-_READERS = (Role.RECIPIENT, Role.DONOR, Role.FORUM, Role.PLANNER, Role.HUB, Role.ADMIN)
+# The roles that see some shipments (shared.auth.visibility): observers and the forum see
+# aggregates only.
+_READERS = roles_seeing(Resource.SHIPMENT)
 
 POLICY = AccessPolicy(
     "delivery",
@@ -105,18 +104,10 @@ def authorize_on(principal: Principal, name: str, shipment: Shipment) -> None:
         require_own_nation(principal, shipment.donor, unless=(Role.PLANNER,))
 
 
-# -- operational security -----------------------------------------------------------------------
-
-
 def only_own_nation(principal: Principal) -> str | None:
-    """The donor filter for callers who see nothing but their own nation's shipments."""
+    """The donor filter for callers who see nothing but their own nation's shipments (so that
+    a page and its total count only those)."""
     others = (Role.PLANNER, Role.RECIPIENT, Role.HUB, Role.FORUM, Role.ADMIN)
     if principal.has(Role.DONOR) and not principal.has(*others):
         return principal.nation or ""
     return None
-
-
-def shown(principal: Principal, view: dict[str, Any]) -> dict[str, Any] | None:
-    """The shipment as the caller may see it (shared.auth.visibility), or None: aggregates only."""
-    seen = shipment_view(principal, donor=view["donor"], hub=view["hub"])
-    return None if seen == "aggregate" else redact(view, seen)

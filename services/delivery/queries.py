@@ -6,11 +6,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.delivery.access import only_own_nation, shown
+from services.delivery.access import only_own_nation
 from services.delivery.tables import shipments
 from shared.auth import Principal
+from shared.auth.visibility import Resource, require_shown, shown_all
 from shared.db import Database
-from shared.domain import Forbidden, NotFound
+from shared.domain import NotFound
 
 
 async def shipments_page(
@@ -42,7 +43,7 @@ async def shipments_page(
             .offset(offset)
         )
         views = [dict(row.view) for row in rows]
-    items = [seen for view in views if (seen := shown(principal, view)) is not None]
+    items = shown_all(principal, Resource.SHIPMENT, views)
     return {"items": items, "total": int(total or 0), "limit": limit, "offset": offset}
 
 
@@ -74,17 +75,18 @@ async def summary(db: Database, hub: str | None) -> dict[str, Any]:
 
 
 async def shipment(db: Database, principal: Principal, shipment_id: str) -> dict[str, Any]:
-    """One shipment as the caller may see it (NotFound, or Forbidden to an aggregate viewer)."""
+    """One shipment as the caller may see it (NotFound, or Forbidden when the table refuses)."""
     query = sa.select(shipments.c.view).where(shipments.c.shipment_id == shipment_id)
     async with db.engine.connect() as conn:
         row = (await conn.execute(query)).first()
     if row is None:
         raise NotFound(f"There is no shipment {shipment_id}.")
-    seen = shown(principal, dict(row.view))
-    if seen is None:
-        raise Forbidden(
-            f"Shipment {shipment_id} is not yours to see: your role sees totals only "
-            "(GET /shipments/summary), or the shipment is another nation's or another hub's.",
-            kind="forbidden-shipment",
-        )
-    return seen
+    view = dict(row.view)
+    return require_shown(
+        principal,
+        Resource.SHIPMENT,
+        view,
+        what="This shipment",
+        hub=view["hub"],
+        donor=view["donor"],
+    )

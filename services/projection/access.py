@@ -1,10 +1,12 @@
 """The projection service's access rules: every read needs a valid token of any role; what a
-role sees of shipments is narrowed by `visibility.py`; rebuilding is for admins."""
+role sees of each answer is narrowed by the visibility table (`shared.auth.visibility`);
+rebuilding is for admins."""
 
 from __future__ import annotations
 
 from shared.auth import AccessPolicy, Role
 from shared.auth.policy import READERS, rule
+from shared.auth.visibility import Resource, roles_seeing
 from shared.web.dead_letters import DEAD_LETTER_RULES
 
 POLICY = AccessPolicy(
@@ -14,14 +16,9 @@ POLICY = AccessPolicy(
         "donors.ledger": rule(*READERS, description="A donor nation's ledger"),
         "capabilities.gaps": rule(*READERS, description="Need vs pledged vs delivered"),
         "hubs.read": rule(*READERS, description="A hub's board (details per visibility rules)"),
-        # Forum and observers see shipments only in aggregate (shared.auth.visibility).
         "shipments.timeline": rule(
-            Role.ADMIN,
-            Role.PLANNER,
-            Role.RECIPIENT,
-            Role.HUB,
-            Role.DONOR,
-            description="A shipment's milestones (carrier refs and ETAs per visibility rules)",
+            *roles_seeing(Resource.SHIPMENT),
+            description="A shipment's milestones (as the visibility table allows)",
         ),
         "audit.read": rule(*READERS, description="Every event of a stream"),
         "events.stream": rule(*READERS, description="Live Server-Sent Events of every event"),

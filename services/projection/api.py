@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -22,8 +22,14 @@ from services.projection.rebuild import Rebuilder
 from services.projection.rendering import csv_response, json_response
 from services.projection.settings import ProjectionSettings
 from services.projection.stream import EventStream, StreamAuthorize
-from services.projection.visibility import aggregates_only, shown
 from shared.auth import Principal, Role, mint_token
+from shared.auth.visibility import (
+    Resource,
+    event_resource,
+    require_shown,
+    shown_all,
+    shown_event,
+)
 from shared.catalogue import hubs
 from shared.web.commands import handle_command
 from shared.web.dead_letters import dead_letter_router
@@ -67,7 +73,7 @@ router = APIRouter(tags=["read models"])
 
 @router.get("/board/requirements", summary="The requirement board (filters; ?format=csv)")
 async def board(
-    _principal: BoardRead,
+    principal: BoardRead,
     conn: Active,
     capability: str | None = None,
     status: Status | None = None,
@@ -79,6 +85,7 @@ async def board(
     rows = await queries.board(
         conn, capability=capability, status=status, priority=priority, limit=limit, offset=offset
     )
+    rows = shown_all(principal, Resource.AGGREGATE, rows)
     if format == "csv":
         return csv_response(rows, queries.CSV_FIELDS, "requirements.csv")
     return json_response({"requirements": rows, "count": len(rows)})
@@ -89,26 +96,29 @@ async def requirement(requirement_id: str, principal: BoardRead, conn: Active) -
     found = await queries.requirement(conn, requirement_id)
     if found is None:
         raise Problem(404, "Not found", f"No requirement {requirement_id} on the board.")
-    found["shipments"] = _shipments_for(principal, found["shipments"])
-    return json_response(found)
+    found["allocations"] = shown_all(principal, Resource.PLANNING, found["allocations"])
+    found["shipments"] = shown_all(principal, Resource.SHIPMENT, found["shipments"])
+    return json_response(require_shown(principal, Resource.AGGREGATE, found, what="It"))
 
 
 @router.get("/donors/{nation}/ledger", summary="A donor nation's ledger")
 async def donor_ledger(
     nation: Annotated[str, Path(pattern="^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")],
-    _principal: DonorsLedger,
+    principal: DonorsLedger,
     conn: Active,
 ) -> JSONResponse:
-    return json_response(await queries.donor_ledger(conn, nation.upper()))
+    ledger = await queries.donor_ledger(conn, nation.upper())
+    return json_response(require_shown(principal, Resource.AGGREGATE, ledger, what="It"))
 
 
 @router.get("/capabilities/gaps", summary="Need vs pledged vs allocated vs delivered")
 async def capability_gaps(
-    _principal: CapabilitiesGaps,
+    principal: CapabilitiesGaps,
     conn: Active,
     top: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> JSONResponse:
-    return json_response(await queries.capability_gaps(conn, top))
+    gaps = await queries.capability_gaps(conn, top)
+    return json_response(require_shown(principal, Resource.AGGREGATE, gaps, what="It"))
 
 
 @router.get("/hubs", summary="The logistics hubs")
@@ -125,51 +135,57 @@ async def hub_board(hub: str, principal: HubsRead, conn: Active) -> JSONResponse
     answer = await queries.hub_board(conn, hub, datetime.now(UTC))
     answer["name"] = hubs()[hub].name
     for key in ("inbound_shipments", "on_hand_shipments", "held_shipments"):
-        if aggregates_only(principal):
-            answer.pop(key)
-        else:
-            answer[key] = _shipments_for(principal, answer[key])
-    return json_response(answer)
+        answer[key] = shown_all(principal, Resource.SHIPMENT, answer[key])
+    return json_response(require_shown(principal, Resource.AGGREGATE, answer, what="It"))
 
 
 @router.get("/shipments/{shipment_id}/timeline", summary="A shipment's milestones")
 async def shipment_timeline(
     shipment_id: str, principal: ShipmentsTimeline, conn: Active
 ) -> JSONResponse:
-    if aggregates_only(principal):
-        raise Problem(
-            403, "Forbidden", "Observers see aggregates, not single shipments.",
-            kind="aggregates-only",
-        )  # fmt: skip
     found, events = await queries.shipment_timeline(conn, shipment_id)
     if found is None:
-        raise Problem(404, "Not found", f"No shipment {shipment_id}.")
+        raise Problem(404, "Not found", "No such shipment.")
     scope = {"hub": found["hub"] or None, "donor": found["donor"] or None}
+    shipment = require_shown(principal, Resource.SHIPMENT, found, what="This shipment", **scope)
     milestones = [
-        {
-            "type": e["event_type"],
-            "time": e["time"],
-            "actor": e["actor"],
-            "event_id": e["event_id"],
-            "data": shown(principal, e["data"], **scope),
-        }
+        shown_event(
+            principal,
+            e["event_type"],
+            {
+                "type": e["event_type"],
+                "time": e["time"],
+                "actor": e["actor"],
+                "event_id": e["event_id"],
+                "data": e["data"],
+            },
+            **scope,
+        )
         for e in events
     ]
-    return json_response({"shipment": shown(principal, found, **scope), "milestones": milestones})
+    return json_response({"shipment": shipment, "milestones": [m for m in milestones if m]})
 
 
 @router.get("/audit/{stream_id}", summary="Every event of a stream: actor, time, causation")
 async def audit(stream_id: str, principal: AuditRead, conn: Active) -> JSONResponse:
     events = await queries.audit_trail(conn, stream_id)
     if not events:
-        raise Problem(404, "Not found", f"No events for stream {stream_id}.")
-    for e in events:
-        e["data"] = shown(principal, e["data"], hub=e["scope_hub"], donor=e["scope_donor"])
-    return json_response({"stream_id": stream_id, "events": events})
-
-
-def _shipments_for(principal: Principal, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [shown(principal, r, hub=r["hub"] or None, donor=r["donor"] or None) for r in rows]
+        raise Problem(404, "Not found", "No events for this stream.")
+    # The stream is whose its latest event says (a shipment's hub and donor).
+    last = events[-1]
+    require_shown(
+        principal,
+        event_resource(last["event_type"]),
+        last,
+        what="This stream",
+        hub=last["scope_hub"],
+        donor=last["scope_donor"],
+    )
+    seen = [
+        shown_event(principal, e["event_type"], e, hub=e["scope_hub"], donor=e["scope_donor"])
+        for e in events
+    ]
+    return json_response({"stream_id": stream_id, "events": [e for e in seen if e]})
 
 
 # -- the live stream -------------------------------------------------------------------------
@@ -208,10 +224,12 @@ dead_letter_routes = dead_letter_router(POLICY)
 
 @admin_router.get("/admin/status", summary="Lag per partition, events applied, rebuild progress")
 async def admin_status(
-    runtime: RuntimeDep, models: Models, _principal: AdminStatus, _wait: AfterEvent
+    runtime: RuntimeDep, models: Models, principal: AdminStatus, _wait: AfterEvent
 ) -> JSONResponse:
     rebuilder: Rebuilder = runtime.rebuilder  # type: ignore[attr-defined]
-    return json_response(await queries.status(models.current, rebuilder.progress))
+    status = await queries.status(models.current, rebuilder.progress)
+    # Exception text (a failed rebuild's error) is for admins only.
+    return json_response(require_shown(principal, Resource.STATUS, status, what="It"))
 
 
 @admin_router.post(

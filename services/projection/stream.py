@@ -27,8 +27,8 @@ from sse_starlette import ServerSentEvent
 from services.projection import tables as t
 from services.projection.generations import Generation
 from services.projection.pulse import wait
-from services.projection.visibility import shown
 from shared.auth import Principal, TokenError
+from shared.auth.visibility import shown_event
 from shared.db import Database
 from shared.web.deps import BEARER_CHALLENGE, Authorize
 from shared.web.problems import Problem
@@ -218,11 +218,13 @@ class EventStream:
                 subject is None or event.subject == subject
             )
 
-        def sse(event: StreamEvent) -> ServerSentEvent:
-            record = dict(event.record)
-            record["data"] = shown(
-                principal, record["data"], hub=event.scope_hub, donor=event.scope_donor
-            )
+        def sse(event: StreamEvent) -> ServerSentEvent | None:
+            record = shown_event(
+                principal, event.event_type, event.record, hub=event.scope_hub,
+                donor=event.scope_donor,
+            )  # fmt: skip
+            if record is None:  # not this principal's to see: not sent
+                return None
             return ServerSentEvent(data=json.dumps(record, default=str), id=event.event_id)
 
         with self.subscribe() as subscription:
@@ -230,13 +232,13 @@ class EventStream:
             if resume:
                 missed, upto = await self.missed(resume)
                 for event in missed:
-                    if visible(event):
-                        yield sse(event)
+                    if visible(event) and (frame := sse(event)):
+                        yield frame
             yield ServerSentEvent(comment="live")
             while not subscription.overflowed:
                 event = await subscription.queue.get()
-                if event.seq > upto and visible(event):
-                    yield sse(event)
+                if event.seq > upto and visible(event) and (frame := sse(event)):
+                    yield frame
 
 
 class StreamAuthorize(Authorize):

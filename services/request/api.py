@@ -361,4 +361,4 @@ async def stream_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 500,
 ) -> StreamOut:
     """A stream's events in order (any `REQ-`, `PLG-`, `DEC-` or `catalogue-` stream)."""
-    return await queries.history(runtime.store, stream_id, after_version, limit)
+    return await queries.history(runtime.store, principal, stream_id, after_version, limit)

@@ -17,6 +17,8 @@ from services.request.schemas import (
     StreamOut,
 )
 from services.request.tables import added_items
+from shared.auth import Principal
+from shared.auth.visibility import shown_event
 from shared.catalogue import Item, base_items
 from shared.contracts.requests import registry
 from shared.domain import Aggregate, NotFound
@@ -81,7 +83,10 @@ async def decision(store: EventStore, decision_id: str) -> DecisionView:
     )
 
 
-async def history(store: EventStore, stream_id: str, after_version: int, limit: int) -> StreamOut:
+async def history(
+    store: EventStore, principal: Principal, stream_id: str, after_version: int, limit: int
+) -> StreamOut:
+    """The stream's events as `principal` may see them (shared.auth.visibility)."""
     async with store.db.engine.connect() as conn:
         version = await store.stream_version(conn, stream_id)
         if version == 0:
@@ -91,19 +96,28 @@ async def history(store: EventStore, stream_id: str, after_version: int, limit: 
         stream_id=stream_id,
         version=version,
         events=[
-            StreamEvent(
-                position=e.position,
-                stream_version=e.stream_version,
-                event_id=str(e.event_id),
-                type=e.event_type,
-                schema_version=e.schema_version,
-                recorded_at=e.recorded_at,
-                actor=e.meta.actor,
-                correlation_id=e.meta.correlation_id,
-                causation_id=e.meta.causation_id,
-                data=registry.upcast(e.event_type, e.schema_version, e.data),
-            )
+            StreamEvent.model_validate(seen)
             for e in stored[:limit]
+            if (
+                seen := shown_event(
+                    principal,
+                    e.event_type,
+                    {
+                        "position": e.position,
+                        "stream_version": e.stream_version,
+                        "event_id": str(e.event_id),
+                        "type": e.event_type,
+                        "schema_version": e.schema_version,
+                        "recorded_at": e.recorded_at,
+                        "actor": e.meta.actor,
+                        "correlation_id": e.meta.correlation_id,
+                        "causation_id": e.meta.causation_id,
+                        "data": registry.upcast(e.event_type, e.schema_version, e.data),
+                    },
+                    hub=None,
+                    donor=None,
+                )
+            )
         ],
     )
 

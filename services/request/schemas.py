@@ -300,10 +300,11 @@ class StreamEvent(BaseModel):
     type: str
     schema_version: int
     recorded_at: datetime
-    actor: str
+    actor: str | None = None  # left out for roles that do not see people (docs/access.md)
     correlation_id: str | None
     causation_id: str | None
     data: dict[str, Any]
+    redacted: bool = False
 
 
 class StreamOut(BaseModel):

@@ -10,8 +10,6 @@ from pydantic import ValidationError
 from services.delivery.batch import application_order
 from services.delivery.commands import BatchRow
 from services.delivery.schemas import BATCH_ROW, parse_row, row_errors
-from shared.auth import Principal, Role
-from shared.auth.visibility import shipment_view
 
 
 def _row(row_id: str, milestone: str, at: str, **fields: Any) -> BatchRow:
@@ -51,25 +49,3 @@ def test_invalid_rows_name_their_fields(raw: dict[str, Any], fields: list[str]) 
     with pytest.raises(ValidationError) as caught:
         BATCH_ROW.validate_python({"row_id": "r", "shipment_id": "S"} | raw)
     assert [e["field"] for e in row_errors(caught.value)] == fields
-
-
-def _who(*roles: Role, nation: str | None = None, hub: str | None = None) -> Principal:
-    return Principal(sub="x", roles=frozenset(roles), nation=nation, hub=hub)
-
-
-@pytest.mark.parametrize(
-    ("principal", "expected"),
-    [
-        (_who(Role.PLANNER), "full"),
-        (_who(Role.RECIPIENT), "full"),
-        (_who(Role.HUB, hub="PL-RZE"), "full"),
-        (_who(Role.ADMIN), "full"),
-        (_who(Role.DONOR, nation="DE"), "own"),
-        (_who(Role.HUB, hub="RO-SUC"), "aggregate"),
-        (_who(Role.FORUM), "aggregate"),
-        (_who(Role.DONOR, nation="FR"), "aggregate"),
-        (_who(Role.OBSERVER), "aggregate"),
-    ],
-)
-def test_who_sees_routes_carriers_and_etas(principal: Principal, expected: str) -> None:
-    assert shipment_view(principal, donor="DE", hub="PL-RZE") == expected

@@ -1,4 +1,4 @@
-"""The projection's pure rules: board statuses, batches applied out of order, visibility."""
+"""The projection's pure rules: board statuses, batches applied out of order, event scopes."""
 
 from __future__ import annotations
 
@@ -8,10 +8,16 @@ import pytest
 
 from services.projection.domain import Changes, keys_of, requirement_status
 from services.projection.domain.model import STATUSES
-from services.projection.visibility import aggregates_only, shown
-from shared.auth import Principal, Role
+from services.projection.domain.projector import Scope
 from shared.contracts.allocations import AllocationApproved, AllocationCancelled, AllocationProposed
-from shared.contracts.deliveries import ShipmentDispatched, ShipmentHandedOver, ShipmentPlanned
+from shared.contracts.deliveries import (
+    ShipmentCancellationRefused,
+    ShipmentCancelled,
+    ShipmentDispatched,
+    ShipmentEumDiscrepancy,
+    ShipmentHandedOver,
+    ShipmentPlanned,
+)
 from shared.contracts.requests import RequirementCancelled, RequirementSubmitted
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -98,30 +104,18 @@ def test_the_request_services_delivery_record_is_not_counted_twice() -> None:
     assert r.delivered == 10
 
 
-def _principal(*roles: Role, nation: str | None = None, hub: str | None = None) -> Principal:
-    return Principal("u", frozenset(roles), nation=nation, hub=hub)
-
-
-@pytest.mark.parametrize(
-    ("principal", "sees"),
-    [
-        (_principal(Role.PLANNER), True),
-        (_principal(Role.RECIPIENT), True),
-        (_principal(Role.ADMIN), True),
-        (_principal(Role.HUB, hub="PL-RZE"), True),
-        (_principal(Role.HUB, hub="RO-SUC"), False),
-        (_principal(Role.DONOR, nation="DE"), False),  # their own shipment, without the route
-        (_principal(Role.DONOR, nation="FR"), False),
-        (_principal(Role.FORUM), False),
-        (_principal(Role.OBSERVER), False),
-    ],
-)
-def test_who_sees_carrier_references_and_etas(principal: Principal, sees: bool) -> None:
-    data = shown(principal, {"carrier_ref": "T-1", "quantity": 3}, hub="PL-RZE", donor="DE")
-    expected = {"carrier_ref": "T-1", "quantity": 3} if sees else {"quantity": 3, "redacted": True}
-    assert data == expected
-
-
-def test_only_pure_observers_are_limited_to_aggregates() -> None:
-    assert aggregates_only(_principal(Role.OBSERVER))
-    assert not aggregates_only(_principal(Role.OBSERVER, Role.PLANNER))
+def test_every_shipment_event_says_whose_shipment_it_is() -> None:
+    """Events that change no table still carry the shipment's scope (for the audit's rule)."""
+    changes = Changes({}, {}, {}, {})
+    planned = ShipmentPlanned(
+        shipment_id="S-1", allocation_id="A-1", requirement_id="R-1", pledge_id="P-1",
+        donor="de", item_code="ART-155-HE", quantity=10, hub="PL-RZE", handover_point="K",
+    )  # fmt: skip
+    changes.apply(planned, "S-1", NOW)
+    for event in (
+        ShipmentEumDiscrepancy(missing=["S2"], unexpected=[]),
+        ShipmentCancellationRefused(reason="r", status="dispatched", refusal="gone"),
+        ShipmentCancelled(reason="r"),
+    ):
+        assert changes.apply(event, "S-1", NOW) == Scope(hub="PL-RZE", donor="DE")
+    assert changes.apply(ShipmentCancelled(reason="r"), "S-unknown", NOW) == Scope()

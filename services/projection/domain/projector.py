@@ -30,9 +30,12 @@ from shared.contracts.allocations import (
 )
 from shared.contracts.deliveries import (
     ShipmentArrivedAtHub,
+    ShipmentCancellationRefused,
+    ShipmentCancelled,
     ShipmentDelayed,
     ShipmentDepartedHub,
     ShipmentDispatched,
+    ShipmentEumDiscrepancy,
     ShipmentHandedOver,
     ShipmentInspected,
     ShipmentLost,
@@ -154,6 +157,10 @@ class Changes:
             ShipmentReceived: self._shipment_received,
             ShipmentDelayed: self._shipment_delayed,
             ShipmentLost: self._shipment_lost,
+            # Shown nowhere in the tables, but their audit rows need whose shipment it is.
+            ShipmentCancelled: self._shipment_scope,
+            ShipmentCancellationRefused: self._shipment_scope,
+            ShipmentEumDiscrepancy: self._shipment_scope,
         }
 
     def apply(self, event: DomainEvent, subject: str, at: datetime) -> Scope | None:
@@ -300,6 +307,10 @@ class Changes:
             r.delivered_shipments += after[1] - before[1]
             r.refresh(at)
         return Scope(hub=s.hub or None, donor=s.donor or None)
+
+    def _shipment_scope(self, _e: DomainEvent, subject: str, _at: datetime) -> Scope:
+        known = self.shipments.get(subject)
+        return Scope(hub=known.hub or None, donor=known.donor or None) if known else Scope()
 
     def _shipment_planned(self, e: ShipmentPlanned, _s: str, at: datetime) -> Scope:
         def change(s: Shipment) -> None:

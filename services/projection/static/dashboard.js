@@ -185,7 +185,9 @@ function connectFeed() {
     const e = JSON.parse(message.data);
     const feed = $("#feed");
     const item = el("li", { class: "new", "data-type": e.type, "data-subject": e.subject },
-      `${e.time.slice(11, 19)} `, el("span", { class: "type" }, e.type), ` ${e.subject} by ${e.actor}`);
+      `${e.time.slice(11, 19)} `, el("span", { class: "type" }, e.type),
+      // The actor is left out for roles that do not see people (docs/access.md).
+      ` ${e.subject}${e.actor ? ` by ${e.actor}` : ""}`);
     feed.prepend(item);
     while (feed.children.length > 200) feed.lastChild.remove();
     state.feedCount += 1;

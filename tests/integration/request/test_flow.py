@@ -58,12 +58,15 @@ async def _flow(svc: Service) -> dict[str, Any]:
     assert decision["endorsed"] == [{"requirement_id": requirement_id, "priority": 1}]
     assert decision["confirmed"] == [pledge_id]
 
-    history = (await svc.client.get(f"/streams/{requirement_id}/events", headers=OBSERVER)).json()
+    history = (await svc.client.get(f"/streams/{requirement_id}/events", headers=RECIPIENT)).json()
     assert [e["type"] for e in history["events"]] == [
         "requirement.submitted",
         "requirement.endorsed",
     ]
     assert history["events"][0]["actor"] == "recipient-tester"
+    # Observers see what happened, not who did it (docs/access.md).
+    seen = (await svc.client.get(f"/streams/{requirement_id}/events", headers=OBSERVER)).json()
+    assert seen["events"][0]["actor"] is None and seen["events"][0]["redacted"]
     assert history["events"][0]["correlation_id"] == correlation
     return {
         "requirement": requirement_id,
