@@ -8,7 +8,8 @@ import pytest
 
 from services.projection.domain import Changes, keys_of, requirement_status
 from services.projection.domain.model import STATUSES
-from services.projection.domain.projector import Scope
+from services.projection.domain.projector import IGNORED, Scope
+from shared.contracts import REGISTRIES
 from shared.contracts.allocations import AllocationApproved, AllocationCancelled, AllocationProposed
 from shared.contracts.deliveries import (
     ShipmentCancellationRefused,
@@ -16,7 +17,9 @@ from shared.contracts.deliveries import (
     ShipmentDispatched,
     ShipmentEumDiscrepancy,
     ShipmentHandedOver,
+    ShipmentLost,
     ShipmentPlanned,
+    ShipmentReceived,
 )
 from shared.contracts.requests import RequirementCancelled, RequirementSubmitted
 
@@ -119,3 +122,57 @@ def test_every_shipment_event_says_whose_shipment_it_is() -> None:
     ):
         assert changes.apply(event, "S-1", NOW) == Scope(hub="PL-RZE", donor="DE")
     assert changes.apply(ShipmentCancelled(reason="r"), "S-unknown", NOW) == Scope()
+
+
+def _planned(quantity: int = 10) -> ShipmentPlanned:
+    return ShipmentPlanned(
+        shipment_id="S-1", allocation_id="A-1", requirement_id="R-1", pledge_id="P-1",
+        donor="de", item_code="ART-155-HE", quantity=quantity, hub="PL-RZE", handover_point="K",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("registry", list(REGISTRIES.values()), ids=list(REGISTRIES))
+def test_every_event_type_is_handled_or_ignored_with_a_reason(registry: object) -> None:
+    changes = Changes({}, {}, {}, {})
+    forgotten = [
+        name
+        for name, kind in registry.types.items()  # type: ignore[attr-defined]
+        if not changes.handles(kind) and kind not in IGNORED
+    ]
+    assert forgotten == [], "add a handler to Changes, or name it in IGNORED with why"
+    assert all(reason.strip() for reason in IGNORED.values())
+
+
+def test_the_recipients_receipt_ends_the_shipment_as_received() -> None:
+    changes = Changes({}, {}, {}, {})
+    changes.apply(_submitted(quantity=10), "R-1", NOW)
+    changes.apply(_planned(), "S-1", NOW)
+    changes.apply(ShipmentDispatched(mode="road", carrier_ref="T-1"), "S-1", NOW)
+    changes.apply(ShipmentHandedOver(received_good=10, damaged=0, short=0), "S-1", NOW)
+    changes.apply(ShipmentReceived(), "S-1", NOW)
+    s, r = changes.shipments["S-1"], changes.requirements["R-1"]
+    assert (s.status, s.received_at, r.delivered, r.in_transit) == ("received", NOW, 10, 0)
+
+
+def test_partial_losses_add_up_and_the_shipment_moves_on_until_nothing_remains() -> None:
+    """As the delivery service decides: a loss of part leaves the rest in transit."""
+    changes = Changes({}, {}, {}, {})
+    changes.apply(_submitted(quantity=10), "R-1", NOW)
+    changes.apply(_planned(), "S-1", NOW)
+    changes.apply(ShipmentDispatched(mode="road", carrier_ref="T-1"), "S-1", NOW)
+    s, r = changes.shipments["S-1"], changes.requirements["R-1"]
+    changes.apply(ShipmentLost(quantity=3, reason="crate broken"), "S-1", NOW)
+    assert (s.status, s.lost_quantity, r.in_transit) == ("dispatched", 3, 7)
+    changes.apply(ShipmentLost(quantity=2, reason="pallet stolen"), "S-1", NOW)
+    assert (s.status, s.lost_quantity, r.in_transit) == ("dispatched", 5, 5)
+    changes.apply(ShipmentLost(quantity=5, reason="truck burnt"), "S-1", NOW)
+    assert (s.status, s.lost_quantity, r.in_transit) == ("lost", 10, 0)
+
+
+def test_a_cancelled_shipment_is_no_longer_planned() -> None:
+    """It must not count in a hub's inbound figures (which count planned shipments)."""
+    changes = Changes({}, {}, {}, {})
+    changes.apply(_planned(), "S-1", NOW)
+    changes.apply(ShipmentCancelled(reason="allocation cancelled"), "S-1", NOW)
+    assert changes.shipments["S-1"].status == "cancelled"
+    assert [s.status for s in changes.dirty(type(changes.shipments["S-1"]))] == ["cancelled"]

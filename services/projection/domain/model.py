@@ -163,6 +163,7 @@ class Shipment(Row):
     hub: str = ""
     handover_point: str = ""
     # planned | dispatched | at_hub | held | cleared | departed | handed_over | received | lost
+    # | cancelled
     status: str = "planned"
     mode: str | None = None
     carrier_ref: str | None = None
@@ -184,7 +185,7 @@ class Shipment(Row):
 
     def contribution(self) -> tuple[int, int]:
         """(in transit, delivered) it adds to its requirement."""
-        in_transit = self.quantity if self.status in MOVING else 0
+        in_transit = self.quantity - self.lost_quantity if self.status in MOVING else 0
         return in_transit, self.received_good if self.status in HANDED_OVER else 0
 
 
