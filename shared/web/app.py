@@ -15,6 +15,7 @@ from shared.contracts.docs import asyncapi_yaml
 from shared.observability.http import RequestObservability
 from shared.runtime import ServiceRuntime, readiness_status
 from shared.settings import ServiceSettings
+from shared.web.headers import SecurityHeaders
 from shared.web.limits import BodySizeLimit
 from shared.web.problems import install_problem_handlers
 from shared.web.ratelimit import RateLimiter
@@ -77,6 +78,7 @@ def create_app(
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

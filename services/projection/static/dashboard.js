@@ -136,8 +136,8 @@ function drawChart() {
     }
   }
   const legend = el("div", { class: "legend" },
-    el("span", {}, el("i", { class: "swatch", style: "background:#1f5fa8" }), "pledged (cumulative)"),
-    el("span", {}, el("i", { class: "swatch", style: "background:#2e7d32" }), "delivered (cumulative)"));
+    el("span", {}, el("i", { class: "swatch pledged" }), "pledged (cumulative)"),
+    el("span", {}, el("i", { class: "swatch delivered" }), "delivered (cumulative)"));
   $("#chart").replaceChildren(svg, legend);
 }
 
