@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import Field, FilePath, model_validator
@@ -59,6 +60,10 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = Field(default=AUDIENCE, min_length=1)
     # Clock skew tolerated on exp/nbf/iat between the token issuer and this host.
     jwt_leeway_seconds: int = Field(default=10, ge=0, le=300)
+    # With the development secret (anyone can mint a token of any role with it) a service
+    # listens on loopback only, unless this is set on purpose (Docker Compose does, and
+    # publishes the port on 127.0.0.1 only).
+    allow_development_on_network: bool = False
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     # Token bucket per caller and route on the endpoints that opt in (imports, batches).
     rate_limit_enabled: bool = True
@@ -87,8 +92,29 @@ class ServiceSettings(BaseSettings):
                     f"refusing to start in production with a JWT_SECRET shorter than "
                     f"{MIN_SECRET_BYTES} bytes"
                 )
+        if (
+            self.jwt_secret == DEV_SECRET
+            and not is_loopback(self.host)
+            and not self.allow_development_on_network
+        ):
+            raise ValueError(
+                f"refusing to listen on {self.host} with the development JWT secret: anyone "
+                "who reaches the port could mint an admin token. Listen on 127.0.0.1, configure "
+                "a key (JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE), or set "
+                "ALLOW_DEVELOPMENT_ON_NETWORK=true if you mean it"
+            )
         return self
 
     @property
     def development(self) -> bool:
         return self.environment != "production"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address, or `localhost`) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything

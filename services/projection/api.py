@@ -27,7 +27,7 @@ from shared.auth import Principal, Role, mint_token
 from shared.catalogue import hubs
 from shared.web.commands import handle_command
 from shared.web.dead_letters import dead_letter_router
-from shared.web.deps import Authorize, RuntimeDep
+from shared.web.deps import Authorize, RuntimeDep, from_loopback
 from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from shared.web.problems import Problem
 
@@ -233,10 +233,13 @@ async def dashboard() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html")
 
 
-@page_router.get("/dev/token", summary="Development only: an observer token for the dashboard")
-async def dev_token(runtime: RuntimeDep) -> JSONResponse:
+@page_router.get(
+    "/dev/token",
+    summary="Development only, from this machine only: an observer token for the dashboard",
+)
+async def dev_token(request: Request, runtime: RuntimeDep) -> JSONResponse:
     settings: ProjectionSettings = runtime.settings  # type: ignore[assignment]
-    if not (settings.development and settings.dev_token_enabled) or settings.jwt_public_key_file:
+    if not (settings.dev_tokens_handed_out and from_loopback(request)):
         raise Problem(404, "Not found", "Development tokens are not handed out here.")
     token = mint_token(settings.jwt_secret, "dashboard", [Role.OBSERVER], ttl_seconds=8 * 3600)
     return JSONResponse({"token": token, "roles": [Role.OBSERVER.value]})

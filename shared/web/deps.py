@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from shared.auth import AccessPolicy, Principal, Rule, TokenError
 from shared.runtime import ServiceRuntime
+from shared.settings import is_loopback
 from shared.web.paging import Page, page_params
 from shared.web.problems import Problem
 
@@ -71,6 +72,13 @@ def principal_or_none(request: Request) -> Principal | None:
         return authenticate(request)
     except Problem:
         return None
+
+
+def from_loopback(request: Request) -> bool:
+    """Whether the client is on this machine. Behind a proxy on this machine uvicorn puts the
+    forwarded client here (it trusts X-Forwarded-For from 127.0.0.1 only), so a remote client
+    does not pass for a local one."""
+    return request.client is not None and is_loopback(request.client.host)
 
 
 class Authorize:

@@ -50,7 +50,8 @@ async def topics(kafka: str) -> Topics:
 
 @pytest.fixture(scope="module")
 async def service(topics: Topics) -> AsyncIterator[Projection]:
-    async with projection_service(topics) as svc:
+    # Development mode, as `make run`: the page takes its token from /dev/token (loopback).
+    async with projection_service(topics, ENVIRONMENT="development") as svc:
         yield svc
 
 
