@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import Field, FilePath, model_validator
+from pydantic import AnyHttpUrl, Field, FilePath, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth.tokens import AUDIENCE, DEV_SECRET, ISSUER, MIN_SECRET_BYTES
@@ -56,6 +56,12 @@ class ServiceSettings(BaseSettings):
     jwt_secret: str = DEV_SECRET
     jwt_public_key_file: FilePath | None = None
     jwt_jwks_file: FilePath | None = None
+    # The identity provider's JWKS endpoint (RS256): fetched when first needed, cached for
+    # JWT_JWKS_CACHE_SECONDS, fetched again for a token naming a key it lacks (at most once per
+    # JWT_JWKS_COOLDOWN_SECONDS). https outside development.
+    jwt_jwks_url: AnyHttpUrl | None = None
+    jwt_jwks_cache_seconds: float = Field(default=300, gt=0, le=86_400)
+    jwt_jwks_cooldown_seconds: float = Field(default=10, ge=0, le=3600)
     jwt_issuer: str = Field(default=ISSUER, min_length=1)
     jwt_audience: str = Field(default=AUDIENCE, min_length=1)
     # Clock skew tolerated on exp/nbf/iat between the token issuer and this host.
@@ -72,19 +78,27 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_development_secret_outside_development(self) -> ServiceSettings:
-        if self.jwt_public_key_file and self.jwt_jwks_file:
-            raise ValueError("set JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE, not both")
-        if self.jwt_public_key_file or self.jwt_jwks_file:
+        keys = [name for name, value in (("JWT_PUBLIC_KEY_FILE", self.jwt_public_key_file),
+                                         ("JWT_JWKS_FILE", self.jwt_jwks_file),
+                                         ("JWT_JWKS_URL", self.jwt_jwks_url)) if value]  # fmt: skip
+        if len(keys) > 1:
+            raise ValueError(f"set one of {' or '.join(keys)}, not several")
+        if self.jwt_jwks_url and self.jwt_jwks_url.scheme != "https" and not self.development:
+            raise ValueError("JWT_JWKS_URL must be https outside development: keys fetched "
+                             "over plain http can be swapped on the way")  # fmt: skip
+        if keys:
             return self
         if not self.jwt_secret:
             raise ValueError(
-                "no JWT key configured: set JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE"
+                "no JWT key configured: set JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE "
+                "or JWT_JWKS_URL"
             )
         if self.environment == "production":
             if self.jwt_secret == DEV_SECRET:
                 raise ValueError(
                     "refusing to start in production with the development JWT secret: "
-                    "set JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE (RS256), or a JWT_SECRET of "
+                    "set JWT_JWKS_URL, JWT_JWKS_FILE or JWT_PUBLIC_KEY_FILE (RS256), or a "
+                    "JWT_SECRET of "
                     f"at least {MIN_SECRET_BYTES} random bytes"
                 )
             if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
@@ -100,7 +114,7 @@ class ServiceSettings(BaseSettings):
             raise ValueError(
                 f"refusing to listen on {self.host} with the development JWT secret: anyone "
                 "who reaches the port could mint an admin token. Listen on 127.0.0.1, configure "
-                "a key (JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE), or set "
+                "a key (JWT_SECRET, JWT_JWKS_URL, JWT_JWKS_FILE, JWT_PUBLIC_KEY_FILE), or set "
                 "ALLOW_DEVELOPMENT_ON_NETWORK=true if you mean it"
             )
         return self

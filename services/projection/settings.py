@@ -34,7 +34,7 @@ class ProjectionSettings(ServiceSettings):
 
     @property
     def dev_tokens_handed_out(self) -> bool:
-        keyed = self.jwt_public_key_file or self.jwt_jwks_file
+        keyed = self.jwt_public_key_file or self.jwt_jwks_file or self.jwt_jwks_url
         return self.environment == "development" and self.dev_token_enabled and not keyed
 
     @property

@@ -132,6 +132,7 @@ def test_development_mode_only_when_asked(compose: dict[str, Any]) -> None:
         env = service["environment"]
         assert env["ENVIRONMENT"] == "${AIDLINE_ENVIRONMENT:-production}", name
         assert env["JWT_SECRET"] is None, name  # from the user's shell, or unset
+        assert env["JWT_JWKS_URL"] is None, name
         as_deployed = {k.lower(): v for k, v in env.items() if v is not None and "$" not in v}
         with pytest.raises(ValidationError, match="production with the development JWT secret"):
             _settings_class(name)(**as_deployed, environment="production")

@@ -47,3 +47,14 @@ def test_the_token_file_is_its_owners_alone(tmp_path: Path, umask: int) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert path.read_text() == "export TOKEN=x\n"
+
+
+def test_one_key_source_and_jwks_over_https_in_production(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text("{}")
+    with pytest.raises(ValidationError, match="not several"):
+        ServiceSettings(jwt_jwks_url="https://idp.example/certs", jwt_jwks_file=jwks)
+    with pytest.raises(ValidationError, match="https"):
+        ServiceSettings(environment="production", jwt_jwks_url="http://idp.example/certs")
+    assert ServiceSettings(environment="production", jwt_jwks_url="https://idp.example/certs")
+    assert ServiceSettings(jwt_jwks_url="http://127.0.0.1:8080/certs")  # development
