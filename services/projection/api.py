@@ -20,8 +20,9 @@ from services.projection.generations import ReadModels
 from services.projection.read_your_writes import AfterEvent
 from services.projection.rebuild import Rebuilder
 from services.projection.rendering import csv_response, json_response
+from services.projection.schemas import StreamTicket
 from services.projection.settings import ProjectionSettings
-from services.projection.stream import EventStream, StreamAuthorize
+from services.projection.stream import ClosingEventSourceResponse, EventStream, StreamAuthorize
 from services.projection.visibility import aggregates_only, shown
 from shared.auth import Principal, Role, mint_token
 from shared.catalogue import hubs
@@ -30,6 +31,7 @@ from shared.web.dead_letters import dead_letter_router
 from shared.web.deps import Authorize, RuntimeDep, from_loopback
 from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from shared.web.problems import Problem
+from shared.web.ratelimit import RateLimit
 
 STATIC = pathlib.Path(__file__).parent / "static"
 
@@ -58,6 +60,8 @@ BoardRead = Annotated[Principal, Depends(Authorize(POLICY, "board.read"))]
 CapabilitiesGaps = Annotated[Principal, Depends(Authorize(POLICY, "capabilities.gaps"))]
 DonorsLedger = Annotated[Principal, Depends(Authorize(POLICY, "donors.ledger"))]
 EventsStream = Annotated[Principal, Depends(StreamAuthorize(POLICY, "events.stream"))]
+# Whoever may read the stream may ask for a ticket to open it.
+EventsStreamTicket = Annotated[Principal, Depends(Authorize(POLICY, "events.stream"))]
 HubsRead = Annotated[Principal, Depends(Authorize(POLICY, "hubs.read"))]
 ShipmentsTimeline = Annotated[Principal, Depends(Authorize(POLICY, "shipments.timeline"))]
 
@@ -192,11 +196,29 @@ async def event_stream(
     since: Annotated[
         str | None, Query(description="Last-Event-ID, for clients without headers")
     ] = None,
+    ticket: Annotated[
+        str | None,
+        Query(description="A stream ticket (POST /events/stream/tickets), instead of a header"),
+    ] = None,
 ) -> EventSourceResponse:
     stream: EventStream = runtime.stream  # type: ignore[attr-defined]
     wanted = {t.strip() for t in types.split(",") if t.strip()} if types else None
-    events = stream.sse(principal, types=wanted, subject=subject, resume=last_event_id or since)
-    return EventSourceResponse(events, ping=15, send_timeout=30)
+    session = await stream.open(principal, last_event_id or since)
+    events = stream.sse(session, types=wanted, subject=subject)
+    return ClosingEventSourceResponse(session, events, ping=15, send_timeout=30)
+
+
+@stream_router.post(
+    "/events/stream/tickets",
+    status_code=201,
+    summary="A single-use ticket to open one live stream (for EventSource, which sends no headers)",
+    dependencies=[Depends(RateLimit(per_minute=60, burst=20))],
+)
+async def stream_ticket(runtime: RuntimeDep, principal: EventsStreamTicket) -> StreamTicket:
+    # Not a command (nothing is stored), so not through handle_command.
+    stream: EventStream = runtime.stream  # type: ignore[attr-defined]
+    ticket, seconds = stream.tickets.issue(principal)
+    return StreamTicket(ticket=ticket, expires_in=round(seconds, 1))
 
 
 # -- operations ------------------------------------------------------------------------------
