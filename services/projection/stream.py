@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 PAGE = 1000
 # A resume reads the audit this many events at a time: what one resuming subscriber holds.
 REPLAY_PAGE = 200
+# Resumes reading the audit at once; the others wait their turn a page at a time, so that many
+# resuming subscribers leave the connection pool to the rest of the service.
+REPLAY_READERS = 2
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ class EventStream:
         tickets: Tickets | None = None,
     ) -> None:
         self.max_resume = max_resume
+        self._replay_readers = asyncio.Semaphore(REPLAY_READERS)
         self.slots = slots or StreamSlots(per_principal=8, total=500)
         self.tickets = tickets or Tickets(seconds=60)
         self.ring: deque[StreamEvent] = deque(maxlen=buffer_size)
@@ -282,7 +286,8 @@ class EventStream:
             yield event
         after, db = session.after, self._db
         while after is not None and db is not None and after < session.upto:
-            rows = await self._read(db, after, REPLAY_PAGE, upto=session.upto)
+            async with self._replay_readers:
+                rows = await self._read(db, after, REPLAY_PAGE, upto=session.upto)
             if not rows:
                 return
             for row in rows:
