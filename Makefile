@@ -65,7 +65,7 @@ run: $(STAMP) ## Start Kafka and the four services with demo data; prints the da
 	@$(BIN)/aidline run
 
 .PHONY: up
-up: ## Docker Compose: the whole stack (for machines with Docker)
+up: ## Docker Compose: the whole stack (needs a key, or AIDLINE_ENVIRONMENT=development)
 	docker compose up -d --build
 
 .PHONY: down

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
-from pydantic import Field, FilePath, model_validator
+from pydantic import AnyHttpUrl, Field, FilePath, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth.tokens import AUDIENCE, DEV_SECRET, ISSUER, MIN_SECRET_BYTES
@@ -55,10 +56,20 @@ class ServiceSettings(BaseSettings):
     jwt_secret: str = DEV_SECRET
     jwt_public_key_file: FilePath | None = None
     jwt_jwks_file: FilePath | None = None
+    # The identity provider's JWKS endpoint (RS256): fetched when first needed, cached for
+    # JWT_JWKS_CACHE_SECONDS, fetched again for a token naming a key it lacks (at most once per
+    # JWT_JWKS_COOLDOWN_SECONDS). https outside development.
+    jwt_jwks_url: AnyHttpUrl | None = None
+    jwt_jwks_cache_seconds: float = Field(default=300, gt=0, le=86_400)
+    jwt_jwks_cooldown_seconds: float = Field(default=10, ge=0, le=3600)
     jwt_issuer: str = Field(default=ISSUER, min_length=1)
     jwt_audience: str = Field(default=AUDIENCE, min_length=1)
     # Clock skew tolerated on exp/nbf/iat between the token issuer and this host.
     jwt_leeway_seconds: int = Field(default=10, ge=0, le=300)
+    # With the development secret (anyone can mint a token of any role with it) a service
+    # listens on loopback only, unless this is set on purpose (Docker Compose does, and
+    # publishes the port on 127.0.0.1 only).
+    allow_development_on_network: bool = False
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     # Token bucket per caller and route on the endpoints that opt in (imports, batches).
     rate_limit_enabled: bool = True
@@ -67,19 +78,27 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_development_secret_outside_development(self) -> ServiceSettings:
-        if self.jwt_public_key_file and self.jwt_jwks_file:
-            raise ValueError("set JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE, not both")
-        if self.jwt_public_key_file or self.jwt_jwks_file:
+        keys = [name for name, value in (("JWT_PUBLIC_KEY_FILE", self.jwt_public_key_file),
+                                         ("JWT_JWKS_FILE", self.jwt_jwks_file),
+                                         ("JWT_JWKS_URL", self.jwt_jwks_url)) if value]  # fmt: skip
+        if len(keys) > 1:
+            raise ValueError(f"set one of {' or '.join(keys)}, not several")
+        if self.jwt_jwks_url and self.jwt_jwks_url.scheme != "https" and not self.development:
+            raise ValueError("JWT_JWKS_URL must be https outside development: keys fetched "
+                             "over plain http can be swapped on the way")  # fmt: skip
+        if keys:
             return self
         if not self.jwt_secret:
             raise ValueError(
-                "no JWT key configured: set JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE"
+                "no JWT key configured: set JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE "
+                "or JWT_JWKS_URL"
             )
         if self.environment == "production":
             if self.jwt_secret == DEV_SECRET:
                 raise ValueError(
                     "refusing to start in production with the development JWT secret: "
-                    "set JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE (RS256), or a JWT_SECRET of "
+                    "set JWT_JWKS_URL, JWT_JWKS_FILE or JWT_PUBLIC_KEY_FILE (RS256), or a "
+                    "JWT_SECRET of "
                     f"at least {MIN_SECRET_BYTES} random bytes"
                 )
             if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
@@ -87,8 +106,29 @@ class ServiceSettings(BaseSettings):
                     f"refusing to start in production with a JWT_SECRET shorter than "
                     f"{MIN_SECRET_BYTES} bytes"
                 )
+        if (
+            self.jwt_secret == DEV_SECRET
+            and not is_loopback(self.host)
+            and not self.allow_development_on_network
+        ):
+            raise ValueError(
+                f"refusing to listen on {self.host} with the development JWT secret: anyone "
+                "who reaches the port could mint an admin token. Listen on 127.0.0.1, configure "
+                "a key (JWT_SECRET, JWT_JWKS_URL, JWT_JWKS_FILE, JWT_PUBLIC_KEY_FILE), or set "
+                "ALLOW_DEVELOPMENT_ON_NETWORK=true if you mean it"
+            )
         return self
 
     @property
     def development(self) -> bool:
         return self.environment != "production"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address, or `localhost`) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything

@@ -6,6 +6,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from shared.auth import DEV_SECRET, Role, mint_token
 
@@ -60,3 +61,17 @@ def public_pem(key: rsa.RSAPrivateKey) -> str:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
+
+
+def jwk(key_name: str, kid: str | None) -> dict[str, Any]:
+    """The public half of `rsa_key(key_name)` as a JWKS entry (a signing key named `kid`)."""
+    entry: dict[str, Any] = RSAAlgorithm.to_jwk(rsa_key(key_name).public_key(), as_dict=True)
+    return entry | ({"kid": kid, "use": "sig"} if kid else {})
+
+
+def rs256(key_name: str, kid: str | None, **claims: Any) -> str:
+    """A token signed with `rsa_key(key_name)`, naming `kid` in its header."""
+    sub = str(claims.pop("sub", "test-planner"))
+    roles = claims.pop("roles", ["planner"])
+    return mint_token(private_pem(rsa_key(key_name)), sub, roles, algorithm="RS256", kid=kid,
+                      **claims)  # fmt: skip

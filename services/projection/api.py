@@ -20,8 +20,9 @@ from services.projection.generations import ReadModels
 from services.projection.read_your_writes import AfterEvent
 from services.projection.rebuild import Rebuilder
 from services.projection.rendering import csv_response, json_response
+from services.projection.schemas import StreamTicket
 from services.projection.settings import ProjectionSettings
-from services.projection.stream import EventStream, StreamAuthorize
+from services.projection.stream import ClosingEventSourceResponse, EventStream, StreamAuthorize
 from shared.auth import Principal, Role, mint_token
 from shared.auth.visibility import (
     Resource,
@@ -33,9 +34,10 @@ from shared.auth.visibility import (
 from shared.catalogue import hubs
 from shared.web.commands import handle_command
 from shared.web.dead_letters import dead_letter_router
-from shared.web.deps import Authorize, RuntimeDep
+from shared.web.deps import Authorize, RuntimeDep, from_loopback
 from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from shared.web.problems import Problem
+from shared.web.ratelimit import RateLimit
 
 STATIC = pathlib.Path(__file__).parent / "static"
 
@@ -64,6 +66,8 @@ BoardRead = Annotated[Principal, Depends(Authorize(POLICY, "board.read"))]
 CapabilitiesGaps = Annotated[Principal, Depends(Authorize(POLICY, "capabilities.gaps"))]
 DonorsLedger = Annotated[Principal, Depends(Authorize(POLICY, "donors.ledger"))]
 EventsStream = Annotated[Principal, Depends(StreamAuthorize(POLICY, "events.stream"))]
+# Whoever may read the stream may ask for a ticket to open it.
+EventsStreamTicket = Annotated[Principal, Depends(Authorize(POLICY, "events.stream"))]
 HubsRead = Annotated[Principal, Depends(Authorize(POLICY, "hubs.read"))]
 ShipmentsTimeline = Annotated[Principal, Depends(Authorize(POLICY, "shipments.timeline"))]
 
@@ -208,11 +212,29 @@ async def event_stream(
     since: Annotated[
         str | None, Query(description="Last-Event-ID, for clients without headers")
     ] = None,
+    ticket: Annotated[
+        str | None,
+        Query(description="A stream ticket (POST /events/stream/tickets), instead of a header"),
+    ] = None,
 ) -> EventSourceResponse:
     stream: EventStream = runtime.stream  # type: ignore[attr-defined]
     wanted = {t.strip() for t in types.split(",") if t.strip()} if types else None
-    events = stream.sse(principal, types=wanted, subject=subject, resume=last_event_id or since)
-    return EventSourceResponse(events, ping=15, send_timeout=30)
+    session = await stream.open(principal, last_event_id or since)
+    events = stream.sse(session, types=wanted, subject=subject)
+    return ClosingEventSourceResponse(session, events, ping=15, send_timeout=30)
+
+
+@stream_router.post(
+    "/events/stream/tickets",
+    status_code=201,
+    summary="A single-use ticket to open one live stream (for EventSource, which sends no headers)",
+    dependencies=[Depends(RateLimit(per_minute=60, burst=20))],
+)
+async def stream_ticket(runtime: RuntimeDep, principal: EventsStreamTicket) -> StreamTicket:
+    # Not a command (nothing is stored), so not through handle_command.
+    stream: EventStream = runtime.stream  # type: ignore[attr-defined]
+    ticket, seconds = stream.tickets.issue(principal)
+    return StreamTicket(ticket=ticket, expires_in=round(seconds, 1))
 
 
 # -- operations ------------------------------------------------------------------------------
@@ -251,10 +273,13 @@ async def dashboard() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html")
 
 
-@page_router.get("/dev/token", summary="Development only: an observer token for the dashboard")
-async def dev_token(runtime: RuntimeDep) -> JSONResponse:
+@page_router.get(
+    "/dev/token",
+    summary="Development only, from this machine only: an observer token for the dashboard",
+)
+async def dev_token(request: Request, runtime: RuntimeDep) -> JSONResponse:
     settings: ProjectionSettings = runtime.settings  # type: ignore[assignment]
-    if not (settings.development and settings.dev_token_enabled) or settings.jwt_public_key_file:
+    if not (settings.dev_tokens_handed_out and from_loopback(request)):
         raise Problem(404, "Not found", "Development tokens are not handed out here.")
     token = mint_token(settings.jwt_secret, "dashboard", [Role.OBSERVER], ttl_seconds=8 * 3600)
     return JSONResponse({"token": token, "roles": [Role.OBSERVER.value]})

@@ -18,6 +18,7 @@ from services.projection.generations import MIGRATIONS, Generation, ReadModels
 from services.projection.rebuild import Rebuilder
 from services.projection.settings import ProjectionSettings
 from services.projection.stream import EventStream
+from services.projection.stream_admission import StreamSlots, Tickets
 from shared.runtime import ServiceRuntime
 from shared.web.app import create_app
 
@@ -32,7 +33,12 @@ class ProjectionRuntime(ServiceRuntime):
         (spec,) = consumers(settings)
         self.read_models = ReadModels(settings, self.db, spec)
         self.rebuilder = Rebuilder(self.read_models)
-        self.stream = EventStream(settings.stream_buffer_size)
+        self.stream = EventStream(
+            settings.stream_buffer_size,
+            max_resume=settings.stream_max_resume_events,
+            slots=StreamSlots(settings.stream_max_per_principal, settings.stream_max_total),
+            tickets=Tickets(settings.stream_ticket_seconds),
+        )
         self.read_models.on_switch.append(self.stream.follow)
         self.read_models.on_switch.append(self._report_consumer)
         self.read_models.on_applied.append(self.stream.notify)

@@ -40,7 +40,7 @@ async def read_your_writes(
     """`?after_event=<event id>` on any GET: wait until the projection has applied it."""
     if after_event is None:
         return
-    authenticate(request)  # never make an unauthenticated caller wait
+    await authenticate(request)  # never make an unauthenticated caller wait
     settings: ProjectionSettings = runtime.settings  # type: ignore[assignment]
     models: ReadModels = runtime.read_models  # type: ignore[attr-defined]
     if not await applied(models, after_event, settings.read_your_writes_timeout):

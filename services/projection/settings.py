@@ -28,8 +28,21 @@ class ProjectionSettings(ServiceSettings):
     # Recent events kept in memory for live-stream resumption; older ones come from the audit
     # table. About 2.7 kB each: 10,000 would hold 27 MB for what a query also answers.
     stream_buffer_size: int = Field(default=1_000, ge=100, le=1_000_000)
-    # Development only: `GET /dev/token` hands the dashboard an observer token.
+    # The live stream's bounds (docs/projection.md, "The live stream"): how far back a resume
+    # may reach (older: 410), streams open per principal and in all (more: 429), how long a
+    # stream ticket is good for.
+    stream_max_resume_events: int = Field(default=10_000, ge=0, le=100_000)
+    stream_max_per_principal: int = Field(default=8, ge=1, le=1000)
+    stream_max_total: int = Field(default=500, ge=1, le=100_000)
+    stream_ticket_seconds: float = Field(default=60, gt=0, le=600)
+    # `GET /dev/token` hands the dashboard an observer token: only with ENVIRONMENT=development,
+    # an HS256 secret, and to a client on this machine (the route checks the address).
     dev_token_enabled: bool = True
+
+    @property
+    def dev_tokens_handed_out(self) -> bool:
+        keyed = self.jwt_public_key_file or self.jwt_jwks_file or self.jwt_jwks_url
+        return self.environment == "development" and self.dev_token_enabled and not keyed
 
     @property
     def topics(self) -> dict[str, str]:

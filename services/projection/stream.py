@@ -6,28 +6,40 @@ every subscriber. A client that reconnects with `Last-Event-ID` gets what it mis
 ring, or from the audit table when the ring has moved on. A subscriber that falls too far behind
 is disconnected; its browser reconnects and resumes the same way. Each subscriber gets the
 events it asked for as Server-Sent Events, their data shown as its roles allow.
+
+Bounded: a resume reaches back at most `max_resume` events (older: 410, read the board
+instead) and is read from the audit a page at a time, so what a resuming subscriber holds is
+one page, whatever its depth; streams are capped per principal and in all (429,
+`stream_admission.py`); a stream ends when its token expires.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Request
-from sse_starlette import ServerSentEvent
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Scope, Send
 
 from services.projection import tables as t
 from services.projection.generations import Generation
 from services.projection.pulse import wait
-from shared.auth import Principal, TokenError
+from services.projection.stream_admission import (
+    Slot,
+    StreamsFull,
+    StreamSlots,
+    Tickets,
+    seconds_left,
+)
+from shared.auth import Principal
 from shared.auth.visibility import shown_event
 from shared.db import Database
 from shared.web.deps import BEARER_CHALLENGE, Authorize
@@ -36,7 +48,11 @@ from shared.web.problems import Problem
 log = logging.getLogger(__name__)
 
 PAGE = 1000
-MAX_REPLAY = 50_000  # a resume further back than this starts from the newest events
+# A resume reads the audit this many events at a time: what one resuming subscriber holds.
+REPLAY_PAGE = 200
+# Resumes reading the audit at once; the others wait their turn a page at a time, so that many
+# resuming subscribers leave the connection pool to the rest of the service.
+REPLAY_READERS = 2
 
 
 @dataclass(frozen=True)
@@ -90,8 +106,52 @@ class Subscription:
             self.overflowed = True
 
 
+@dataclass
+class Session:
+    """One open stream: its slot, its subscription and where its resume starts. Closed once,
+    by the stream's end or by the response around it, whichever comes first."""
+
+    stream: EventStream
+    slot: Slot
+    subscription: Subscription
+    principal: Principal
+    ring: list[StreamEvent] = field(default_factory=list)  # a resume the ring still holds
+    after: int | None = None  # a resume read from the audit: after this sequence number ...
+    upto: int = 0  # ... up to this one; the subscription holds what comes later
+
+    def close(self) -> None:
+        self.stream.subscribers.discard(self.subscription)
+        self.slot.release()
+
+
+class ClosingEventSourceResponse(EventSourceResponse):
+    """Closes its session however the response ends, even if the stream never started."""
+
+    def __init__(self, session: Session, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.session = session
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.session.close()
+
+
 class EventStream:
-    def __init__(self, buffer_size: int, subscriber_queue: int = 2_000) -> None:
+    def __init__(
+        self,
+        buffer_size: int,
+        subscriber_queue: int = 2_000,
+        *,
+        max_resume: int = 10_000,
+        slots: StreamSlots | None = None,
+        tickets: Tickets | None = None,
+    ) -> None:
+        self.max_resume = max_resume
+        self._replay_readers = asyncio.Semaphore(REPLAY_READERS)
+        self.slots = slots or StreamSlots(per_principal=8, total=500)
+        self.tickets = tickets or Tickets(seconds=60)
         self.ring: deque[StreamEvent] = deque(maxlen=buffer_size)
         self._seq_of: dict[str, int] = {}
         self.subscribers: set[Subscription] = set()
@@ -144,12 +204,12 @@ class EventStream:
                     return
 
     @staticmethod
-    async def _read(db: Database, after: int, limit: int) -> list[Any]:
+    async def _read(db: Database, after: int, limit: int, upto: int | None = None) -> list[Any]:
+        query = sa.select(t.audit).where(t.audit.c.seq > after)
+        if upto is not None:
+            query = query.where(t.audit.c.seq <= upto)
         async with db.engine.connect() as conn:
-            result = await conn.execute(
-                sa.select(t.audit).where(t.audit.c.seq > after).order_by(t.audit.c.seq).limit(limit)
-            )
-            return list(result)
+            return list(await conn.execute(query.order_by(t.audit.c.seq).limit(limit)))
 
     def _publish(self, event: StreamEvent) -> None:
         if len(self.ring) == self.ring.maxlen:
@@ -162,56 +222,89 @@ class EventStream:
 
     # -- subscribers -----------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def subscribe(self) -> Any:
+    async def open(self, principal: Principal, resume: str | None) -> Session:
+        """A stream for `principal`, resuming after the event `resume` (a Last-Event-ID) if
+        given: 429 when the caps are reached, 410 when the resume is older than `max_resume`
+        events or not known here, 422 when it is not an event id."""
+        try:
+            slot = self.slots.take(principal)
+        except StreamsFull as exc:
+            raise Problem(
+                429, "Too many streams", str(exc), kind="too-many-streams",
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from exc  # fmt: skip
+        # Subscribe before the resume is placed: the subscription then holds all after `upto`.
         subscription = Subscription(self.subscriber_queue)
         self.subscribers.add(subscription)
+        session = Session(self, slot, subscription, principal)
         try:
-            yield subscription
-        finally:
-            self.subscribers.discard(subscription)
+            if resume:
+                await self._place(session, resume)
+            else:
+                session.upto = self.last_seq
+        except BaseException:
+            session.close()
+            raise
+        return session
 
-    async def missed(self, last_event_id: str) -> tuple[list[StreamEvent], int]:
-        """What came after `last_event_id`, up to now, and the sequence number it ends at.
-
-        Subscribe first, then call this: the subscription then holds everything after `upto`.
-        """
+    async def _place(self, session: Session, resume: str) -> None:
         async with self._lock:
-            upto = self.last_seq
-            seq = self._seq_of.get(last_event_id)
+            session.upto = self.last_seq
+            seq = self._seq_of.get(resume)
             if seq is not None:
-                return [e for e in self.ring if e.seq > seq], upto
+                self._check_depth(session.upto - seq)
+                session.ring = [e for e in self.ring if e.seq > seq]
+                return
             db = self._db
-        if db is None:
-            return [], upto
         try:
-            wanted = uuid.UUID(last_event_id)
-        except ValueError:
-            return [], upto
-        async with db.engine.connect() as conn:
-            seq = await conn.scalar(sa.select(t.audit.c.seq).where(t.audit.c.event_id == wanted))
-        if seq is None or upto - seq > MAX_REPLAY:
-            return [], upto
-        events: list[StreamEvent] = []
-        after = int(seq)
-        while after < upto:
-            rows = await self._read(db, after, PAGE)
+            wanted = uuid.UUID(resume)
+        except ValueError as exc:
+            raise Problem(
+                422, "Unprocessable content", "Last-Event-ID (or since) must be an event id.",
+                errors=[{"field": "Last-Event-ID", "message": "not an event id (a UUID)"}],
+            ) from exc  # fmt: skip
+        seq = None
+        if db is not None:
+            async with db.engine.connect() as conn:
+                seq = await conn.scalar(
+                    sa.select(t.audit.c.seq).where(t.audit.c.event_id == wanted)
+                )
+        if seq is None:
+            raise _resume_gone(f"Event {resume} is not one this stream can resume after.")
+        self._check_depth(session.upto - int(seq))
+        session.after = int(seq)
+
+    def _check_depth(self, behind: int) -> None:
+        if behind > self.max_resume:
+            raise _resume_gone(
+                f"The resume is {behind} events back; the stream replays at most {self.max_resume}."
+            )
+
+    async def _missed(self, session: Session) -> AsyncIterator[StreamEvent]:
+        """What came after the resume point up to `session.upto`, a page at a time."""
+        for event in session.ring:
+            yield event
+        after, db = session.after, self._db
+        while after is not None and db is not None and after < session.upto:
+            async with self._replay_readers:
+                rows = await self._read(db, after, REPLAY_PAGE, upto=session.upto)
             if not rows:
-                break
-            events.extend(_event(r) for r in rows if r.seq <= upto)
+                return
+            for row in rows:
+                yield _event(row)
             after = rows[-1].seq
-        return events, upto
 
     async def sse(
         self,
-        principal: Principal,
+        session: Session,
         *,
         types: Collection[str] | None,
         subject: str | None,
-        resume: str | None,
     ) -> AsyncIterator[ServerSentEvent]:
-        """The events of `types` (all when None) about `subject` (any when None), as `principal`
-        may see them: first what came after `resume` (a Last-Event-ID), then live ones."""
+        """The events of `types` (all when None) about `subject` (any when None), as the
+        session's principal may see them: first what came after its resume point, then live
+        ones, until the principal's token expires."""
+        principal = session.principal
 
         def visible(event: StreamEvent) -> bool:
             return (types is None or event.event_type in types) and (
@@ -227,36 +320,69 @@ class EventStream:
                 return None
             return ServerSentEvent(data=json.dumps(record, default=str), id=event.event_id)
 
-        with self.subscribe() as subscription:
-            upto = 0
-            if resume:
-                missed, upto = await self.missed(resume)
-                for event in missed:
-                    if visible(event) and (frame := sse(event)):
-                        yield frame
-            yield ServerSentEvent(comment="live")
-            while not subscription.overflowed:
-                event = await subscription.queue.get()
-                if event.seq > upto and visible(event) and (frame := sse(event)):
+        expired = ServerSentEvent(event="expired", data="the token has expired")
+        try:
+            async for event in self._missed(session):
+                if seconds_left(principal) <= 0:
+                    yield expired
+                    return
+                if visible(event) and (frame := sse(event)):
                     yield frame
+            yield ServerSentEvent(comment="live")
+            queue = session.subscription.queue
+            while not session.subscription.overflowed:
+                try:
+                    event = await asyncio.wait_for(queue.get(), _timeout(principal))
+                except TimeoutError:
+                    yield expired
+                    return
+                if event.seq > session.upto and visible(event) and (frame := sse(event)):
+                    yield frame
+        finally:
+            session.close()
+
+
+def _timeout(principal: Principal) -> float | None:
+    left = seconds_left(principal)
+    return None if left == float("inf") else max(0.0, left)
+
+
+def _resume_gone(why: str) -> Problem:
+    return Problem(
+        410,
+        "Resume too old",
+        f"{why} Read the current state from the read models (GET /board/requirements, "
+        "/audit/{stream_id}) and open the stream again without Last-Event-ID or since.",
+        kind="resume-too-old",
+    )
 
 
 class StreamAuthorize(Authorize):
-    """As `Authorize`, and also accepts `?access_token=`: a browser's EventSource cannot send
-    an Authorization header. (Only the stream takes a token in the URL.)"""
+    """As `Authorize`, or with a stream ticket (`?ticket=`) in place of the Authorization
+    header: a browser's EventSource cannot send headers. A token in the URL is refused (it
+    would be written to access logs); a ticket is good for one stream and a minute."""
 
     async def __call__(self, request: Request) -> Principal:
-        token = request.query_params.get("access_token")
-        if token and "authorization" not in request.headers:
-            try:
-                principal: Principal = request.app.state.verifier.verify(token)
-            except TokenError as exc:
+        ticket = request.query_params.get("ticket")
+        if ticket is not None and "authorization" not in request.headers:
+            stream: EventStream = request.app.state.runtime.stream
+            principal = stream.tickets.redeem(ticket)
+            if principal is None:
                 raise Problem(
-                    401, "Unauthorized", f"The access token is not valid: {exc}.",
-                    headers=BEARER_CHALLENGE,
-                ) from exc  # fmt: skip
-            if not self.rule.allows(principal.roles):
+                    401, "Unauthorized",
+                    "The stream ticket is unknown, used or expired; get a new one "
+                    "(POST /events/stream/tickets).",
+                    kind="invalid-ticket", headers=BEARER_CHALLENGE,
+                )  # fmt: skip
+            if not self.rule.allows(principal.roles):  # issued under this rule: never, but cheap
                 raise Problem(403, "Forbidden", "This needs a reader role.", kind="forbidden-role")
             request.state.principal = principal
             return principal
+        if "access_token" in request.query_params:
+            raise Problem(
+                401, "Unauthorized",
+                "Tokens are not taken from the URL. Send Authorization: Bearer, or get a stream "
+                "ticket (POST /events/stream/tickets) and pass it as ?ticket=.",
+                kind="token-in-url", headers=BEARER_CHALLENGE,
+            )  # fmt: skip
         return await super().__call__(request)

@@ -13,6 +13,9 @@ class Principal:
     roles: frozenset[Role] = field(default_factory=frozenset)
     nation: str | None = None  # donors: ISO 3166-1 alpha-2, upper case
     hub: str | None = None  # hub operators: the hub they run
+    # When its token stops being accepted (epoch seconds, leeway included); None: not from a
+    # token. Not part of who it is: two tokens of one person are the same principal.
+    expires_at: float | None = field(default=None, compare=False)
 
     def has(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))

@@ -170,11 +170,22 @@ def _print_welcome(secret: str) -> None:
         )
         lines.append(f"export TOKEN_{role.upper()}={token}")
     tokens = STATE / "tokens.env"
-    tokens.write_text("\n".join(lines) + "\n")
+    write_private(tokens, "\n".join(lines) + "\n")
     console.print(f"\ndevelopment tokens (12 h), also in {tokens} (`. {tokens}`):")
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False)
     console.print("Ctrl-C stops everything.")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `path` for its owner alone (0600) in a folder only its owner may enter (0700):
+    the file holds tokens of every role, admin included."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        os.fchmod(descriptor, 0o600)  # an existing file keeps its old mode through O_CREAT
+        file.write(text)
 
 
 def _stop(started: Started) -> None:

@@ -1,7 +1,9 @@
 """`aidline tail`: the live event stream in a terminal, one coloured line per event.
 
-Reads the projection service's Server-Sent Events (`GET /events/stream`) and resumes where it
-left off (Last-Event-ID) when the connection drops.
+Reads the projection service's Server-Sent Events (`GET /events/stream`, with the bearer token
+in the Authorization header) and resumes where it left off (Last-Event-ID) when the connection
+drops: from the newest events, with a warning, when the service no longer replays that far
+back (410). It stops when the token expires (the service ends the stream then).
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ def tail(
                 "GET", f"{url}/events/stream", params=params, headers=headers | resume,
                 timeout=httpx.Timeout(10, read=None),
             ) as response:  # fmt: skip
+                if response.status_code == 410 and last_id:
+                    response.read()
+                    console.print("[yellow]missed too much to catch up; from now on[/yellow]")
+                    last_id = None
+                    continue
                 if response.status_code != 200:
                     response.read()
                     console.print(f"[red]{response.status_code}[/red] {response.text}")
@@ -74,6 +81,9 @@ def tail(
                 for raw in response.iter_lines():
                     if raw.startswith(": live"):  # the server now sends every new event
                         console.print(f"[dim]watching {url}/events/stream {params or ''}[/dim]")
+                    elif raw == "event: expired":
+                        console.print("[red]the token has expired[/red]; get a new one")
+                        raise typer.Exit(1)
                     elif raw.startswith("id:"):
                         last_id = raw[3:].strip()
                     elif raw.startswith("data:"):

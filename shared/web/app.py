@@ -15,6 +15,7 @@ from shared.contracts.docs import asyncapi_yaml
 from shared.observability.http import RequestObservability
 from shared.runtime import ServiceRuntime, readiness_status
 from shared.settings import ServiceSettings
+from shared.web.headers import SecurityHeaders
 from shared.web.limits import BodySizeLimit
 from shared.web.problems import install_problem_handlers
 from shared.web.ratelimit import RateLimiter
@@ -35,6 +36,9 @@ def token_verifier(settings: ServiceSettings) -> TokenVerifier:
         secret=settings.jwt_secret,
         public_key_file=settings.jwt_public_key_file,
         jwks_file=settings.jwt_jwks_file,
+        jwks_url=str(settings.jwt_jwks_url) if settings.jwt_jwks_url else None,
+        jwks_cache_seconds=settings.jwt_jwks_cache_seconds,
+        jwks_cooldown_seconds=settings.jwt_jwks_cooldown_seconds,
         leeway=settings.jwt_leeway_seconds,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
@@ -77,6 +81,7 @@ def create_app(
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -80,7 +80,7 @@ async def handle_command(
     """The one line of plumbing of a command route: run `handler(ctx, command)` through
     `run_command` with the caller (authorized by the route's `Authorize` dependency), the
     metadata its events record, its `If-Match` and the service's handler dependencies."""
-    principal = authenticate(request)
+    principal = await authenticate(request)
     runtime = request.app.state.runtime
     context: dict[str, Any] = {
         "principal": principal,

@@ -7,8 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from shared.auth import AccessPolicy, Principal, Rule, TokenError
+from shared.auth import AccessPolicy, Principal, Rule, TokenError, TokenVerifier
+from shared.auth.tokens import KeysUnavailable
 from shared.runtime import ServiceRuntime
+from shared.settings import is_loopback
 from shared.web.paging import Page, page_params
 from shared.web.problems import Problem
 
@@ -42,7 +44,7 @@ def _invalid_token(reason: str) -> Problem:
     )
 
 
-def authenticate(request: Request) -> Principal:
+async def authenticate(request: Request) -> Principal:
     """The verified principal of the request's bearer token (401 without a valid one)."""
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
@@ -57,20 +59,41 @@ def authenticate(request: Request) -> Principal:
             kind="missing-token",
             headers=BEARER_CHALLENGE,
         )
-    try:
-        principal: Principal = request.app.state.verifier.verify(token.strip())
-    except TokenError as exc:
-        raise _invalid_token(str(exc)) from exc
+    principal = await verify(request, token.strip())
     request.state.principal = principal
     return principal
 
 
-def principal_or_none(request: Request) -> Principal | None:
+async def verify(request: Request, token: str) -> Principal:
+    """Who `token` names: 401 when it is not valid, 503 when the keys cannot be fetched."""
+    verifier: TokenVerifier = request.app.state.verifier
+    try:
+        return await verifier.verify_async(token)
+    except TokenError as exc:
+        raise _invalid_token(str(exc)) from exc
+    except KeysUnavailable as exc:
+        raise Problem(
+            503,
+            "Keys unavailable",
+            f"The token cannot be checked now: {exc}.",
+            kind="keys-unavailable",
+            headers={"Retry-After": "5"},
+        ) from exc
+
+
+async def principal_or_none(request: Request) -> Principal | None:
     """The request's principal if it carries a valid token, else None (never raises)."""
     try:
-        return authenticate(request)
+        return await authenticate(request)
     except Problem:
         return None
+
+
+def from_loopback(request: Request) -> bool:
+    """Whether the client is on this machine. Behind a proxy on this machine uvicorn puts the
+    forwarded client here (it trusts X-Forwarded-For from 127.0.0.1 only), so a remote client
+    does not pass for a local one."""
+    return request.client is not None and is_loopback(request.client.host)
 
 
 class Authorize:
@@ -82,7 +105,7 @@ class Authorize:
         self.rule: Rule = policy[name]  # a route naming no rule fails at import
 
     async def __call__(self, request: Request) -> Principal:
-        principal = authenticate(request)
+        principal = await authenticate(request)
         if not self.rule.allows(principal.roles):
             allowed = ", ".join(sorted(self.rule.roles))
             raise Problem(

@@ -102,7 +102,7 @@ class RateLimit:
         route = getattr(request.scope.get("route"), "path", request.url.path)
         route_key = f"{request.method} {route}"
         wait = limiter.check(
-            route_key, _caller(request), per_minute=self.per_minute, burst=self.burst
+            route_key, await _caller(request), per_minute=self.per_minute, burst=self.burst
         )
         if wait > 0:
             RATE_LIMITED.labels(route_key).inc()
@@ -116,8 +116,8 @@ class RateLimit:
             )
 
 
-def _caller(request: Request) -> str:
-    principal = principal_or_none(request)
+async def _caller(request: Request) -> str:
+    principal = await principal_or_none(request)
     if principal is not None:
         return f"sub:{principal.sub}"
     client = request.client.host if request.client else "unknown"

@@ -1,6 +1,7 @@
 """The operators' dashboard in headless Chromium (Debian's package, driven by Playwright):
-the page loads, shows a requirement that came through the topics, and its live feed shows a new
-event without a reload. Needs /usr/bin/chromium: `deploy/local/test-tools.sh` installs it."""
+the page loads under its Content-Security-Policy without a violation, shows a requirement that
+came through the topics, and its live feed shows a new event without a reload. Needs
+/usr/bin/chromium: `deploy/local/test-tools.sh` installs it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+
+
+CSP_VIOLATIONS = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +50,8 @@ async def topics(kafka: str) -> Topics:
 
 @pytest.fixture(scope="module")
 async def service(topics: Topics) -> AsyncIterator[Projection]:
-    async with projection_service(topics) as svc:
+    # Development mode, as `make run`: the page takes its token from /dev/token (loopback).
+    async with projection_service(topics, ENVIRONMENT="development") as svc:
         yield svc
 
 
@@ -68,7 +77,13 @@ async def test_the_dashboard_shows_the_board_and_live_events(
     try:
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(service.url + "/")
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
+        # Every violation of the page's Content-Security-Policy, as the browser reports it.
+        await page.add_init_script(CSP_VIOLATIONS)
+        answer = await page.goto(service.url + "/")
+        assert answer is not None
+        assert "default-src 'self'" in answer.headers["content-security-policy"]
         await page.wait_for_selector(f'#board tr[data-id="{first}"]', timeout=15_000)
         assert "air_defence" in await page.inner_text(f'#board tr[data-id="{first}"]')
         await page.wait_for_function(
@@ -81,5 +96,7 @@ async def test_the_dashboard_shows_the_board_and_live_events(
         # The tables refresh from the feed, without a reload.
         await page.wait_for_selector(f'#board tr[data-id="{second}"]', timeout=15_000)
         assert errors == []
+        assert [m for m in console if "Content Security Policy" in m] == []
+        assert await page.evaluate("window.cspViolations") == []
     finally:
         await page.close()

@@ -20,10 +20,10 @@ from services.request.settings import RequestSettings
 from shared.db import Database
 from tests.infra import POSTGRES_URL, unique_schema
 
-Build = Callable[[str], FastAPI]
+Build = Callable[..., FastAPI]  # (schema, **settings overrides)
 
 
-def _common(schema: str) -> dict[str, Any]:
+def _common(schema: str, **overrides: Any) -> dict[str, Any]:
     return {
         "database_url": POSTGRES_URL,
         "environment": "test",
@@ -31,16 +31,18 @@ def _common(schema: str) -> dict[str, Any]:
         "consumers_enabled": False,
         "consumer_group_prefix": f"{schema}-",
         "rate_limit_enabled": False,
-    }
+    } | overrides
 
 
 BUILDERS: dict[str, Build] = {
-    "request": lambda s: request_app(RequestSettings(**_common(s)), schema=s),
-    "allocation": lambda s: allocation_app(AllocationSettings(**_common(s)), schema=s),
-    "delivery": lambda s: delivery_app(DeliverySettings(**_common(s)), schema=s),
+    "request": lambda s, **o: request_app(RequestSettings(**_common(s, **o)), schema=s),
+    "allocation": lambda s, **o: allocation_app(AllocationSettings(**_common(s, **o)), schema=s),
+    "delivery": lambda s, **o: delivery_app(DeliverySettings(**_common(s, **o)), schema=s),
     # `?after_event=` of an event never applied waits, then answers 504 as the contract says.
-    "projection": lambda s: projection_app(
-        ProjectionSettings(**_common(s), projection_schema=s, read_your_writes_timeout=0.01)
+    "projection": lambda s, **o: projection_app(
+        ProjectionSettings(
+            **_common(s, **{"projection_schema": s, "read_your_writes_timeout": 0.01} | o)
+        )
     ),
 }
 
@@ -58,10 +60,11 @@ async def _clean(name: str, schema: str) -> None:
 
 
 @asynccontextmanager
-async def running(name: str) -> AsyncIterator[FastAPI]:
-    """Service `name` started (migrated) in a fresh schema; the schema is dropped after."""
+async def running(name: str, **settings: Any) -> AsyncIterator[FastAPI]:
+    """Service `name` started (migrated) in a fresh schema; the schema is dropped after.
+    `settings` override the test defaults."""
     schema = unique_schema()
-    app = BUILDERS[name](schema)
+    app = BUILDERS[name](schema, **settings)
     try:
         async with app.router.lifespan_context(app):
             yield app

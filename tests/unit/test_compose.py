@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from shared.cli.run import SERVICES
@@ -113,9 +114,28 @@ def test_ports_are_the_settings_defaults(compose: dict[str, Any]) -> None:
     for name, service in _app_services(compose).items():
         port = _settings_class(name).model_fields["port"].default  # not the environment's
         assert port == SERVICES[name]
-        assert service["ports"] == [f"{port}:{port}"]
+        assert service["ports"] == [f"127.0.0.1:{port}:{port}"]  # this machine only
         probe = " ".join(service["healthcheck"]["test"])
         assert f"127.0.0.1:{port}/readyz" in probe
+
+
+def test_every_published_port_is_on_loopback(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} everywhere"
+
+
+def test_development_mode_only_when_asked(compose: dict[str, Any]) -> None:
+    """ENVIRONMENT defaults to production, which refuses the development secret: the services
+    start only with a key of the user's, or with AIDLINE_ENVIRONMENT=development on purpose."""
+    for name, service in _app_services(compose).items():
+        env = service["environment"]
+        assert env["ENVIRONMENT"] == "${AIDLINE_ENVIRONMENT:-production}", name
+        assert env["JWT_SECRET"] is None, name  # from the user's shell, or unset
+        assert env["JWT_JWKS_URL"] is None, name
+        as_deployed = {k.lower(): v for k, v in env.items() if v is not None and "$" not in v}
+        with pytest.raises(ValidationError, match="production with the development JWT secret"):
+            _settings_class(name)(**as_deployed, environment="production")
 
 
 def test_services_wait_for_healthy_kafka_and_postgres(compose: dict[str, Any]) -> None:

@@ -78,7 +78,7 @@ def test_a_key_file_must_exist(tmp_path: Path) -> None:
 
 def test_public_key_and_jwks_together_are_ambiguous(tmp_path: Path) -> None:
     pem = _pem(tmp_path)
-    assert "not both" in _refused(jwt_public_key_file=pem, jwt_jwks_file=pem)
+    assert "not several" in _refused(jwt_public_key_file=pem, jwt_jwks_file=pem)
 
 
 @pytest.mark.parametrize(

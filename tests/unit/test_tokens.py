@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import RSAAlgorithm
 
 from shared.auth import DEV_SECRET, Role, TokenError, TokenVerifier, mint_token
 from shared.auth.tokens import AUDIENCE, ISSUER, KeyConfigError
-from tests.authkit import private_pem, public_pem, rsa_key, token
+from tests.authkit import jwk, private_pem, public_pem, rsa_key, token
 
 HS = TokenVerifier(secret=DEV_SECRET)
 
@@ -187,9 +187,7 @@ def _rs(claims: dict[str, Any], key_name: str = "default", kid: str | None = Non
     return jwt.encode(claims, private_pem(rsa_key(key_name)), algorithm="RS256", headers=headers)
 
 
-def _jwk(key_name: str, kid: str | None) -> dict[str, Any]:
-    jwk: dict[str, Any] = RSAAlgorithm.to_jwk(rsa_key(key_name).public_key(), as_dict=True)
-    return jwk | ({"kid": kid, "use": "sig"} if kid else {})
+_jwk = jwk
 
 
 RS = TokenVerifier(public_key=public_pem(rsa_key()))
@@ -299,3 +297,42 @@ def test_unreadable_key_file(tmp_path: Path) -> None:
     broken.write_text("{not json")
     with pytest.raises(KeyConfigError, match="cannot read"):
         TokenVerifier.from_files(jwks_file=broken)
+
+
+# -- keys that rotate ---------------------------------------------------------------------
+
+
+def _publish(path: Path, *keys: tuple[str, str]) -> None:
+    """Replace the JWKS file atomically, as a deployment should (write, then rename)."""
+    draft = path.with_suffix(".tmp")
+    draft.write_text(json.dumps({"keys": [_jwk(name, kid) for name, kid in keys]}))
+    os.replace(draft, path)
+
+
+def test_a_jwks_file_is_read_again_when_it_changes(tmp_path: Path) -> None:
+    path = tmp_path / "jwks.json"
+    _publish(path, ("default", "k1"))
+    verifier = TokenVerifier.from_files(jwks_file=path)
+    old = _rs(_claims(), "default", kid="k1")
+    assert verifier.verify(old).sub == "alice"
+    _publish(path, ("next", "k2"))  # rotated: k1 removed, k2 added
+    assert verifier.verify(_rs(_claims(sub="bob"), "next", kid="k2")).sub == "bob"
+    # The token verified before is refused too: its key is gone (no stale cache entry).
+    assert "do not know" in _rejected(verifier, old)
+    assert "do not know" in _rejected(verifier, _rs(_claims(sub="carol"), "default", kid="k1"))
+
+
+def test_a_broken_jwks_file_keeps_the_keys_read_before(tmp_path: Path) -> None:
+    path = tmp_path / "jwks.json"
+    _publish(path, ("default", "k1"))
+    verifier = TokenVerifier.from_files(jwks_file=path)
+    path.write_text('{"keys": [')  # half written
+    assert verifier.verify(_rs(_claims(), "default", kid="k1")).sub == "alice"
+    _publish(path, ("default", "k1"), ("next", "k2"))
+    assert verifier.verify(_rs(_claims(), "next", kid="k2")).sub == "alice"
+
+
+def test_a_verified_token_keeps_its_expiry() -> None:
+    exp = int(time.time()) + 120
+    principal = TokenVerifier(secret=DEV_SECRET, leeway=5).verify(_hs(_claims(exp=exp)))
+    assert principal.expires_at == exp + 5

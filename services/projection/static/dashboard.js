@@ -3,7 +3,7 @@
 // once (it is kept in sessionStorage) or open the page as /#token=<jwt>.
 "use strict";
 
-const state = { token: null, chartData: {}, feedCount: 0 };
+const state = { token: null, chartData: {}, feedCount: 0, lastEventId: null, expired: false };
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
@@ -136,8 +136,8 @@ function drawChart() {
     }
   }
   const legend = el("div", { class: "legend" },
-    el("span", {}, el("i", { class: "swatch", style: "background:#1f5fa8" }), "pledged (cumulative)"),
-    el("span", {}, el("i", { class: "swatch", style: "background:#2e7d32" }), "delivered (cumulative)"));
+    el("span", {}, el("i", { class: "swatch pledged" }), "pledged (cumulative)"),
+    el("span", {}, el("i", { class: "swatch delivered" }), "delivered (cumulative)"));
   $("#chart").replaceChildren(svg, legend);
 }
 
@@ -177,11 +177,45 @@ function scheduleRefresh() {
   }, 1000);
 }
 
-function connectFeed() {
-  const source = new EventSource(`/events/stream?access_token=${encodeURIComponent(state.token)}`);
-  source.onopen = () => setStatus("live");
-  source.onerror = () => setStatus("reconnecting…");
+// EventSource cannot send an Authorization header, and a token in the URL would be logged: the
+// page trades its token for a stream ticket, good for one stream and a minute. EventSource
+// would reconnect with the same (spent) ticket, so the page reconnects itself, with a new
+// ticket and the last event id it saw.
+async function streamUrl() {
+  const res = await fetch("/events/stream/tickets", {
+    method: "POST", headers: { Authorization: `Bearer ${state.token}` } });
+  if (!res.ok) throw new Error(`stream ticket: HTTP ${res.status}`);
+  const params = new URLSearchParams({ ticket: (await res.json()).ticket });
+  if (state.lastEventId) params.set("since", state.lastEventId);
+  return `/events/stream?${params}`;
+}
+
+async function connectFeed() {
+  let url;
+  try {
+    url = await streamUrl();
+  } catch (error) {
+    setStatus(`error: ${error.message}; retrying`);
+    setTimeout(connectFeed, 5000);
+    return;
+  }
+  let opened = false;
+  const source = new EventSource(url);
+  source.onopen = () => { opened = true; setStatus("live"); };
+  source.addEventListener("expired", () => { state.expired = true; });
+  source.onerror = () => {
+    source.close();
+    if (state.expired) { setStatus("the token has expired: reload the page"); return; }
+    if (!opened) {
+      // Refused (a resume too far back, too many streams): start from now, tables reloaded.
+      state.lastEventId = null;
+      scheduleRefresh();
+    }
+    setStatus("reconnecting…");
+    setTimeout(connectFeed, opened ? 1000 : 5000);
+  };
   source.onmessage = (message) => {
+    state.lastEventId = message.lastEventId;
     const e = JSON.parse(message.data);
     const feed = $("#feed");
     const item = el("li", { class: "new", "data-type": e.type, "data-subject": e.subject },
