@@ -1,13 +1,16 @@
 """Lineage in the events (issue 17 item 1): the forum decisions behind a requirement and a pledge
-reach their allocations; stored v1 events read as "not known" (pure, no I/O)."""
+reach their allocations and shipments; stored v1 events read as "not known" (pure, no I/O)."""
 
 from __future__ import annotations
 
 from datetime import date
 
 from services.allocation.domain import Allocation
+from services.delivery.domain import Shipment
 from shared.contracts.allocations import AllocationProposed
 from shared.contracts.allocations import registry as allocation_events
+from shared.contracts.deliveries import ShipmentPlanned
+from shared.contracts.deliveries import registry as delivery_events
 from shared.domain import Metadata
 from tests.unit.allocation_support import approved, need, offer, planner, state
 
@@ -47,10 +50,28 @@ def test_the_allocation_records_and_keeps_its_lineage() -> None:
     assert (again.endorsed_by_decision, again.confirmed_by_decision) == ("DEC-1", "DEC-2")
 
 
+def test_a_shipment_records_its_allocations_lineage() -> None:
+    shipment = Shipment.plan(
+        "SHP-AL-1", allocation_id="AL-1", requirement_id="R-1", pledge_id="P-1", donor="DE",
+        item_code="ART-155-HE", quantity=10, hub="PL-RZE", handover_point="Korczowa-Krakovets",
+        eum_class="none", endorsed_by_decision="DEC-1", confirmed_by_decision="DEC-2",
+    )  # fmt: skip
+    (event,) = shipment.pending
+    assert isinstance(event, ShipmentPlanned)
+    assert (event.endorsed_by_decision, event.confirmed_by_decision) == ("DEC-1", "DEC-2")
+    again = Shipment.rehydrate("SHP-AL-1", shipment.pending)
+    assert (again.endorsed_by_decision, again.confirmed_by_decision) == ("DEC-1", "DEC-2")
+
+
 PROPOSED_V1 = {
     "allocation_id": "AL-1", "requirement_id": "R-1", "pledge_id": "P-1",
     "item_code": "ART-155-HE", "quantity": 10, "hub": "PL-RZE", "handover_by": "2025-03-01",
     "rationale": "stored before lineage",
+}  # fmt: skip
+PLANNED_V1 = {
+    "shipment_id": "SHP-AL-1", "allocation_id": "AL-1", "requirement_id": "R-1",
+    "pledge_id": "P-1", "donor": "DE", "item_code": "ART-155-HE", "quantity": 10,
+    "hub": "PL-RZE", "handover_point": "Korczowa-Krakovets", "eum_class": "none",
 }  # fmt: skip
 
 
@@ -63,8 +84,21 @@ def test_a_stored_v1_proposal_reads_with_its_lineage_unknown() -> None:
     )
 
 
+def test_a_stored_v1_shipment_reads_with_its_lineage_unknown() -> None:
+    event = delivery_events.decode("shipment.planned", 1, PLANNED_V1)
+    assert isinstance(event, ShipmentPlanned)
+    assert (event.shipment_id, event.endorsed_by_decision, event.confirmed_by_decision) == (
+        "SHP-AL-1",
+        None,
+        None,
+    )
+
+
 def test_the_lineage_is_written_as_version_2() -> None:
     proposed = allocation_events.decode("allocation.proposed", 1, PROPOSED_V1)
-    new = allocation_events.encode(proposed, Metadata())
-    assert new.schema_version == 2
-    assert (new.data["endorsed_by_decision"], new.data["confirmed_by_decision"]) == (None, None)
+    planned = delivery_events.decode("shipment.planned", 1, PLANNED_V1)
+    for registry, event in ((allocation_events, proposed), (delivery_events, planned)):
+        new = registry.encode(event, Metadata())
+        assert new.schema_version == 2
+        assert new.data["endorsed_by_decision"] is None
+        assert "confirmed_by_decision" in new.data
