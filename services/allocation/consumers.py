@@ -51,20 +51,22 @@ def consumers(planning: Planning) -> list[ConsumerSpec]:
 
 def handler(planning: Planning) -> BatchHandler:
     """A batch of events: every state change first, then one re-plan of each family touched
-    (a family re-planned once per batch, not once per event, is what keeps a catch-up fast)."""
+    (a family re-planned once per batch, not once per event, is what keeps a catch-up fast).
+
+    A family's new events follow up the last event that changed it (its causation id, and its
+    correlation id kept), not merely the batch's last event, which may be another family's."""
 
     async def handle(tx: Transaction, messages: Sequence[Message]) -> None:
         causes: dict[str, list[str]] = {}
-        last: Message | None = None
+        trigger: dict[str, Message] = {}
         for message in messages:
             change = await _apply(tx.conn, message)
             if change is not None:
                 item_code, cause = change
                 causes.setdefault(item_code, []).append(cause)
-                last = message
-        if last is None:
-            return
+                trigger[item_code] = message
         for item_code, item_causes in causes.items():
+            last = trigger[item_code]
             await planning.replan(
                 tx,
                 [item_code],
@@ -107,8 +109,8 @@ async def _on_request(conn: AsyncConnection, subject: str, event: DomainEvent) -
                 status="submitted",
             )
             return None
-        case RequirementEndorsed(priority=priority):
-            values = {"status": "endorsed", "priority": priority}
+        case RequirementEndorsed(priority=priority, decision_id=decision_id):
+            values = {"status": "endorsed", "priority": priority, "decision_id": decision_id}
             return await _requirement(conn, subject, values, "endorsed", only_open=True)
         case RequirementAmended():
             values = {
@@ -137,8 +139,9 @@ async def _on_request(conn: AsyncConnection, subject: str, event: DomainEvent) -
                 status="announced",
             )
             return None
-        case PledgeConfirmed():
-            return await _pledge(conn, subject, {"status": "confirmed"}, "confirmed")
+        case PledgeConfirmed(decision_id=decision_id):
+            values = {"status": "confirmed", "decision_id": decision_id}
+            return await _pledge(conn, subject, values, "confirmed")
         case PledgeReduced(quantity=quantity):
             return await _pledge(conn, subject, {"quantity": quantity}, f"reduced to {quantity}")
         case PledgeWithdrawn(reason=reason):

@@ -60,6 +60,7 @@ def _need(row: Any) -> Need:
         row.needed_by,
         row.status,
         row.status_reason,
+        row.decision_id,
     )
 
 
@@ -72,6 +73,7 @@ def _offer(row: Any) -> Offer:
         row.donor,
         row.status,
         row.status_reason,
+        row.decision_id,
     )
 
 

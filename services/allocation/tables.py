@@ -38,6 +38,9 @@ requirements = sa.Table(
     # submitted | endorsed | cancelled | fulfilled
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("status_reason", sa.Text, nullable=False, server_default=""),
+    # The forum decision that endorsed it (allocations carry it); NULL: not endorsed, or
+    # endorsed before this column existed (migration 0006).
+    sa.Column("decision_id", Id, nullable=True),
 )
 
 pledges = sa.Table(
@@ -53,6 +56,8 @@ pledges = sa.Table(
     sa.Column("status_reason", sa.Text, nullable=False, server_default=""),
     # Units lost in transit: the pledge can no longer give them.
     sa.Column("lost", sa.BigInteger, nullable=False, server_default="0"),
+    # The forum decision that confirmed it; NULL as for requirements.decision_id.
+    sa.Column("decision_id", Id, nullable=True),
 )
 
 catalogue_items = sa.Table(

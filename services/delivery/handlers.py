@@ -8,6 +8,7 @@ in opposite orders.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import assert_never
 
 from services.delivery import tables
@@ -96,7 +97,7 @@ async def plan_approved(tx: Transaction, allocation_id: str, meta: Metadata) -> 
         raise LookupError(f"allocation {allocation_id} was approved but never proposed")
     if allocation.status not in ("proposed", "approved"):
         return  # planned already (a redelivered approval), or rejected/cancelled
-    await tables.set_allocation_status(tx.conn, allocation_id, "approved")
+    await tables.set_allocation_status(tx.conn, allocation_id, "approved", approval=meta)
     await _plan_if_ready(tx, allocation, meta)
 
 
@@ -107,7 +108,19 @@ async def plan_waiting(
     for allocation in await tables.waiting_allocations(
         tx.conn, pledge_id=pledge_id, item_code=item_code
     ):
-        await _plan_if_ready(tx, allocation, meta)
+        await _plan_if_ready(tx, allocation, _caused_by_approval(allocation, meta))
+
+
+def _caused_by_approval(allocation: Allocation, meta: Metadata) -> Metadata:
+    """A shipment planned once its donor or item is known is still the approval's follow-up:
+    it names the `allocation.approved` event as cause and keeps that event's correlation."""
+    if allocation.approval_event_id is None:
+        return meta  # approved before the approval was kept (migration 0005)
+    return replace(
+        meta,
+        correlation_id=allocation.approval_correlation_id or allocation.approval_event_id,
+        causation_id=allocation.approval_event_id,
+    )
 
 
 async def _plan_if_ready(tx: Transaction, allocation: Allocation, meta: Metadata) -> None:
@@ -131,6 +144,8 @@ async def _plan_if_ready(tx: Transaction, allocation: Allocation, meta: Metadata
             hub=hub.code,
             handover_point=hub.handover_point,
             eum_class=eum_class,
+            endorsed_by_decision=allocation.endorsed_by_decision,
+            confirmed_by_decision=allocation.confirmed_by_decision,
         )
         await _save(tx, shipment, meta)
     await tables.set_allocation_status(tx.conn, allocation.allocation_id, "planned", shipment_id)

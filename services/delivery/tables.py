@@ -21,6 +21,7 @@ from shared.catalogue import base_items
 from shared.contracts.allocations import AllocationProposed
 from shared.contracts.deliveries import EumClass
 from shared.db.rows import upsert
+from shared.domain import Metadata
 from shared.eventstore.tables import Json
 
 metadata = sa.MetaData()
@@ -55,6 +56,13 @@ allocations = sa.Table(
     sa.Column("status", sa.String(20), nullable=False, index=True),
     sa.Column("shipment_id", sa.String(200), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # The lineage its shipment carries (NULL: not known; proposals recorded before 0005).
+    sa.Column("endorsed_by_decision", sa.String(200), nullable=True),
+    sa.Column("confirmed_by_decision", sa.String(200), nullable=True),
+    # The `allocation.approved` event and its correlation: the cause of the shipment, also
+    # when it is planned later (once the pledge's donor or the item is known).
+    sa.Column("approval_event_id", sa.String(36), nullable=True),
+    sa.Column("approval_correlation_id", sa.String(200), nullable=True),
 )
 
 # pledge -> donor, from `pledge.announced` (allocation events do not carry the donor).
@@ -169,6 +177,10 @@ class Allocation:
     handover_by: date
     status: str
     shipment_id: str | None
+    endorsed_by_decision: str | None = None
+    confirmed_by_decision: str | None = None
+    approval_event_id: str | None = None
+    approval_correlation_id: str | None = None
 
 
 async def record_proposal(conn: AsyncConnection, proposed: AllocationProposed) -> None:
@@ -187,6 +199,8 @@ async def record_proposal(conn: AsyncConnection, proposed: AllocationProposed) -
             "quantity": proposed.quantity,
             "hub": proposed.hub,
             "handover_by": proposed.handover_by,
+            "endorsed_by_decision": proposed.endorsed_by_decision,
+            "confirmed_by_decision": proposed.confirmed_by_decision,
             "status": "proposed",
             "updated_at": datetime.now(UTC),
         },
@@ -200,11 +214,20 @@ async def find_allocation(conn: AsyncConnection, allocation_id: str) -> Allocati
 
 
 async def set_allocation_status(
-    conn: AsyncConnection, allocation_id: str, status: str, shipment_id: str | None = None
+    conn: AsyncConnection,
+    allocation_id: str,
+    status: str,
+    shipment_id: str | None = None,
+    *,
+    approval: Metadata | None = None,
 ) -> None:
+    """`approval`: the `allocation.approved` event as cause (causation id = its id)."""
     values: dict[str, object] = {"status": status, "updated_at": datetime.now(UTC)}
     if shipment_id is not None:
         values["shipment_id"] = shipment_id
+    if approval is not None:
+        values["approval_event_id"] = approval.causation_id
+        values["approval_correlation_id"] = approval.correlation_id
     await conn.execute(
         allocations.update().where(allocations.c.allocation_id == allocation_id).values(**values)
     )
@@ -260,6 +283,10 @@ def _allocation(row: sa.Row[tuple[object, ...]]) -> Allocation:
         handover_by=m["handover_by"],
         status=str(m["status"]),
         shipment_id=None if m["shipment_id"] is None else str(m["shipment_id"]),
+        endorsed_by_decision=m["endorsed_by_decision"],
+        confirmed_by_decision=m["confirmed_by_decision"],
+        approval_event_id=m["approval_event_id"],
+        approval_correlation_id=m["approval_correlation_id"],
     )
 
 

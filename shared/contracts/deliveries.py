@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from shared.contracts.topics import DELIVERIES
 from shared.domain import DomainEvent, EventRegistry
@@ -19,7 +19,12 @@ EumClass = Literal["none", "routine", "enhanced"]  # as in shared.catalogue.Item
 @registry.register
 @dataclass(frozen=True, kw_only=True)
 class ShipmentPlanned(DomainEvent):
+    """An approved allocation's shipment. It carries the allocation's lineage (v2):
+    `endorsed_by_decision` and `confirmed_by_decision` as in `allocation.proposed`; null when
+    not known (a v1 event, or an allocation proposed before its lineage was kept)."""
+
     TYPE = "shipment.planned"
+    VERSION = 2
     shipment_id: str
     allocation_id: str
     requirement_id: str
@@ -32,6 +37,14 @@ class ShipmentPlanned(DomainEvent):
     # The item's end-use-monitoring class when the shipment was planned: "enhanced" items need
     # serials at dispatch and handover. Defaults to "none" for producers that do not know it.
     eum_class: EumClass = "none"
+    endorsed_by_decision: str | None = None
+    confirmed_by_decision: str | None = None
+
+
+@registry.upcaster(ShipmentPlanned.TYPE, 1)
+def _planned_v1(data: dict[str, Any]) -> dict[str, Any]:
+    # A v1 event names no decisions; its allocation's proposal is on another topic.
+    return {**data, "endorsed_by_decision": None, "confirmed_by_decision": None}
 
 
 @registry.register

@@ -35,6 +35,8 @@ class Scenario:
     """Events of one test: every id starts with a prefix no other test run uses."""
 
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+    # The correlation id the events carry (as a forum decision's request would give them).
+    correlation_id: str | None = None
     _versions: dict[str, int] = field(default_factory=dict)
 
     def id(self, name: str) -> str:
@@ -59,7 +61,13 @@ class Scenario:
         ]  # fmt: skip
 
     def requirement(
-        self, name: str, quantity: int, priority: int, *, item: str | None = None
+        self,
+        name: str,
+        quantity: int,
+        priority: int,
+        *,
+        item: str | None = None,
+        decision: str = "D-1",
     ) -> list[StoredEvent]:
         rid = self.id(name)
         return [
@@ -67,11 +75,19 @@ class Scenario:
                 requirement_id=rid, item_code=item or self.item, quantity=quantity, unit="rounds",
                 priority=priority, needed_by=NEEDED, destination="UA-LVIV", justification="test",
             )),
-            self._event(requests, rid, RequirementEndorsed(priority=priority, decision_id="D-1")),
+            self._event(
+                requests, rid, RequirementEndorsed(priority=priority, decision_id=decision)
+            ),
         ]  # fmt: skip
 
     def pledge(
-        self, name: str, quantity: int, *, item: str | None = None, available: date = AVAILABLE
+        self,
+        name: str,
+        quantity: int,
+        *,
+        item: str | None = None,
+        available: date = AVAILABLE,
+        decision: str = "D-1",
     ) -> list[StoredEvent]:
         pid = self.id(name)
         return [
@@ -79,7 +95,7 @@ class Scenario:
                 pledge_id=pid, donor="PL", item_code=item or self.item, quantity=quantity,
                 unit="rounds", source="stock", available_from=available,
             )),
-            self._event(requests, pid, PledgeConfirmed(decision_id="D-1")),
+            self._event(requests, pid, PledgeConfirmed(decision_id=decision)),
         ]  # fmt: skip
 
     def withdraw(self, name: str, reason: str = "needed at home") -> StoredEvent:
@@ -109,7 +125,7 @@ class Scenario:
         )
 
     def _event(self, registry: EventRegistry, stream: str, event: DomainEvent) -> StoredEvent:
-        new = registry.encode(event, Metadata(actor="tester"))
+        new = registry.encode(event, Metadata(actor="tester", correlation_id=self.correlation_id))
         version = self._versions.get(stream, 0) + 1
         self._versions[stream] = version
         return StoredEvent(

@@ -173,3 +173,49 @@ async def test_a_lost_shipment_rematches_the_lost_units(store: EventStore) -> No
     assert gone.reason.startswith(f"shipment {s.id('S1')} lost 30: ambush")
     assert await _live(store) == {(s.id("R1"), s.id("P2")): 30}
     assert await _shortfall(store, s.id("R1")) == 20
+
+
+async def _stored(store: EventStore, event_type: str) -> list[StoredEvent]:
+    async with store.db.engine.connect() as conn:
+        stored = await store.read_after(conn, 0, 1000)
+    return [e for e in stored if e.event_type == event_type]
+
+
+async def test_proposals_carry_the_decisions_and_follow_up_their_trigger(store: EventStore) -> None:
+    """Lineage (issue 17): the decision that endorsed the requirement and the one that confirmed
+    the pledge reach `allocation.proposed`, which names the confirmation as its cause and keeps
+    its correlation id (the forum meeting's request)."""
+    s = Scenario(correlation_id="meeting-2")
+    endorsed = s.requirement("R1", 10, 2, decision="DEC-1")
+    confirmed = s.pledge("P1", 10, decision="DEC-2")
+    await _feed(store, endorsed + confirmed, auto_approve=True)
+    (proposed,) = await _stored(store, "allocation.proposed")
+    assert proposed.schema_version == 2
+    assert (proposed.data["endorsed_by_decision"], proposed.data["confirmed_by_decision"]) == (
+        "DEC-1",
+        "DEC-2",
+    )
+    (approved,) = await _stored(store, "allocation.approved")
+    for follow_up in (proposed, approved):
+        assert follow_up.meta.causation_id == str(confirmed[-1].event_id)
+        assert follow_up.meta.correlation_id == "meeting-2"
+
+
+async def test_in_a_batch_each_family_follows_up_the_event_that_changed_it(
+    store: EventStore,
+) -> None:
+    s = Scenario()
+    other = Scenario()
+    await _feed(store, s.requirement("R1", 10, 2) + other.requirement("R1", 10, 2))
+    mine, theirs = s.pledge("P1", 10), other.pledge("P1", 10)
+    handle = consumers.handler(Planning(AllocationSettings()))
+    async with store.transaction() as tx:  # one batch, two families: the last event is theirs
+        await handle(tx, [message(e) for e in mine + theirs])
+    causes = {
+        e.data["requirement_id"]: e.meta.causation_id
+        for e in await _stored(store, "allocation.proposed")
+    }
+    assert causes == {
+        s.id("R1"): str(mine[-1].event_id),
+        other.id("R1"): str(theirs[-1].event_id),
+    }

@@ -35,6 +35,9 @@ class Allocation(Aggregate):
         self.rationale = ""
         self.approved_by: str | None = None
         self.reason: str | None = None  # why it was rejected or cancelled
+        # The lineage: the decisions that endorsed the requirement and confirmed the pledge.
+        self.endorsed_by_decision: str | None = None
+        self.confirmed_by_decision: str | None = None
 
     @classmethod
     def propose(cls, allocation_id: str, proposal: Proposal) -> Allocation:
@@ -51,6 +54,8 @@ class Allocation(Aggregate):
                 hub=proposal.hub,
                 handover_by=proposal.handover_by,
                 rationale=proposal.rationale,
+                endorsed_by_decision=proposal.endorsed_by_decision,
+                confirmed_by_decision=proposal.confirmed_by_decision,
             )
         )
         return allocation
@@ -90,6 +95,8 @@ class Allocation(Aggregate):
                 self.hub = event.hub
                 self.handover_by = event.handover_by
                 self.rationale = event.rationale
+                self.endorsed_by_decision = event.endorsed_by_decision
+                self.confirmed_by_decision = event.confirmed_by_decision
                 self.status = "proposed"
             case AllocationApproved(approved_by=approved_by):
                 self.status, self.approved_by = "approved", approved_by

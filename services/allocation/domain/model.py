@@ -34,6 +34,7 @@ class Need:
     needed_by: date
     status: NeedStatus = "endorsed"
     status_reason: str = ""
+    decision_id: str | None = None  # the forum decision that endorsed it; None: not known
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Offer:
     donor: str = ""
     status: OfferStatus = "confirmed"
     status_reason: str = ""
+    decision_id: str | None = None  # the forum decision that confirmed it; None: not known
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,10 @@ class Recorded:
 
 @dataclass(frozen=True)
 class Proposal:
-    """A new allocation. `approved_by` is set when it replaces an approved (committed) one."""
+    """A new allocation. `approved_by` is set when it replaces an approved (committed) one.
+
+    The lineage: the decisions that endorsed the requirement and confirmed the pledge (None:
+    not known)."""
 
     requirement_id: str
     pledge_id: str
@@ -96,6 +101,8 @@ class Proposal:
     rationale: str
     replaces: str | None = None
     approved_by: str | None = None
+    endorsed_by_decision: str | None = None
+    confirmed_by_decision: str | None = None
 
 
 @dataclass(frozen=True)

@@ -253,6 +253,8 @@ class Planner:
             rationale=rationale,
             replaces=replaces.allocation_id if replaces else None,
             approved_by=approved_by,
+            endorsed_by_decision=need.decision_id,
+            confirmed_by_decision=offer.decision_id,
         )
 
     # -- step 4: shortfalls ----------------------------------------------------------------

@@ -94,6 +94,9 @@ class Shipment(Aggregate):
         self.hub = ""
         self.handover_point = ""
         self.eum_class: EumClass = "none"
+        # The lineage: the decisions that endorsed the requirement and confirmed the pledge.
+        self.endorsed_by_decision: str | None = None
+        self.confirmed_by_decision: str | None = None
         self.mode: TransportMode | None = None
         self.carrier_ref: str | None = None
         self.serials: list[str] = []
@@ -138,6 +141,8 @@ class Shipment(Aggregate):
         hub: str,
         handover_point: str,
         eum_class: EumClass,
+        endorsed_by_decision: str | None = None,
+        confirmed_by_decision: str | None = None,
     ) -> Shipment:
         if quantity <= 0:
             raise DomainError(f"A shipment needs a positive quantity, not {quantity}.")
@@ -156,6 +161,8 @@ class Shipment(Aggregate):
                 hub=hub,
                 handover_point=handover_point,
                 eum_class=eum_class,
+                endorsed_by_decision=endorsed_by_decision,
+                confirmed_by_decision=confirmed_by_decision,
             )
         )
         return shipment
@@ -303,6 +310,8 @@ class Shipment(Aggregate):
                 self.hub = event.hub
                 self.handover_point = event.handover_point
                 self.eum_class = event.eum_class
+                self.endorsed_by_decision = event.endorsed_by_decision
+                self.confirmed_by_decision = event.confirmed_by_decision
                 self.status = Status.PLANNED
             case ShipmentDispatched():
                 self.mode, self.carrier_ref = event.mode, event.carrier_ref
