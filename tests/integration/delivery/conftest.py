@@ -57,10 +57,16 @@ HUB_SUC = token("hub", hub="RO-SUC")
 
 
 def stored(
-    registry: EventRegistry, stream_id: str, version: int, event: DomainEvent
+    registry: EventRegistry,
+    stream_id: str,
+    version: int,
+    event: DomainEvent,
+    actor: str = "tester",
+    correlation_id: str | None = None,
 ) -> StoredEvent:
     """An event as the producing service would have stored (and its relay published) it."""
-    new = registry.encode(event, Metadata(actor="tester", correlation_id=f"c-{stream_id}"))
+    meta = Metadata(actor=actor, correlation_id=correlation_id or f"c-{stream_id}")
+    new = registry.encode(event, meta)
     return StoredEvent(
         position=version,
         stream_id=stream_id,

@@ -66,9 +66,9 @@ from shared.contracts.requests import (
     RequirementSubmitted,
 )
 from shared.contracts.topics import ALLOCATIONS, REQUESTS
-from shared.domain import DomainEvent, EventRegistry, Metadata, StoredEvent
+from shared.domain import DomainEvent, EventRegistry, StoredEvent
 from tests.infra import eventually, produce
-from tests.integration.delivery.conftest import Delivery, serve
+from tests.integration.delivery.conftest import Delivery, serve, stored
 from tests.integration.inprocess import running
 from tests.projection import Projection, projection_service
 
@@ -201,18 +201,7 @@ PLANNER = _token(Role.PLANNER, f"planner-{RUN}")
 def _stored(
     registry: EventRegistry, stream: str, version: int, event: DomainEvent, actor: str
 ) -> StoredEvent:
-    new = registry.encode(event, Metadata(actor=actor, correlation_id=f"c-{RUN}"))
-    return StoredEvent(
-        position=version,
-        stream_id=stream,
-        stream_version=version,
-        event_id=new.event_id,
-        event_type=new.event_type,
-        schema_version=new.schema_version,
-        data=new.data,
-        meta=new.meta,
-        recorded_at=datetime.now(UTC),
-    )
+    return stored(registry, stream, version, event, actor, correlation_id=f"c-{RUN}")
 
 
 class Scenario:
