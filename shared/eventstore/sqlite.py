@@ -97,7 +97,7 @@ class SqliteEventLog(EventLog):
             .order_by(events.c.position)
             .limit(1)
         )
-        return published, int(head or 0), aware(oldest) if oldest is not None else None
+        return published, int(head or 0), aware(oldest)
 
     @contextlib.asynccontextmanager
     async def leadership(
