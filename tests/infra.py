@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +19,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import RecordMetadata
 
+from shared.db.migrate import upgrade
 from shared.domain import Metadata, StoredEvent
+from shared.eventstore.tables import consumer_offsets
 from shared.messaging import envelope
 from shared.messaging.kafka import new_producer
+from shared.runtime import ServiceRuntime
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 POSTGRES_URL = os.environ.get(
@@ -77,11 +81,32 @@ async def end_offsets(topic: str) -> dict[int, int]:
     try:
         await consumer._client.force_metadata_update()
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)  # as read_topic: stop() wants an assignment
         return {
             tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()
         }
     finally:
         await consumer.stop()
+
+
+async def start_at_the_end(runtime: ServiceRuntime, migrations: Path) -> None:
+    """Migrate the service and store today's end offsets of its consumers' topics as their
+    positions (a consumer seeks to stored offsets): the shared topics hold every other test's
+    events, and a consumer reads only what comes next. Call before `runtime.start()`."""
+    await upgrade(runtime.db, migrations)
+    async with runtime.db.engine.begin() as conn:
+        for consumer in runtime.consumers:
+            for topic in consumer.topics:
+                for partition, offset in (await end_offsets(topic)).items():
+                    await conn.execute(
+                        consumer_offsets.insert().values(
+                            consumer=consumer.name,
+                            topic=topic,
+                            partition=partition,
+                            next_offset=offset,
+                            updated_at=datetime.now(UTC),
+                        )
+                    )
 
 
 async def read_topic(

@@ -4,16 +4,15 @@ a query."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.allocation import commands, handlers, queries
 from services.allocation.access import POLICY
-from services.allocation.domain import Coverage
 from services.allocation.planning import Planning
-from services.allocation.schemas import AllocationPage, RejectBody, Status
+from services.allocation.schemas import AllocationPage, CoverageOut, RejectBody, Status
 from shared.auth import Principal
 from shared.web.commands import handle_command
 from shared.web.dead_letters import dead_letter_router
@@ -50,7 +49,7 @@ async def run_plan(
 @router.get("/allocations", summary="Allocations, filtered and paginated")
 async def list_allocations(
     runtime: RuntimeDep,
-    _principal: Annotated[Principal, Depends(Authorize(POLICY, "allocations.read"))],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "allocations.read"))],
     requirement_id: Annotated[str | None, Query(max_length=200)] = None,
     pledge_id: Annotated[str | None, Query(max_length=200)] = None,
     status: Status | None = None,
@@ -59,6 +58,7 @@ async def list_allocations(
 ) -> AllocationPage:
     return await queries.allocations(
         runtime.db,
+        principal,
         requirement_id=requirement_id,
         pledge_id=pledge_id,
         status=status,
@@ -71,9 +71,9 @@ async def list_allocations(
 async def get_allocation(
     allocation_id: AllocationId,
     runtime: RuntimeDep,
-    _principal: Annotated[Principal, Depends(Authorize(POLICY, "allocations.read"))],
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "allocations.read"))],
 ) -> JSONResponse:
-    out = await queries.allocation(runtime.db, allocation_id)
+    out = await queries.allocation(runtime.db, principal, allocation_id)
     return JSONResponse(out.model_dump(mode="json"), headers={"ETag": f'"{out.version}"'})
 
 
@@ -101,12 +101,13 @@ async def reject(
 @router.get(
     "/requirements/{requirement_id}/coverage",
     summary="Why a requirement is or is not covered",
-    response_model=Coverage,
 )
 async def coverage(
     requirement_id: Annotated[str, Path(min_length=1, max_length=200)],
     runtime: RuntimeDep,
     planning: PlanningDep,
-    _principal: Annotated[Principal, Depends(Authorize(POLICY, "coverage.read"))],
-) -> dict[str, Any]:
-    return await queries.coverage(runtime.db, requirement_id, lead_days=planning.policy.lead_days)
+    principal: Annotated[Principal, Depends(Authorize(POLICY, "coverage.read"))],
+) -> CoverageOut:
+    return await queries.coverage(
+        runtime.db, principal, requirement_id, lead_days=planning.policy.lead_days
+    )

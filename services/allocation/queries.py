@@ -4,21 +4,19 @@ from the planning state."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 from services.allocation import planning_state, tables
 from services.allocation.domain import explain
-from services.allocation.schemas import AllocationOut, AllocationPage, Status
+from services.allocation.schemas import AllocationOut, AllocationPage, CoverageOut, Status
+from shared.auth import Principal
+from shared.auth.visibility import Resource, require_shown, shown_all
 from shared.db import Database
 from shared.domain import NotFound
 
 
-def _out(row: Any) -> AllocationOut:
-    return AllocationOut.model_validate(row._mapping, from_attributes=False)
-
-
 async def allocations(
     db: Database,
+    principal: Principal,
     *,
     requirement_id: str | None,
     pledge_id: str | None,
@@ -37,7 +35,10 @@ async def allocations(
         )
     following = offset + len(rows)
     return AllocationPage(
-        items=[_out(r) for r in rows],
+        items=[
+            AllocationOut.model_validate(seen)
+            for seen in shown_all(principal, Resource.PLANNING, (r._mapping for r in rows))
+        ],
         total=total,
         limit=limit,
         offset=offset,
@@ -45,16 +46,19 @@ async def allocations(
     )
 
 
-async def allocation(db: Database, allocation_id: str) -> AllocationOut:
+async def allocation(db: Database, principal: Principal, allocation_id: str) -> AllocationOut:
     async with db.engine.connect() as conn:
         row = await tables.allocation_row(conn, allocation_id)
     if row is None:
         raise NotFound(f"allocation {allocation_id} does not exist")
-    return _out(row)
+    seen = require_shown(principal, Resource.PLANNING, row._mapping, what="This allocation")
+    return AllocationOut.model_validate(seen)
 
 
-async def coverage(db: Database, requirement_id: str, *, lead_days: int) -> dict[str, Any]:
-    """Why the requirement is or is not covered (`domain.Coverage`, as a dict)."""
+async def coverage(
+    db: Database, principal: Principal, requirement_id: str, *, lead_days: int
+) -> CoverageOut:
+    """Why the requirement is or is not covered (`domain.Coverage`, as `principal` may see it)."""
     async with db.engine.connect() as conn:
         need = await planning_state.requirement(conn, requirement_id)
         if need is None:
@@ -73,4 +77,5 @@ async def coverage(db: Database, requirement_id: str, *, lead_days: int) -> dict
         lead_days=lead_days,
         shortfall=shortfall,
     )
-    return asdict(explained)
+    seen = require_shown(principal, Resource.PLANNING, asdict(explained), what="This coverage")
+    return CoverageOut.model_validate(seen)

@@ -80,7 +80,7 @@ async def get_requirement(
     runtime: RuntimeDep,
     response: Response,
 ) -> RequirementView:
-    view = await queries.requirement(runtime.store, requirement_id)
+    view = await queries.requirement(runtime.store, principal, requirement_id)
     etag(response, view.version)
     return view
 
@@ -175,7 +175,7 @@ async def get_pledge(
     runtime: RuntimeDep,
     response: Response,
 ) -> PledgeView:
-    view = await queries.pledge(runtime.store, pledge_id)
+    view = await queries.pledge(runtime.store, principal, pledge_id)
     etag(response, view.version)
     return view
 
@@ -278,7 +278,7 @@ async def get_decision(
     runtime: RuntimeDep,
     response: Response,
 ) -> DecisionView:
-    view = await queries.decision(runtime.store, decision_id)
+    view = await queries.decision(runtime.store, principal, decision_id)
     etag(response, view.version)
     return view
 

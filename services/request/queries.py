@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
 
 from services.request.domain import decision as decision_ids
 from services.request.domain import pledge as pledge_ids
@@ -18,13 +20,14 @@ from services.request.schemas import (
 )
 from services.request.tables import added_items
 from shared.auth import Principal
-from shared.auth.visibility import shown_event
+from shared.auth.visibility import Resource, require_shown, shown_event
 from shared.catalogue import Item, base_items
 from shared.contracts.requests import registry
 from shared.domain import Aggregate, NotFound
 from shared.eventstore import EventStore, Repository, Transaction
 
 A = TypeVar("A", bound=Aggregate)
+V = TypeVar("V", bound=BaseModel)
 
 
 async def _load(store: EventStore, repository: Repository[A], prefix: str, aggregate_id: str) -> A:
@@ -32,9 +35,16 @@ async def _load(store: EventStore, repository: Repository[A], prefix: str, aggre
         return await load(Transaction(conn, store), repository, prefix, aggregate_id)
 
 
-async def requirement(store: EventStore, requirement_id: str) -> RequirementView:
+def _seen(principal: Principal, view: type[V], record: dict[str, Any], what: str) -> V:
+    """The record as `principal` may see it (shared.auth.visibility): held-back fields null."""
+    return view.model_validate(require_shown(principal, Resource.PLANNING, record, what=what))
+
+
+async def requirement(
+    store: EventStore, principal: Principal, requirement_id: str
+) -> RequirementView:
     r = await _load(store, requirements, requirement_ids.PREFIX, requirement_id)
-    return RequirementView(
+    record = dict(
         id=r.id,
         version=r.version,
         status=r.status,
@@ -50,11 +60,12 @@ async def requirement(store: EventStore, requirement_id: str) -> RequirementView
         deliveries=r.deliveries,
         cancel_reason=r.cancel_reason,
     )
+    return _seen(principal, RequirementView, record, "This requirement")
 
 
-async def pledge(store: EventStore, pledge_id: str) -> PledgeView:
+async def pledge(store: EventStore, principal: Principal, pledge_id: str) -> PledgeView:
     p = await _load(store, pledges, pledge_ids.PREFIX, pledge_id)
-    return PledgeView(
+    record = dict(
         id=p.id,
         version=p.version,
         status=p.status,
@@ -69,11 +80,12 @@ async def pledge(store: EventStore, pledge_id: str) -> PledgeView:
         decision_id=p.decision_id,
         withdraw_reason=p.withdraw_reason,
     )
+    return _seen(principal, PledgeView, record, "This pledge")
 
 
-async def decision(store: EventStore, decision_id: str) -> DecisionView:
+async def decision(store: EventStore, principal: Principal, decision_id: str) -> DecisionView:
     d = await _load(store, decisions, decision_ids.PREFIX, decision_id)
-    return DecisionView(
+    record = dict(
         id=d.id,
         version=d.version,
         meeting_date=d.meeting_date,
@@ -81,6 +93,7 @@ async def decision(store: EventStore, decision_id: str) -> DecisionView:
         endorsed=[{"requirement_id": e.requirement_id, "priority": e.priority} for e in d.endorsed],
         confirmed=d.confirmed,
     )
+    return _seen(principal, DecisionView, record, "This decision")
 
 
 async def history(

@@ -121,6 +121,9 @@ class ReasonIn(BaseModel):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 
+_HELD = "null when held back from the caller's role (docs/access.md); `redacted` is then true"
+
+
 class RequirementView(BaseModel):
     id: str
     version: int
@@ -131,11 +134,14 @@ class RequirementView(BaseModel):
     priority: int
     needed_by: date
     destination: str
-    justification: str
+    justification: str | None = Field(None, description=_HELD)
     decision_id: str | None
     delivered: int
-    deliveries: dict[str, int] = Field(description="shipment id -> quantity delivered")
-    cancel_reason: str | None
+    deliveries: dict[str, int] | None = Field(
+        None, description="shipment id -> quantity delivered; " + _HELD
+    )
+    cancel_reason: str | None = Field(None, description=_HELD)
+    redacted: bool = False
 
 
 # -- pledges -----------------------------------------------------------------------------
@@ -186,7 +192,8 @@ class PledgeView(BaseModel):
     value_eur: float | None
     source_url: str | None
     decision_id: str | None
-    withdraw_reason: str | None
+    withdraw_reason: str | None = Field(None, description=_HELD)
+    redacted: bool = False
 
 
 # -- decisions ---------------------------------------------------------------------------

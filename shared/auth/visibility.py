@@ -10,8 +10,11 @@ table is rendered into docs/access.md and drives the leakage test.
 The rule the table writes down: observers and the forum see aggregates, never shipment-level
 movements, people, reasons or serials; donors see their own nation's shipments only, without
 route, timing details, people, reasons or serials; hub operators see their own hub's; the
-recipient every shipment (it receives them all); planners and admins everything. A principal
-with several roles gets the widest view any of them allows.
+recipient every shipment (it receives them all); planners and admins everything. Planning
+records (requirements, pledges, decisions, allocations) are open to every role, without the
+people and reasons behind them for the forum and observers; the forum reads a requirement's
+justification (it endorses needs on it), observers do not. A principal with several roles gets
+the widest view any of them allows.
 """
 
 from __future__ import annotations
@@ -65,16 +68,19 @@ FIELD_GROUPS: dict[str, frozenset[str]] = {
             "notes",
             "refusal",
             "rationale",
-            "justification",
             "delay_reason",
             "inspection_notes",
             "cancel_reason",
+            "withdraw_reason",
         }
     ),
+    # Why the recipient needs something: what the forum endorses on, so the forum reads it.
+    "justification": frozenset({"justification"}),
     "serials": frozenset(
         {"serials", "missing", "unexpected", "lost_serials", "handover_serials", "eum_discrepancy"}
     ),
-    "shipment references": frozenset({"shipment_id"}),
+    # `deliveries`: a requirement's shipment id -> quantity delivered.
+    "shipment references": frozenset({"shipment_id", "deliveries"}),
     "errors": frozenset({"error"}),
 }
 
@@ -112,20 +118,24 @@ _SHIPMENTS = {
     Role.OBSERVER: REFUSED,
 }
 
+# A planning record and the events that made it are one fact: one grant for both, so a record
+# read by id never shows what its events' frames hold back.
+_PLANNING = {
+    Role.ADMIN: ALL,
+    Role.PLANNER: ALL,
+    Role.RECIPIENT: ALL,
+    # A requirement's deliveries name shipments, perhaps another hub's or nation's.
+    Role.HUB: grant(Reach.ANY, "shipment references"),
+    Role.DONOR: grant(Reach.ANY, "shipment references"),
+    Role.FORUM: grant(Reach.ANY, "people", "reasons", "shipment references"),
+    Role.OBSERVER: grant(Reach.ANY, "people", "reasons", "justification", "shipment references"),
+}
+
 TABLE: dict[Resource, dict[Role, Grant]] = {
     Resource.SHIPMENT: _SHIPMENTS,
     Resource.SHIPMENT_EVENT: _SHIPMENTS,
-    Resource.PLANNING: {role: ALL for role in Role},
-    Resource.PLANNING_EVENT: {
-        Role.ADMIN: ALL,
-        Role.PLANNER: ALL,
-        Role.RECIPIENT: ALL,
-        # `requirement.delivery_recorded` names a shipment, perhaps another hub's or nation's.
-        Role.HUB: grant(Reach.ANY, "shipment references"),
-        Role.DONOR: grant(Reach.ANY, "shipment references"),
-        Role.FORUM: grant(Reach.ANY, "people", "reasons", "shipment references"),
-        Role.OBSERVER: grant(Reach.ANY, "people", "reasons", "shipment references"),
-    },
+    Resource.PLANNING: _PLANNING,
+    Resource.PLANNING_EVENT: _PLANNING,
     Resource.AGGREGATE: {role: ALL for role in Role},
     Resource.STATUS: {
         role: ALL if role is Role.ADMIN else grant(Reach.ANY, "errors") for role in Role

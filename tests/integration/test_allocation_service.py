@@ -12,13 +12,11 @@ import json
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 
 from services.allocation.app import MIGRATIONS, build_app
@@ -26,12 +24,20 @@ from services.allocation.consumers import CONSUMER
 from services.allocation.settings import AllocationSettings
 from shared.auth import DEV_SECRET, Role, mint_token
 from shared.db import Database
-from shared.db.migrate import upgrade
 from shared.domain import StoredEvent
 from shared.eventstore.tables import consumer_offsets
 from shared.messaging.topics import ALLOCATIONS, REQUESTS
 from shared.runtime import ServiceRuntime
-from tests.infra import KAFKA, POSTGRES_URL, eventually, header, produce, read_topic, unique_schema
+from tests.infra import (
+    POSTGRES_URL,
+    end_offsets,
+    eventually,
+    header,
+    produce,
+    read_topic,
+    start_at_the_end,
+    unique_schema,
+)
 from tests.integration.allocation_support import Scenario
 
 
@@ -66,7 +72,7 @@ class Service:
         response = await self.http.get(
             "/allocations",
             params={"requirement_id": requirement_id, "status": status},
-            headers=OBSERVER,
+            headers=PLANNER,  # who sees the reasons and the approver (docs/access.md)
         )
         assert response.status_code == 200, response.text
         items: list[dict[str, Any]] = response.json()["items"]
@@ -74,7 +80,7 @@ class Service:
 
     async def caught_up(self) -> bool:
         """Has the consumer stored offsets up to the current end of `aidline.requests`?"""
-        ends = await _end_offsets(REQUESTS)
+        ends = await end_offsets(REQUESTS)
         async with self.runtime.db.engine.connect() as conn:
             rows = await conn.execute(
                 sa.select(consumer_offsets).where(
@@ -84,39 +90,6 @@ class Service:
             )
             stored = {r.partition: r.next_offset for r in rows}
         return all(stored.get(partition, 0) >= end for partition, end in ends.items())
-
-
-async def _end_offsets(topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)  # as tests.infra.read_topic: stop() wants an assignment
-        return {
-            tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()
-        }
-    finally:
-        await consumer.stop()
-
-
-async def _start_at_the_end(runtime: ServiceRuntime) -> None:
-    """The shared topics hold every other test's events: store today's end offsets as the
-    consumer's position (it seeks to stored offsets), so it reads only what comes next."""
-    await upgrade(runtime.db, MIGRATIONS)
-    (consumer,) = runtime.consumers
-    async with runtime.db.engine.begin() as conn:
-        for topic in consumer.topics:
-            for partition, offset in (await _end_offsets(topic)).items():
-                await conn.execute(
-                    consumer_offsets.insert().values(
-                        consumer=consumer.name,
-                        topic=topic,
-                        partition=partition,
-                        next_offset=offset,
-                        updated_at=datetime.now(UTC),
-                    )
-                )
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +103,7 @@ async def service(kafka: str) -> AsyncIterator[Service]:
     )
     app = build_app(settings, schema=schema)
     runtime: ServiceRuntime = app.state.runtime
-    await _start_at_the_end(runtime)
+    await start_at_the_end(runtime, MIGRATIONS)
     await runtime.start()
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://allocation")
     try:
@@ -283,9 +256,16 @@ async def test_only_planners_approve_with_if_match_and_idempotency(service: Serv
     assert twice.status_code == 409
     assert "only a proposed allocation can be approved" in twice.json()["detail"]
 
-    shown = await service.http.get(f"/allocations/{allocation_id}", headers=OBSERVER)
+    shown = await service.http.get(f"/allocations/{allocation_id}", headers=PLANNER)
     assert shown.headers["ETag"] == '"2"'
     assert (shown.json()["status"], shown.json()["approved_by"]) == ("approved", "planner-1")
+    # An observer sees the decision, not the person who took it (docs/access.md).
+    observed = (await service.http.get(f"/allocations/{allocation_id}", headers=OBSERVER)).json()
+    assert (observed["status"], observed["approved_by"], observed["redacted"]) == (
+        "approved",
+        None,
+        True,
+    )
 
 
 async def test_rejection_replans_without_the_pair_and_coverage_explains(service: Service) -> None:

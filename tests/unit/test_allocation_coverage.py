@@ -49,10 +49,13 @@ def test_each_candidate_says_why_it_was_or_was_not_used() -> None:
         "P-used": "used: 60 allocated here (3 days late)",
         "P-taken": "fully allocated to R-rival (priority 1, 50 approved)",
         "P-new": "not confirmed by the forum yet: only confirmed pledges are matched",
-        "P-gone": "withdrawn: stock ran out",
+        "P-gone": "withdrawn by the donor",
         "P-rejected": "a planner rejected this pairing",
     }
     assert [c.substitute for c in coverage.candidates if c.pledge_id == "P-taken"] == [True]
+    assert [c.withdraw_reason for c in coverage.candidates if c.pledge_id == "P-gone"] == [
+        "stock ran out"
+    ]
 
 
 def test_a_need_not_yet_endorsed_says_so() -> None:

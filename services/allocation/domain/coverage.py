@@ -28,6 +28,7 @@ class Candidate:
     allocated_here: int
     used: bool
     why: str
+    withdraw_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def _candidate(
     elif offer.status == "announced":
         why = "not confirmed by the forum yet: only confirmed pledges are matched"
     elif offer.status == "withdrawn":
-        why = f"withdrawn: {offer.status_reason}".rstrip(": ")
+        why = "withdrawn by the donor"
     elif (need.id, offer.id) in rejected:
         why = "a planner rejected this pairing"
     elif need.status != "endorsed":
@@ -148,6 +149,8 @@ def _candidate(
         allocated_here=here,
         used=here > 0,
         why=why,
+        # The donor's own words, apart from `why`: not every reader may see them.
+        withdraw_reason=(offer.status_reason or None) if offer.status == "withdrawn" else None,
     )
 
 

@@ -21,8 +21,8 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -30,14 +30,11 @@ import httpx
 import pytest
 from rich.console import Console
 
-from shared.auth import DEV_SECRET, Principal, Role, mint_token
+from shared.auth import DEV_SECRET, Role, mint_token
 from shared.auth.visibility import (
     SURFACES,
-    TABLE,
-    Reach,
     Resource,
     Surface,
-    hidden_fields,
 )
 from shared.cli.tail import line
 from shared.contracts import REGISTRIES
@@ -71,85 +68,20 @@ from tests.infra import eventually, produce
 from tests.integration.delivery.conftest import Delivery, serve, stored
 from tests.integration.inprocess import running
 from tests.projection import Projection, projection_service
+from tests.visibility import (
+    HUBS,
+    NATIONS,
+    VIEWERS,
+    Call,
+    Place,
+    Secrets,
+    Viewer,
+    get,
+    leaks,
+)
 
 RUN = uuid.uuid4().hex[:8]
-HUBS = ("PL-RZE", "RO-SUC")
-NATIONS = ("PL", "DE")
 SERVICES_HERE = ("delivery", "projection", "every service", "cli")
-
-
-# -- the viewers: one per role, per hub and nation where the table scopes the role -------------
-
-
-@dataclass(frozen=True)
-class Viewer:
-    name: str
-    principal: Principal
-
-    @property
-    def headers(self) -> dict[str, str]:
-        p = self.principal
-        token = mint_token(DEV_SECRET, p.sub, list(p.roles), nation=p.nation, hub=p.hub)
-        return {"Authorization": f"Bearer {token}"}
-
-
-def _viewers() -> list[Viewer]:
-    out = []
-    for role in Role:
-        reaches = {TABLE[resource][role].reach for resource in Resource}
-        if Reach.OWN_HUB in reaches:
-            out += [
-                Viewer(f"{role}@{h}", Principal(f"v-{role}-{h}", frozenset({role}), hub=h))
-                for h in HUBS
-            ]
-        elif Reach.OWN_NATION in reaches:
-            out += [
-                Viewer(f"{role}@{n}", Principal(f"v-{role}-{n}", frozenset({role}), nation=n))
-                for n in NATIONS
-            ]
-        else:
-            out.append(Viewer(str(role), Principal(f"v-{role}", frozenset({role}))))
-    return out
-
-
-VIEWERS = _viewers()
-
-
-# -- what must not leak: each secret, with every place it legitimately appears -----------------
-
-
-@dataclass(frozen=True)
-class Place:
-    resource: Resource
-    fields: frozenset[str]  # the fields it is found under
-    hub: str | None = None
-    donor: str | None = None
-
-
-@dataclass
-class Secrets:
-    places: dict[str, list[Place]] = field(default_factory=dict)
-
-    def add(self, value: str, place: Place) -> str:
-        self.places.setdefault(value, []).append(place)
-        return value
-
-    def kept_from(self, viewer: Viewer) -> list[str]:
-        """The values `viewer` may see in none of the places they appear."""
-        return [
-            value
-            for value, places in self.places.items()
-            if all(_kept(viewer.principal, p) for p in places)
-        ]
-
-
-def _refused(principal: Principal, place: Place) -> bool:
-    return hidden_fields(principal, place.resource, hub=place.hub, donor=place.donor) is None
-
-
-def _kept(principal: Principal, place: Place) -> bool:
-    hidden = hidden_fields(principal, place.resource, hub=place.hub, donor=place.donor)
-    return hidden is None or place.fields <= hidden
 
 
 # -- the scenario ----------------------------------------------------------------------------------
@@ -627,25 +559,6 @@ async def _all_projected(projection: Projection, scenario: Scenario) -> None:
 # -- the surfaces, as calls on this scenario ------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Call:
-    label: str
-    send: Callable[[Viewer], Awaitable[bytes | tuple[int, bytes]]]
-    record: Place | None = None  # the record asked for by id: refused -> 403/404
-    unknown: bool = False  # asks for an id that does not exist: 404 unless refused (403)
-
-
-def _get(
-    client: httpx.AsyncClient, path: str, **params: str
-) -> Callable[[Viewer], Awaitable[tuple[int, bytes]]]:
-    async def send(viewer: Viewer) -> tuple[int, bytes]:
-        response = await client.get(path, params=params, headers=viewer.headers)
-        # A problem names the path asked for (`instance`): the caller's own words, not a leak.
-        return response.status_code, response.content.replace(path.encode(), b"")
-
-    return send
-
-
 def _calls(surface: Surface, w: World) -> list[Call]:
     d, p = w.delivery.client, w.projection.client
     shipment_place = {
@@ -654,7 +567,7 @@ def _calls(surface: Surface, w: World) -> list[Call]:
 
     def per_shipment(client: httpx.AsyncClient, template: str) -> list[Call]:
         return [
-            Call(s.id, _get(client, template.format(s.id)), shipment_place[s.id])
+            Call(s.id, get(client, template.format(s.id)), shipment_place[s.id])
             for s in w.shipments
         ]
 
@@ -680,30 +593,30 @@ def _calls(surface: Surface, w: World) -> list[Call]:
         return 200, console.export_text().encode()
 
     by_path: dict[tuple[str, str], list[Call]] = {
-        ("delivery", "GET /shipments"): [Call("list", _get(d, "/shipments", limit="500"))],
+        ("delivery", "GET /shipments"): [Call("list", get(d, "/shipments", limit="500"))],
         ("delivery", "GET /shipments/{shipment_id}"): per_shipment(d, "/shipments/{}"),
-        ("delivery", "GET /shipments/summary"): [Call("summary", _get(d, "/shipments/summary"))],
+        ("delivery", "GET /shipments/summary"): [Call("summary", get(d, "/shipments/summary"))],
         ("projection", "GET /board/requirements"): [
-            Call("json", _get(p, "/board/requirements", limit="500")),
-            Call("csv", _get(p, "/board/requirements", limit="500", format="csv")),
+            Call("json", get(p, "/board/requirements", limit="500")),
+            Call("csv", get(p, "/board/requirements", limit="500", format="csv")),
         ],
         ("projection", "GET /board/requirements/{requirement_id}"): [
-            Call(s.requirement_id, _get(p, f"/board/requirements/{s.requirement_id}"))
+            Call(s.requirement_id, get(p, f"/board/requirements/{s.requirement_id}"))
             for s in w.shipments
         ],
         ("projection", "GET /donors/{nation}/ledger"): [
-            Call(n, _get(p, f"/donors/{n}/ledger")) for n in NATIONS
+            Call(n, get(p, f"/donors/{n}/ledger")) for n in NATIONS
         ],
-        ("projection", "GET /capabilities/gaps"): [Call("gaps", _get(p, "/capabilities/gaps"))],
-        ("projection", "GET /hubs"): [Call("hubs", _get(p, "/hubs"))],
-        ("projection", "GET /hubs/{hub}"): [Call(h, _get(p, f"/hubs/{h}")) for h in HUBS],
+        ("projection", "GET /capabilities/gaps"): [Call("gaps", get(p, "/capabilities/gaps"))],
+        ("projection", "GET /hubs"): [Call("hubs", get(p, "/hubs"))],
+        ("projection", "GET /hubs/{hub}"): [Call(h, get(p, f"/hubs/{h}")) for h in HUBS],
         ("projection", "GET /shipments/{shipment_id}/timeline"): per_shipment(
             p, "/shipments/{}/timeline"
         ),
         ("projection", "GET /audit/{stream_id}"): [
             Call(
                 stream,
-                _get(p, f"/audit/{stream}"),
+                get(p, f"/audit/{stream}"),
                 shipment_place.get(stream)
                 and Place(
                     Resource.SHIPMENT_EVENT,
@@ -718,28 +631,19 @@ def _calls(surface: Surface, w: World) -> list[Call]:
             Call("live", stream_live),
             Call("resumed", stream_resumed),
         ],
-        ("projection", "GET /admin/status"): [Call("status", _get(p, "/admin/status"))],
-        ("projection", "GET /"): [Call("page", _get(p, "/"))],
+        ("projection", "GET /admin/status"): [Call("status", get(p, "/admin/status"))],
+        ("projection", "GET /"): [Call("page", get(p, "/"))],
         ("cli", "aidline tail"): [Call("tail", tail)],
         ("every service", "GET /admin/dead-letters"): [
-            Call("delivery", _get(d, "/admin/dead-letters")),
-            Call("projection", _get(p, "/admin/dead-letters")),
+            Call("delivery", get(d, "/admin/dead-letters")),
+            Call("projection", get(p, "/admin/dead-letters")),
         ],
         ("every service", "GET /admin/dead-letters/{letter_id}"): [
-            Call("delivery", _get(d, f"/admin/dead-letters/{uuid.uuid4()}"), unknown=True),
-            Call("projection", _get(p, f"/admin/dead-letters/{uuid.uuid4()}"), unknown=True),
+            Call("delivery", get(d, f"/admin/dead-letters/{uuid.uuid4()}"), unknown=True),
+            Call("projection", get(p, f"/admin/dead-letters/{uuid.uuid4()}"), unknown=True),
         ],
     }
     return by_path[(surface.service, surface.path)]
-
-
-def _refused_everywhere(viewer: Viewer, surface: Surface) -> bool:
-    """The viewer's roles see no record of any of the surface's resources: the route refuses."""
-    return all(
-        TABLE[resource][role].reach is Reach.NONE
-        for resource in surface.resources
-        for role in viewer.principal.roles
-    )
 
 
 CASES = [
@@ -754,21 +658,7 @@ CASES = [
 async def test_no_surface_shows_what_the_table_keeps(
     world: World, viewer: Viewer, surface: Surface
 ) -> None:
-    kept = world.secrets.kept_from(viewer)
-    problems = []
-    for call in _calls(surface, world):
-        sent = await call.send(viewer)
-        status, body = sent if isinstance(sent, tuple) else (200, sent)
-        refused = _refused_everywhere(viewer, surface) or (
-            call.record is not None and _refused(viewer.principal, call.record)
-        )
-        if refused and status not in (403, 404):
-            problems.append(f"{call.label}: {status}, expected 403/404 (refused by the table)")
-        elif not refused and status != (404 if call.unknown else 200):
-            problems.append(f"{call.label}: {status}, expected 200: {body[:300]!r}")
-        leaked = sorted(value for value in kept if value.encode() in body)
-        if leaked:
-            problems.append(f"{call.label}: shows {leaked}")
+    problems = await leaks(viewer, surface, _calls(surface, world), world.secrets)
     assert not problems, "\n".join(problems)
 
 
