@@ -69,6 +69,7 @@ FIELD_GROUPS: dict[str, frozenset[str]] = {
             "delay_reason",
             "inspection_notes",
             "cancel_reason",
+            "loss_reason",
         }
     ),
     "serials": frozenset(
@@ -174,6 +175,13 @@ SURFACES: tuple[Surface, ...] = (
     Surface("projection", "GET /donors/{nation}/ledger", (Resource.AGGREGATE,)),
     Surface("projection", "GET /capabilities/gaps", (Resource.AGGREGATE,)),
     Surface("projection", "GET /hubs", (Resource.AGGREGATE,)),
+    Surface("projection", "GET /decisions", (Resource.AGGREGATE,), "also ?format=csv"),
+    Surface(
+        "projection",
+        "GET /decisions/{decision_id}/execution",
+        (Resource.AGGREGATE, Resource.PLANNING, Resource.SHIPMENT),
+        "figures and stuck states for all; shipments not seen are left out; also ?format=csv",
+    ),
     Surface(
         "projection",
         "GET /hubs/{hub}",
