@@ -1,7 +1,7 @@
 """A forum decision followed through allocation, shipment, handover and receipt, as the real
-projection (PostgreSQL, Kafka) answers `GET /decisions` and `GET /decisions/{id}/execution`:
-quantities per step, days since the decision, what is stuck and why, and who sees which
-shipment."""
+projection (Kafka; PostgreSQL, and SQLite as `make run` has it) answers `GET /decisions` and
+`GET /decisions/{id}/execution`: quantities per step, days since the decision, what is stuck
+and why, and who sees which shipment."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from shared.domain import StoredEvent
-from tests.infra import eventually, produce
+from tests.infra import POSTGRES_URL, eventually, produce
 from tests.projection import Projection, Topics, auth, event, projection_service
 
 RUN = uuid.uuid4().hex[:6]
@@ -139,10 +139,15 @@ def _deliveries() -> list[StoredEvent]:
     ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-async def service(kafka: str) -> AsyncIterator[Projection]:
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+async def service(
+    kafka: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Projection]:
     topics = await Topics.fresh()
-    async with projection_service(topics, READ_YOUR_WRITES_TIMEOUT="20") as svc:
+    url = POSTGRES_URL
+    if request.param == "sqlite":  # `make run`'s default
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('decisions')}/aidline.db"
+    async with projection_service(topics, url, READ_YOUR_WRITES_TIMEOUT="20") as svc:
         # Allocations and deliveries first: topics are read in parallel, order is not given.
         lasts = []
         for topic, events in (
