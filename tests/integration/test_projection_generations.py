@@ -1,5 +1,6 @@
 """A rebuild's generation on PostgreSQL: unlogged, with only the indexes the consumer needs,
-until it is finished (logged, fully indexed); one a database crash emptied is never finished."""
+until it is finished (logged, fully indexed); one a database crash emptied is never finished.
+Read models from before a revision are upgraded in place."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import fields
 from datetime import UTC, datetime
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -176,3 +178,30 @@ async def test_read_models_from_before_0007_gain_the_decisions_in_column_order()
     finally:
         await db.drop_schema()
         await db.dispose()
+
+
+async def test_sqlite_read_models_from_before_0007_gain_the_decisions(tmp_path: Path) -> None:
+    """`make run`'s SQLite files are upgraded in place too (the SQLite writer names its
+    columns, so their order does not matter there)."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/projection.db", "projection_g1")
+    try:
+        await upgrade(db, MIGRATIONS, "0006")
+        async with db.engine.begin() as conn:  # as 0002 made them before 0007
+            for index in R0007.INDEXES.values():
+                for name in index:
+                    await conn.execute(sa.text(f'DROP INDEX "{name}"'))
+            await conn.execute(sa.text("DROP TABLE decisions"))
+            for table, names in R0007.COLUMNS.items():
+                for name in names:
+                    await conn.execute(sa.text(f'ALTER TABLE "{table.name}" DROP COLUMN "{name}"'))
+        await upgrade(db, MIGRATIONS)
+        async with db.engine.connect() as conn:
+            for kind, table in ROW_TABLES.items():
+                found = await conn.execute(sa.text(f'PRAGMA table_info("{table.name}")'))
+                assert {row[1] for row in found} == {f.name for f in fields(kind)}, table.name
+            indexes = set(
+                await conn.scalars(sa.text("SELECT name FROM sqlite_master WHERE type = 'index'"))
+            )
+        assert {name for names in R0007.INDEXES.values() for name in names} <= indexes
+    finally:
+        await db.drop_schema()
