@@ -70,6 +70,7 @@ FIELD_GROUPS: dict[str, frozenset[str]] = {
             "inspection_notes",
             "cancel_reason",
             "loss_reason",
+            "shortfall_reason",
         }
     ),
     "serials": frozenset(

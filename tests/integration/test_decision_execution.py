@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from shared.auth import Principal, Role
+from shared.auth.visibility import Resource, hidden_fields
 from shared.domain import StoredEvent
 from tests.infra import POSTGRES_URL, eventually, produce
 from tests.projection import Projection, Topics, auth, event, projection_service
@@ -225,6 +227,10 @@ async def test_figures_for_all_shipments_as_the_table_allows(
     answer = response.json()
     assert answer["stuck"]["held"] == {"shipments": 1, "quantity": 40}
     assert {x["id"] for x in answer["lines"]} == {R1, R2, P1}
+    # Why a requirement is short: as the table shows a planning record's reasons to the role.
+    principal = Principal("viewer", frozenset({Role(role)}), **scope)
+    hidden = hidden_fields(principal, Resource.PLANNING) or frozenset()
+    assert ("no pledge of ART-155-HE" in response.text) == ("shortfall_reason" not in hidden)
     assert bool(answer["shipments"]) == sees_shipments
     for shipment_level in (S1, "papers missing", "border queue", "truck fire", ETA.isoformat()):
         shown = shipment_level in response.text
@@ -246,7 +252,7 @@ async def test_the_decisions_list_with_progress_paged_and_as_csv(service: Projec
     rows = list(csv.DictReader(io.StringIO(await get(service, "/decisions", format="csv"))))
     assert rows[0]["reference"] == '\'=HYPERLINK("http://x")'
     lines = csv.DictReader(
-        io.StringIO(await get(service, f"/decisions/{DEC}/execution", format="csv"))
+        io.StringIO(await get(service, f"/decisions/{DEC}/execution", "planner", format="csv"))
     )
     by_id = {row["id"]: row for row in lines}
     assert by_id[R1]["stuck"] == "held delayed lost" and by_id[R1]["at_hub"] == "70"
