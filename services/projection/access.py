@@ -15,6 +15,10 @@ POLICY = AccessPolicy(
         "board.read": rule(*READERS, description="Requirement board, one requirement, CSV"),
         "donors.ledger": rule(*READERS, description="A donor nation's ledger"),
         "capabilities.gaps": rule(*READERS, description="Need vs pledged vs delivered"),
+        "decisions.read": rule(
+            *READERS,
+            description="Forum decisions and their execution (details per visibility rules)",
+        ),
         "hubs.read": rule(*READERS, description="A hub's board (details per visibility rules)"),
         "shipments.timeline": rule(
             *roles_seeing(Resource.SHIPMENT),

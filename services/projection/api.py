@@ -64,6 +64,7 @@ AdminStatus = Annotated[Principal, Depends(Authorize(POLICY, "admin.status"))]
 AuditRead = Annotated[Principal, Depends(Authorize(POLICY, "audit.read"))]
 BoardRead = Annotated[Principal, Depends(Authorize(POLICY, "board.read"))]
 CapabilitiesGaps = Annotated[Principal, Depends(Authorize(POLICY, "capabilities.gaps"))]
+DecisionsRead = Annotated[Principal, Depends(Authorize(POLICY, "decisions.read"))]
 DonorsLedger = Annotated[Principal, Depends(Authorize(POLICY, "donors.ledger"))]
 EventsStream = Annotated[Principal, Depends(StreamAuthorize(POLICY, "events.stream"))]
 # Whoever may read the stream may ask for a ticket to open it.
@@ -123,6 +124,43 @@ async def capability_gaps(
 ) -> JSONResponse:
     gaps = await queries.capability_gaps(conn, top)
     return json_response(require_shown(principal, Resource.AGGREGATE, gaps, what="It"))
+
+
+@router.get("/decisions", summary="The forum's decisions: when, what, progress (?format=csv)")
+async def decisions(
+    principal: DecisionsRead,
+    conn: Active,
+    format: Literal["json", "csv"] = "json",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> Response:
+    page = await queries.decisions(conn, limit=limit, offset=offset)
+    page["decisions"] = shown_all(principal, Resource.AGGREGATE, page["decisions"])
+    if format == "csv":
+        return csv_response(page["decisions"], queries.DECISION_CSV_FIELDS, "decisions.csv")
+    return json_response(page)
+
+
+@router.get(
+    "/decisions/{decision_id}/execution",
+    summary="A decision followed to the border: quantities per step, days, what is stuck and why",
+)
+async def decision_execution(
+    decision_id: str,
+    principal: DecisionsRead,
+    conn: Active,
+    format: Literal["json", "csv"] = "json",
+) -> Response:
+    found = await queries.decision_execution(conn, decision_id)
+    if found is None:
+        raise Problem(404, "Not found", f"No decision {decision_id} recorded.")
+    # Figures and stuck states for every reader; a shipment only as the table shows it.
+    found["lines"] = shown_all(principal, Resource.PLANNING, found["lines"])
+    found["shipments"] = shown_all(principal, Resource.SHIPMENT, found["shipments"])
+    answer = require_shown(principal, Resource.AGGREGATE, found, what="It")
+    if format == "csv":
+        return csv_response(answer["lines"], queries.EXECUTION_CSV_FIELDS, "decision.csv")
+    return json_response(answer)
 
 
 @router.get("/hubs", summary="The logistics hubs")

@@ -18,7 +18,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.projection import tables as t
-from services.projection.domain import Allocation, Changes, Pledge, Requirement, Shipment, keys_of
+from services.projection.domain import (
+    Allocation,
+    Changes,
+    Decision,
+    Pledge,
+    Requirement,
+    Shipment,
+    keys_of,
+)
 from services.projection.domain.model import ItemRow, Row
 from services.projection.settings import ProjectionSettings
 from shared.catalogue import base_items
@@ -48,6 +56,7 @@ ROW_TABLES: dict[type[Row], sa.Table] = {
     Pledge: t.pledges,
     Allocation: t.allocations,
     Shipment: t.shipments,
+    Decision: t.decisions,
     ItemRow: t.items,
 }
 
@@ -85,14 +94,16 @@ class ReadModelWriter:
         claimed, inserted = await self._claim(sink, conn, Requirement, wanted - set(requirements))
         requirements |= claimed
         pledges = await _load(sink, conn, Pledge, keys.pledges)
+        decisions = await _load(sink, conn, Decision, keys.decisions)
         # Rows the database has; the others are new in this batch (inserted by COPY).
         stored = {
             Requirement: set(requirements),
             Pledge: set(pledges),
             Allocation: set(allocations),
             Shipment: set(shipments),
+            Decision: set(decisions),
         }
-        changes = Changes(requirements, pledges, allocations, shipments)
+        changes = Changes(requirements, pledges, allocations, shipments, decisions)
         audit_rows = []
         for message, event in decoded:
             env = message.event

@@ -10,20 +10,32 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.projection import tables as t
-from services.projection.domain.model import HANDED_OVER
+from services.projection.domain import execution
+from services.projection.domain.model import (
+    HANDED_OVER,
+    Allocation,
+    Decision,
+    Pledge,
+    Requirement,
+    Row,
+    Shipment,
+)
 from services.projection.generations import Generation
 from services.projection.rebuild import RebuildProgress
 from shared.db.rows import aware
 
 R, P, A, S, IT = t.requirements, t.pledges, t.allocations, t.shipments, t.items
+D = t.decisions
 
 # The handover and the request service's record are one fact seen twice (see the domain).
+RowT = TypeVar("RowT", bound=Row)
+
 DELIVERED = sa.case(
     (R.c.delivered_shipments > R.c.delivered_recorded, R.c.delivered_shipments),
     else_=R.c.delivered_recorded,
@@ -267,6 +279,139 @@ async def _over_time(
             points.append({"day": day, "pledged": total[0], "delivered": total[1]})
         series[capability] = points
     return series
+
+
+# -- forum decisions -------------------------------------------------------------------------
+
+DECISION_CSV_FIELDS = [
+    "decision_id", "meeting_date", "reference", "recorded_at", "requirements_endorsed",
+    "pledges_confirmed", "endorsed_quantity", "allocated_quantity", "in_transit_quantity",
+    "handed_over_quantity", "share_handed_over", "shortfalls", "confirmed_quantity",
+]  # fmt: skip
+EXECUTION_CSV_FIELDS = [
+    "kind", "id", "item_code", "unit", "status", "donor", *execution.FIGURES,
+    *(f"days_to_{step}" for step in execution.STEPS),
+    "held_shipments", "delayed_shipments", "lost_shipments", "open_shortfall",
+    "shortfall_reason", "stuck",
+]  # fmt: skip
+
+
+async def decisions(conn: AsyncConnection, *, limit: int, offset: int) -> dict[str, Any]:
+    """A page of the forum's decisions, latest meeting first, each with its progress: the
+    quantities of the requirements it endorsed (as on the board) and of the pledges it
+    confirmed; cancelled requirements and withdrawn pledges left out of the figures."""
+    total = int(await conn.scalar(sa.select(sa.func.count()).select_from(D)) or 0)
+    page = await conn.execute(
+        sa.select(D)
+        .order_by(D.c.meeting_date.desc().nulls_last(), D.c.recorded_at.desc(), D.c.decision_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = [_row(r) for r in page]
+    ids = [r["decision_id"] for r in rows]
+    needs = await conn.execute(
+        sa.select(
+            R.c.decision_id,
+            sa.func.sum(R.c.requested).label("endorsed"),
+            sa.func.sum(R.c.allocated).label("allocated"),
+            sa.func.sum(R.c.in_transit).label("in_transit"),
+            sa.func.sum(DELIVERED).label("handed_over"),
+            sa.func.count().filter(R.c.open_shortfall > 0).label("shortfalls"),
+        )
+        .where(R.c.decision_id.in_(ids), R.c.status != "cancelled")
+        .group_by(R.c.decision_id)
+    )
+    by_decision = {n.decision_id: n for n in needs}
+    confirmed = {
+        c.decision_id: int(c.q or 0)
+        for c in await conn.execute(
+            sa.select(P.c.decision_id, sa.func.sum(P.c.quantity).label("q"))
+            .where(P.c.decision_id.in_(ids), P.c.status != "withdrawn")
+            .group_by(P.c.decision_id)
+        )
+    }
+    items = []
+    for r in rows:
+        n = by_decision.get(r["decision_id"])
+        endorsed = int(n.endorsed or 0) if n else 0
+        handed = int(n.handed_over or 0) if n else 0
+        items.append(
+            {
+                "decision_id": r["decision_id"],
+                "meeting_date": r["meeting_date"],
+                "reference": r["reference"],
+                "recorded_at": r["recorded_at"],
+                "requirements_endorsed": r["endorsed"],
+                "pledges_confirmed": r["confirmed"],
+                "endorsed_quantity": endorsed,
+                "allocated_quantity": int(n.allocated or 0) if n else 0,
+                "in_transit_quantity": int(n.in_transit or 0) if n else 0,
+                "handed_over_quantity": handed,
+                "share_handed_over": round(handed / endorsed, 4) if endorsed else None,
+                "shortfalls": int(n.shortfalls or 0) if n else 0,
+                "confirmed_quantity": confirmed.get(r["decision_id"], 0),
+            }
+        )
+    following = offset + len(items)
+    return {
+        "decisions": items,
+        "count": len(items),
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": following if following < total else None,
+    }
+
+
+async def decision_execution(conn: AsyncConnection, decision_id: str) -> dict[str, Any] | None:
+    """The decision followed to the border (`domain.execution.trace`), None if unknown."""
+    found = (await conn.execute(sa.select(D).where(D.c.decision_id == decision_id))).first()
+    if found is None:
+        return None
+    requirement_ids = sa.select(R.c.requirement_id).where(R.c.decision_id == decision_id)
+    pledge_ids = sa.select(P.c.pledge_id).where(P.c.decision_id == decision_id)
+    requirements = await _rows(conn, Requirement, R.select().where(R.c.decision_id == decision_id))
+    pledges = await _rows(conn, Pledge, P.select().where(P.c.decision_id == decision_id))
+    allocations = await _rows(
+        conn,
+        Allocation,
+        A.select().where(
+            sa.or_(A.c.requirement_id.in_(requirement_ids), A.c.pledge_id.in_(pledge_ids))
+        ),
+    )
+    shipments = await _rows(
+        conn,
+        Shipment,
+        S.select().where(
+            sa.or_(S.c.requirement_id.in_(requirement_ids), S.c.pledge_id.in_(pledge_ids))
+        ),
+    )
+    stuck = sorted(s.shipment_id for s in shipments if execution.shipment_stuck(s))
+    reasons = await _stuck_reasons(conn, stuck)
+    decision = Decision(**_row(found))
+    return execution.trace(decision, requirements, pledges, allocations, shipments, reasons)
+
+
+async def _rows(conn: AsyncConnection, kind: type[RowT], query: sa.Select[Any]) -> list[RowT]:
+    return [kind(**_row(r)) for r in await conn.execute(query)]
+
+
+async def _stuck_reasons(
+    conn: AsyncConnection, shipment_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Why these shipments are stuck, from their events in the audit trail (the read models
+    keep a shipment's state, not the words of its hold, delay or loss)."""
+    if not shipment_ids:
+        return {}
+    events = await conn.execute(
+        sa.select(t.audit.c.stream_id, t.audit.c.event_type, t.audit.c.data)
+        .where(
+            t.audit.c.stream_id.in_(shipment_ids),
+            t.audit.c.event_type.in_(list(execution.REASON_EVENTS)),
+        )
+        .order_by(t.audit.c.seq)
+    )
+    return execution.stuck_reasons((e.stream_id, e.event_type, e.data) for e in events)
 
 
 # -- hubs, shipments, audit ------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""How the read routes write their answers: JSON with ISO 8601 dates, the board also as CSV
-(with formula cells neutralised)."""
+"""How the read routes write their answers: JSON with ISO 8601 dates, the board and the
+decisions also as CSV (with formula cells neutralised)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,10 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value: Any) -> Any:
-    """`value` as a CSV cell a spreadsheet will not evaluate (user text is prefixed with `'`)."""
+    """`value` as a CSV cell a spreadsheet will not evaluate (user text is prefixed with `'`);
+    a list as its items joined by spaces."""
+    if isinstance(value, list | tuple):
+        value = " ".join(str(item) for item in value)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value

@@ -1,9 +1,10 @@
 """The projection's tables (in each generation's schema; see `generations.py`).
 
-One row per requirement, pledge, allocation, shipment and catalogue item, kept current by the
-consumer; the ledgers, gaps and hub boards are grouped from them when asked. `audit` keeps
-every event applied (the audit trail, shipment timelines, and the resume point of the live
-stream). `generations` (used in the base schema only) says which generation answers.
+One row per requirement, pledge, allocation, shipment, forum decision and catalogue item, kept
+current by the consumer; the ledgers, gaps, hub boards and decisions' execution are grouped from
+them when asked. `audit` keeps every event applied (the audit trail, shipment timelines, the
+reasons a shipment is stuck, and the resume point of the live stream). `generations` (used in
+the base schema only) says which generation answers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ metadata = sa.MetaData()
 
 def _time(name: str) -> sa.Column[datetime]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=True)
+
+
+def _lineage() -> tuple[sa.Column[str], sa.Column[str]]:
+    """The forum decisions an allocation or shipment executes (null: not known)."""
+    return (
+        sa.Column("endorsed_by_decision", sa.String(200), nullable=True),
+        sa.Column("confirmed_by_decision", sa.String(200), nullable=True),
+    )
 
 
 items = sa.Table(
@@ -52,7 +61,10 @@ requirements = sa.Table(
     sa.Column("status", sa.String(30), nullable=False, index=True),
     _time("submitted_at"),
     _time("updated_at"),
+    sa.Column("decision_id", sa.String(200), nullable=True),
+    sa.Column("shortfall_reason", sa.Text, nullable=True),
     sa.Index("ix_requirements_item_code", "item_code"),
+    sa.Index("ix_requirements_decision", "decision_id"),
 )
 
 pledges = sa.Table(
@@ -71,6 +83,8 @@ pledges = sa.Table(
     _time("announced_at"),
     _time("confirmed_at"),
     _time("updated_at"),
+    sa.Column("decision_id", sa.String(200), nullable=True),
+    sa.Index("ix_pledges_decision", "decision_id"),
 )
 
 allocations = sa.Table(
@@ -86,6 +100,8 @@ allocations = sa.Table(
     sa.Column("status", sa.String(30), nullable=False),
     _time("proposed_at"),
     _time("updated_at"),
+    *_lineage(),
+    sa.Index("ix_allocations_requirement", "requirement_id"),
 )
 
 shipments = sa.Table(
@@ -118,7 +134,23 @@ shipments = sa.Table(
     sa.Column("short", sa.Integer, nullable=False),
     sa.Column("lost_quantity", sa.Integer, nullable=False),
     _time("updated_at"),
+    *_lineage(),
     sa.Index("ix_shipments_hub_status", "hub", "status"),
+    # A decision's execution gathers its requirements' and pledges' shipments.
+    sa.Index("ix_shipments_requirement", "requirement_id"),
+    sa.Index("ix_shipments_pledge", "pledge_id"),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("decision_id", sa.String(200), primary_key=True),
+    sa.Column("meeting_date", sa.Date, nullable=True),
+    sa.Column("reference", sa.String(500), nullable=False),
+    sa.Column("endorsed", sa.Integer, nullable=False),
+    sa.Column("confirmed", sa.Integer, nullable=False),
+    _time("recorded_at"),
+    sa.Index("ix_decisions_meeting", "meeting_date"),
 )
 
 audit = sa.Table(

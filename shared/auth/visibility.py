@@ -72,6 +72,8 @@ FIELD_GROUPS: dict[str, frozenset[str]] = {
             "inspection_notes",
             "cancel_reason",
             "withdraw_reason",
+            "loss_reason",
+            "shortfall_reason",
         }
     ),
     # Why the recipient needs something: what the forum endorses on, so the forum reads it.
@@ -184,6 +186,13 @@ SURFACES: tuple[Surface, ...] = (
     Surface("projection", "GET /donors/{nation}/ledger", (Resource.AGGREGATE,)),
     Surface("projection", "GET /capabilities/gaps", (Resource.AGGREGATE,)),
     Surface("projection", "GET /hubs", (Resource.AGGREGATE,)),
+    Surface("projection", "GET /decisions", (Resource.AGGREGATE,), "also ?format=csv"),
+    Surface(
+        "projection",
+        "GET /decisions/{decision_id}/execution",
+        (Resource.AGGREGATE, Resource.PLANNING, Resource.SHIPMENT),
+        "figures and stuck states for all; shipments not seen are left out; also ?format=csv",
+    ),
     Surface(
         "projection",
         "GET /hubs/{hub}",

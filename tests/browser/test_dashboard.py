@@ -1,6 +1,7 @@
 """The operators' dashboard in headless Chromium (Debian's package, driven by Playwright):
 the page loads under its Content-Security-Policy without a violation, shows a requirement that
-came through the topics, and its live feed shows a new event without a reload. Needs
+came through the topics, and its live feed shows a new event without a reload; its decisions
+panel follows a decision to what is stuck, as the viewer's role may see it. Needs
 /usr/bin/chromium: `deploy/local/test-tools.sh` installs it."""
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, async_playwright
 
+from shared.auth import Principal, Role
+from shared.auth.visibility import Resource, hidden_fields
 from tests.infra import produce
-from tests.projection import Projection, Topics, auth, event, projection_service
+from tests.projection import Projection, Topics, auth, event, projection_service, token
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -100,3 +103,90 @@ async def test_the_dashboard_shows_the_board_and_live_events(
         assert await page.evaluate("window.cspViolations") == []
     finally:
         await page.close()
+
+
+def _hides(role: str, field: str) -> bool:
+    principal = Principal("viewer", frozenset({Role(role)}))
+    return field in (hidden_fields(principal, Resource.PLANNING) or frozenset())
+
+
+async def test_the_dashboard_follows_a_decision_to_what_is_stuck(
+    service: Projection, topics: Topics, browser: Browser
+) -> None:
+    """The decisions panel lists a decision; opening it shows its lines with what is stuck and
+    why — to an observer without any shipment, to a planner with the held shipment's notes."""
+    run = uuid.uuid4().hex[:8]
+    decision, short, moving = f"DEC-UI-{run}", f"REQ-UI-S-{run}", f"REQ-UI-M-{run}"
+    allocation, shipment = f"AL-UI-{run}", f"SHP-UI-{run}"
+    requests = [
+        submitted(short),
+        submitted(moving),
+        *(event(r, 2, "requirement.endorsed", {"priority": 1, "decision_id": decision})
+          for r in (short, moving)),
+        event(decision, 1, "decision.recorded", {
+            "decision_id": decision, "meeting_date": "2026-02-27", "reference": f"UDCG {run}",
+            "endorsed": [{"requirement_id": r, "priority": 1} for r in (short, moving)],
+            "confirmed": []}),
+    ]  # fmt: skip
+    allocations = [
+        event(f"shortfall-{short}", 1, "shortfall.recorded", {
+            "requirement_id": short, "open_quantity": 3, "reason": "no pledge of AD-IRIST-SLM"}),
+        event(allocation, 1, "allocation.proposed", {
+            "allocation_id": allocation, "requirement_id": moving, "pledge_id": f"PLG-UI-{run}",
+            "item_code": "AD-IRIST-SLM", "quantity": 3, "hub": "PL-RZE",
+            "handover_by": "2099-01-01", "rationale": "-"}),
+        event(allocation, 2, "allocation.approved", {"approved_by": "planner-ui"}),
+    ]  # fmt: skip
+    deliveries = [
+        event(shipment, 1, "shipment.planned", {
+            "shipment_id": shipment, "allocation_id": allocation, "requirement_id": moving,
+            "pledge_id": f"PLG-UI-{run}", "donor": "DE", "item_code": "AD-IRIST-SLM",
+            "quantity": 3, "hub": "PL-RZE", "handover_point": "Korczowa"}),
+        event(shipment, 2, "shipment.dispatched", {"mode": "road", "carrier_ref": "T"}),
+        event(shipment, 3, "shipment.arrived_at_hub", {"hub": "PL-RZE"}),
+        event(shipment, 4, "shipment.inspected", {"result": "held", "notes": "seal broken"}),
+    ]  # fmt: skip
+    for topic, events in (
+        (topics.requests, requests),
+        (topics.allocations, allocations),
+        (topics.deliveries, deliveries),
+    ):
+        await produce(topic, events)  # type: ignore[arg-type]
+        applied = await service.client.get(
+            "/decisions", params={"after_event": str(events[-1].event_id)},  # type: ignore[attr-defined]
+            headers=auth("observer"),
+        )  # fmt: skip
+        assert applied.status_code == 200, applied.text
+    planner = token("planner")
+    for viewer, hash_ in (("observer", ""), ("planner", f"#token={planner}")):
+        page = await browser.new_page()
+        try:
+            errors: list[str] = []
+            page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+            await page.add_init_script(CSP_VIOLATIONS)
+            await page.goto(service.url + "/" + hash_)
+            row = f'#decisions tr[data-id="{decision}"]'
+            await page.wait_for_selector(row, timeout=15_000)
+            assert f"UDCG {run}" in await page.inner_text(row)
+            await page.click(row)
+            line = f'#execution-lines tr[data-id="{short}"]'
+            await page.wait_for_selector(line, timeout=15_000)
+            # Why: as the table shows a planning record's reasons to the viewer's role.
+            why = "" if _hides(viewer, "shortfall_reason") else " (no pledge of AD-IRIST-SLM)"
+            assert f"no_allocation{why}" in await page.inner_text(line)
+            held = await page.inner_text(f'#execution-lines tr[data-id="{moving}"]')
+            assert "held" in held
+            assert "1 requirements and 0 pledges without allocation" in await page.inner_text(
+                "#execution-stuck"
+            )
+            shipments = await page.inner_text("#execution-shipments")
+            if viewer == "observer":
+                assert shipment not in shipments and "seal broken" not in shipments
+                assert "yours to see" in shipments
+            else:
+                assert f"{shipment} held 3 at PL-RZE" in shipments
+                assert "held: seal broken" in shipments
+            assert errors == []
+            assert await page.evaluate("window.cspViolations") == []
+        finally:
+            await page.close()

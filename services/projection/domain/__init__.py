@@ -2,6 +2,7 @@
 
 from services.projection.domain.model import (
     Allocation,
+    Decision,
     ItemRow,
     Pledge,
     Requirement,
@@ -13,6 +14,7 @@ from services.projection.domain.projector import Changes, Keys, keys_of
 __all__ = [
     "Allocation",
     "Changes",
+    "Decision",
     "ItemRow",
     "Keys",
     "Pledge",

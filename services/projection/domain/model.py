@@ -85,6 +85,8 @@ class Requirement(Row):
     status: str = "submitted"
     submitted_at: datetime | None = None
     updated_at: datetime | None = None
+    decision_id: str | None = None  # the forum decision that endorsed it (at most one)
+    shortfall_reason: str | None = None  # why `open_shortfall` is open (the planner's words)
 
     @property
     def delivered(self) -> int:
@@ -121,6 +123,7 @@ class Pledge(Row):
     announced_at: datetime | None = None
     confirmed_at: datetime | None = None
     updated_at: datetime | None = None
+    decision_id: str | None = None  # the forum decision that confirmed it (at most one)
 
 
 ALLOCATION_LIVE = frozenset({"proposed", "approved"})
@@ -139,6 +142,10 @@ class Allocation(Row):
     status: str = "proposed"  # proposed | approved | rejected | cancelled
     proposed_at: datetime | None = None
     updated_at: datetime | None = None
+    # Lineage (allocation.proposed v2): the decisions that endorsed its requirement and
+    # confirmed its pledge; None when not known.
+    endorsed_by_decision: str | None = None
+    confirmed_by_decision: str | None = None
 
     def contribution(self) -> tuple[int, int]:
         """(pledged, allocated) it adds to its requirement."""
@@ -182,11 +189,27 @@ class Shipment(Row):
     short: int = 0
     lost_quantity: int = 0
     updated_at: datetime | None = None
+    # Lineage (shipment.planned v2): its allocation's decisions; None when not known.
+    endorsed_by_decision: str | None = None
+    confirmed_by_decision: str | None = None
 
     def contribution(self) -> tuple[int, int]:
         """(in transit, delivered) it adds to its requirement."""
         in_transit = self.quantity - self.lost_quantity if self.status in MOVING else 0
         return in_transit, self.received_good if self.status in HANDED_OVER else 0
+
+
+@dataclass
+class Decision(Row):
+    """A forum decision (`decision.recorded`): its meeting and how much it decided."""
+
+    KEY = "decision_id"
+    decision_id: str
+    meeting_date: date | None = None
+    reference: str = ""
+    endorsed: int = 0  # requirements it endorsed
+    confirmed: int = 0  # pledges it confirmed
+    recorded_at: datetime | None = None
 
 
 @dataclass

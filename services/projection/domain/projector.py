@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from services.projection.domain.model import (
     Allocation,
+    Decision,
     ItemRow,
     Pledge,
     Requirement,
@@ -63,10 +64,7 @@ RowT = TypeVar("RowT", bound=Row)
 # Event types of the projection's topics that change none of its tables, each with why. A type
 # neither handled nor named here fails tests/unit/test_projection_domain.py: a new event cannot
 # be forgotten silently.
-IGNORED: dict[type[DomainEvent], str] = {
-    DecisionRecorded: "its endorsements and confirmations arrive as requirement.endorsed and "
-    "pledge.confirmed events of their own; the decision itself has no table here yet",
-}
+IGNORED: dict[type[DomainEvent], str] = {}
 
 
 @dataclass
@@ -77,9 +75,12 @@ class Keys:
     pledges: set[str] = field(default_factory=set)
     allocations: set[str] = field(default_factory=set)
     shipments: set[str] = field(default_factory=set)
+    decisions: set[str] = field(default_factory=set)
 
     def add(self, event: DomainEvent, subject: str) -> None:
         match event:
+            case DecisionRecorded():
+                self.decisions.add(event.decision_id)
             case PledgeAnnounced():
                 self.pledges.add(event.pledge_id)
             case CatalogueItemAdded():
@@ -128,17 +129,20 @@ class Changes:
         pledges: dict[str, Pledge],
         allocations: dict[str, Allocation],
         shipments: dict[str, Shipment],
+        decisions: dict[str, Decision] | None = None,
     ) -> None:
         self.requirements = requirements
         self.pledges = pledges
         self.allocations = allocations
         self.shipments = shipments
+        self.decisions = {} if decisions is None else decisions
         self.items: dict[str, ItemRow] = {}
         self._dirty: dict[type[Row], dict[str, Row]] = {
             Requirement: {},
             Pledge: {},
             Allocation: {},
             Shipment: {},
+            Decision: {},
         }
         self._handlers: dict[type[DomainEvent], Callable[[Any, str, datetime], Scope | None]] = {
             RequirementSubmitted: self._requirement_submitted,
@@ -152,6 +156,7 @@ class Changes:
             PledgeReduced: self._pledge_reduced,
             PledgeWithdrawn: self._pledge_withdrawn,
             CatalogueItemAdded: self._item_added,
+            DecisionRecorded: self._decision_recorded,
             AllocationProposed: self._allocation_proposed,
             AllocationApproved: self._allocation_status("approved"),
             AllocationRejected: self._allocation_status("rejected"),
@@ -207,6 +212,9 @@ class Changes:
     def _shipment(self, key: str) -> Shipment:
         return self._touch(self.shipments, Shipment, key)
 
+    def _decision(self, key: str) -> Decision:
+        return self._touch(self.decisions, Decision, key)
+
     # -- requirements ----------------------------------------------------------------------
 
     def _requirement_submitted(self, e: RequirementSubmitted, _s: str, at: datetime) -> None:
@@ -218,7 +226,7 @@ class Changes:
 
     def _requirement_endorsed(self, e: RequirementEndorsed, subject: str, at: datetime) -> None:
         r = self._requirement(subject)
-        r.endorsed, r.priority = True, e.priority
+        r.endorsed, r.priority, r.decision_id = True, e.priority, e.decision_id
         r.refresh(at)
 
     def _requirement_amended(self, e: RequirementAmended, subject: str, at: datetime) -> None:
@@ -257,10 +265,11 @@ class Changes:
         p.announced_quantity = p.quantity = e.quantity
         p.announced_at = p.updated_at = at
 
-    def _pledge_confirmed(self, _e: PledgeConfirmed, subject: str, at: datetime) -> None:
+    def _pledge_confirmed(self, e: PledgeConfirmed, subject: str, at: datetime) -> None:
         p = self._pledge(subject)
         if p.status != "withdrawn":
             p.status = "confirmed"
+        p.decision_id = e.decision_id
         p.confirmed_at = p.updated_at = at
 
     def _pledge_reduced(self, e: PledgeReduced, subject: str, at: datetime) -> None:
@@ -274,6 +283,15 @@ class Changes:
     def _item_added(self, e: CatalogueItemAdded, _s: str, _at: datetime) -> None:
         self.items[e.item_code] = ItemRow(e.item_code, e.name, e.capability, e.unit)
 
+    # -- forum decisions -------------------------------------------------------------------
+
+    def _decision_recorded(self, e: DecisionRecorded, _s: str, at: datetime) -> None:
+        # What it endorsed and confirmed is marked on those rows by their own events
+        # (`decision_id`); here only the meeting and the counts.
+        d = self._decision(e.decision_id)
+        d.meeting_date, d.reference, d.recorded_at = e.meeting_date, e.reference, at
+        d.endorsed, d.confirmed = len(e.endorsed), len(e.confirmed)
+
     # -- allocations -----------------------------------------------------------------------
 
     def _allocation_proposed(self, e: AllocationProposed, _s: str, at: datetime) -> None:
@@ -281,6 +299,8 @@ class Changes:
         before = a.contribution()
         a.requirement_id, a.pledge_id, a.item_code = e.requirement_id, e.pledge_id, e.item_code
         a.quantity, a.hub, a.handover_by = e.quantity, e.hub, e.handover_by
+        a.endorsed_by_decision = e.endorsed_by_decision
+        a.confirmed_by_decision = e.confirmed_by_decision
         a.status, a.proposed_at, a.updated_at = "proposed", at, at
         self._allocation_moved(a, before, at)
 
@@ -303,7 +323,7 @@ class Changes:
 
     def _shortfall_recorded(self, e: ShortfallRecorded, _s: str, at: datetime) -> None:
         r = self._requirement(e.requirement_id)
-        r.open_shortfall = e.open_quantity
+        r.open_shortfall, r.shortfall_reason = e.open_quantity, e.reason
         r.refresh(at)
 
     # -- shipments -------------------------------------------------------------------------
@@ -334,6 +354,8 @@ class Changes:
             )
             s.donor, s.item_code, s.quantity = e.donor.upper(), e.item_code, e.quantity
             s.hub, s.handover_point, s.planned_at = e.hub, e.handover_point, at
+            s.endorsed_by_decision = e.endorsed_by_decision
+            s.confirmed_by_decision = e.confirmed_by_decision
 
         return self._moved(e.shipment_id, at, change)
 

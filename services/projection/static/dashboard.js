@@ -3,7 +3,9 @@
 // once (it is kept in sessionStorage) or open the page as /#token=<jwt>.
 "use strict";
 
-const state = { token: null, chartData: {}, feedCount: 0, lastEventId: null, expired: false };
+const state = {
+  token: null, chartData: {}, feedCount: 0, lastEventId: null, expired: false, decision: null,
+};
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
@@ -71,10 +73,90 @@ async function downloadCsv(event) {
     parts.push(offset === 0 ? text : rows);
     if (!rows.trim()) break;
   }
+  saveCsv(parts, "requirements.csv");
+}
+
+function saveCsv(parts, name) {
   const url = URL.createObjectURL(new Blob(parts, { type: "text/csv" }));
-  const link = el("a", { href: url, download: "requirements.csv" });
-  link.click();
+  el("a", { href: url, download: name }).click();
   URL.revokeObjectURL(url);
+}
+
+// -- forum decisions and their execution --------------------------------------------------
+
+const share = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`);
+
+async function loadDecisions() {
+  const data = await api("/decisions?limit=100");
+  $("#decisions tbody").replaceChildren(...data.decisions.map((d) => {
+    const row = el("tr", { "data-id": d.decision_id, tabindex: "0" },
+      el("td", {}, d.meeting_date || ""), el("td", {}, d.reference),
+      el("td", { class: "n" }, fmt(d.requirements_endorsed)),
+      el("td", { class: "n" }, fmt(d.pledges_confirmed)),
+      el("td", { class: "n" }, fmt(d.endorsed_quantity)),
+      el("td", { class: "n" }, fmt(d.allocated_quantity)),
+      el("td", { class: "n" }, fmt(d.in_transit_quantity)),
+      el("td", { class: "n" }, fmt(d.handed_over_quantity)),
+      el("td", { class: "n" }, share(d.share_handed_over)),
+      el("td", { class: "n" }, fmt(d.shortfalls)));
+    if (d.decision_id === state.decision) row.classList.add("selected");
+    row.addEventListener("click", () => showExecution(d.decision_id));
+    row.addEventListener("keydown", (e) => { if (e.key === "Enter") showExecution(d.decision_id); });
+    return row;
+  }));
+  if (state.decision) await showExecution(state.decision);
+}
+
+function stuckText(line) {
+  const why = line.shortfall_reason ? ` (${line.shortfall_reason})` : "";
+  return line.stuck.length ? `${line.stuck.join(", ")}${why}` : "";
+}
+
+function shipmentText(s) {
+  // Only what the viewer's role sees of the shipment is in the answer (docs/access.md).
+  const parts = [`${s.shipment_id} ${s.status} ${fmt(s.quantity)} at ${s.hub}`];
+  if (s.held) parts.push(`held${s.inspection_notes ? `: ${s.inspection_notes}` : ""}`);
+  if (s.delayed) parts.push(`delayed${s.new_eta ? ` to ${s.new_eta}` : ""}${s.delay_reason ? `: ${s.delay_reason}` : ""}`);
+  if (s.lost_quantity) parts.push(`lost ${fmt(s.lost_quantity)}${s.loss_reason ? `: ${s.loss_reason}` : ""}`);
+  return parts.join(" · ");
+}
+
+async function showExecution(decisionId) {
+  state.decision = decisionId;
+  for (const row of document.querySelectorAll("#decisions tbody tr")) {
+    row.classList.toggle("selected", row.dataset.id === decisionId);
+  }
+  const x = await api(`/decisions/${encodeURIComponent(decisionId)}/execution`);
+  $("#execution").hidden = false;
+  $("#execution").dataset.id = decisionId;
+  $("#execution-title").textContent = `${x.reference} (meeting ${x.meeting_date}): ` +
+    `${x.requirements_endorsed} requirements endorsed, ${x.pledges_confirmed} pledges confirmed, ` +
+    `${share(x.requirements.share_handed_over)} handed over`;
+  const s = x.stuck;
+  $("#execution-stuck").textContent = `Stuck: ${fmt(s.no_allocation.requirements)} requirements ` +
+    `and ${fmt(s.no_allocation.pledges)} pledges without allocation (${fmt(s.no_allocation.quantity)}), ` +
+    `${fmt(s.shortfall.requirements)} short (${fmt(s.shortfall.quantity)}); shipments held ` +
+    `${fmt(s.held.shipments)} (${fmt(s.held.quantity)}), delayed ${fmt(s.delayed.shipments)} ` +
+    `(${fmt(s.delayed.quantity)}), with losses ${fmt(s.lost.shipments)} (${fmt(s.lost.quantity)} lost)`;
+  $("#execution-lines tbody").replaceChildren(...x.lines.map((line) => el("tr", { "data-id": line.id },
+    el("td", {}, `${line.kind} ${line.id}`), el("td", {}, line.item_code),
+    el("td", {}, el("span", { class: `pill ${line.status}` }, line.status)),
+    ...["confirmed", "allocated", "dispatched", "at_hub", "handed_over", "received", "lost"]
+      .map((k) => el("td", { class: "n" }, fmt(line[k]))),
+    el("td", { class: "n" }, fmt(line.days_to_handed_over)),
+    el("td", { class: "stuck" }, stuckText(line)))));
+  const shipments = x.shipments.map((sh) => el("li", { "data-id": sh.shipment_id }, shipmentText(sh)));
+  $("#execution-shipments").replaceChildren(...(shipments.length ? shipments
+    : [el("li", {}, "no shipment of it is yours to see (figures above)")]));
+}
+
+async function downloadExecutionCsv(event) {
+  event.preventDefault();
+  const id = $("#execution").dataset.id;
+  const res = await fetch(`/decisions/${encodeURIComponent(id)}/execution?format=csv`,
+    { headers: { Authorization: `Bearer ${state.token}` } });
+  if (!res.ok) throw new Error(`CSV export: HTTP ${res.status}`);
+  saveCsv([await res.text()], `decision-${id}.csv`);
 }
 
 // -- capability gaps and the chart --------------------------------------------------------
@@ -173,7 +255,7 @@ function scheduleRefresh() {
   if (refreshTimer) return;
   refreshTimer = setTimeout(async () => {
     refreshTimer = null;
-    await Promise.allSettled([loadBoard(), loadGaps(), loadLedger(), loadHubs()]);
+    await Promise.allSettled([loadBoard(), loadDecisions(), loadGaps(), loadLedger(), loadHubs()]);
   }, 1000);
 }
 
@@ -235,10 +317,12 @@ async function main() {
   if (!state.token) { setStatus("no token"); return; }
   $("#board-filters").addEventListener("change", loadBoard);
   $("#csv").addEventListener("click", downloadCsv);
+  $("#execution-csv").addEventListener("click", downloadExecutionCsv);
   $("#ledger-form").addEventListener("submit", loadLedger);
   $("#chart-capability").addEventListener("change", drawChart);
   connectFeed();
-  const results = await Promise.allSettled([loadBoard(), loadGaps(), loadLedger(), loadHubs()]);
+  const results = await Promise.allSettled(
+    [loadBoard(), loadDecisions(), loadGaps(), loadLedger(), loadHubs()]);
   const failed = results.filter((r) => r.status === "rejected");
   setStatus(failed.length ? `error: ${failed[0].reason.message}` : "live");
 }

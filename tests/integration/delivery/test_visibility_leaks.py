@@ -185,7 +185,7 @@ class Scenario:
                 _stored(rq_registry, s.requirement_id, 1, submitted, people),
                 _stored(rq_registry, s.pledge_id, 1, pledge, f"donor@{s.donor}"),
             ]
-        a, c = self.a, self.c
+        a, b, c = self.a, self.b, self.c
         extra_pledge, decision = f"PLG-{RUN}-E", f"DEC-{RUN}"
         self.streams += [extra_pledge, decision, f"catalogue-X-{RUN}"]
         events += [
@@ -197,6 +197,14 @@ class Scenario:
                 "forum",
             ),
             _stored(rq_registry, a.requirement_id, 3, RequirementAmended(quantity=3), people),
+            # B's requirement too: the decision's execution then has a delayed, lost shipment.
+            _stored(
+                rq_registry,
+                b.requirement_id,
+                2,
+                RequirementEndorsed(priority=1, decision_id=decision),
+                "forum",
+            ),
             _stored(
                 rq_registry,
                 c.requirement_id,
@@ -236,7 +244,10 @@ class Scenario:
                     decision_id=decision,
                     meeting_date=date(2026, 1, 1),
                     reference="UDCG",
-                    endorsed=[Endorsement(requirement_id=a.requirement_id, priority=1)],
+                    endorsed=[
+                        Endorsement(requirement_id=a.requirement_id, priority=1),
+                        Endorsement(requirement_id=b.requirement_id, priority=1),
+                    ],
                     confirmed=[extra_pledge],
                 ),
                 "forum",
@@ -431,7 +442,7 @@ class Scenario:
             _stored(
                 rq_registry,
                 b.requirement_id,
-                2,
+                3,
                 RequirementDeliveryRecorded(shipment_id=b.id, quantity=1),
                 "system",
             ),
@@ -551,7 +562,7 @@ async def _all_projected(projection: Projection, scenario: Scenario) -> None:
         response = await projection.client.get(
             f"/audit/{scenario.b.requirement_id}", headers=PLANNER
         )
-        return response.status_code == 200 and len(response.json()["events"]) == 2
+        return response.status_code == 200 and len(response.json()["events"]) == 3
 
     await eventually(there, timeout=60, what="the projection to apply the scenario")
 
@@ -610,6 +621,14 @@ def _calls(surface: Surface, w: World) -> list[Call]:
         ("projection", "GET /capabilities/gaps"): [Call("gaps", get(p, "/capabilities/gaps"))],
         ("projection", "GET /hubs"): [Call("hubs", get(p, "/hubs"))],
         ("projection", "GET /hubs/{hub}"): [Call(h, get(p, f"/hubs/{h}")) for h in HUBS],
+        ("projection", "GET /decisions"): [
+            Call("json", get(p, "/decisions", limit="500")),
+            Call("csv", get(p, "/decisions", limit="500", format="csv")),
+        ],
+        ("projection", "GET /decisions/{decision_id}/execution"): [
+            Call("json", get(p, f"/decisions/DEC-{RUN}/execution")),
+            Call("csv", get(p, f"/decisions/DEC-{RUN}/execution", format="csv")),
+        ],
         ("projection", "GET /shipments/{shipment_id}/timeline"): per_shipment(
             p, "/shipments/{}/timeline"
         ),
