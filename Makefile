@@ -54,6 +54,12 @@ test-unit: $(STAMP) ## Only the pure unit tests (no infrastructure)
 bench: $(STAMP) ## Benchmarks beside their baselines; writes bench-results/results.{json,md}
 	@$(TEST_INFRA) deploy/local/with-infra.sh $(BIN)/python -m bench $(BENCH)
 
+.PHONY: mutation
+mutation: $(STAMP) ## Mutation testing of the domain layers and the projector (not in CI; ~25 min)
+	@$(BIN)/pip install -q -e '.[dev,mutation]'
+	@$(BIN)/mutmut run --max-children 2
+	@$(BIN)/mutmut results
+
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy
 	@$(BIN)/ruff check .
@@ -75,4 +81,4 @@ down: ## Docker Compose: stop the stack
 .PHONY: clean
 clean: ## Remove the virtual environment and local state (keeps the Kafka jar cache)
 	-@$(INFRA) down
-	rm -rf $(VENV) .aidline .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .aidline .pytest_cache .mypy_cache .ruff_cache mutants

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
+import pytest
 
 from shared.auth import DEV_SECRET, Principal, Role, mint_token
-from shared.auth.visibility import TABLE, Reach, Resource, Surface, hidden_fields
+from shared.auth.visibility import SURFACES, TABLE, Reach, Resource, Surface, hidden_fields
 
 HUBS = ("PL-RZE", "RO-SUC")
 NATIONS = ("PL", "DE")
@@ -136,3 +138,13 @@ async def leaks(viewer: Viewer, surface: Surface, calls: list[Call], secrets: Se
         if leaked:
             problems.append(f"{call.label}: shows {leaked}")
     return problems
+
+
+def cases(*services: str) -> list[Any]:
+    """Every viewer x every read surface of `services` (pytest parameters)."""
+    return [
+        pytest.param(viewer, surface, id=f"{viewer.name}-{surface.service}-{surface.path}")
+        for surface in SURFACES
+        if surface.service in services
+        for viewer in VIEWERS
+    ]

@@ -40,7 +40,7 @@ from shared.domain import DomainEvent, Metadata, StoredEvent
 from shared.runtime import ServiceRuntime
 from tests.infra import POSTGRES_URL, eventually, produce, start_at_the_end, stored_event
 from tests.infra import unique_schema as new_schema
-from tests.visibility import VIEWERS, Call, Place, Secrets, Viewer, get, leaks
+from tests.visibility import VIEWERS, Call, Place, Secrets, Viewer, cases, get, leaks
 
 RUN = uuid.uuid4().hex[:8]
 SERVICES_HERE = ("request", "allocation", "every service")
@@ -290,12 +290,7 @@ def _calls(surface: Surface, w: World) -> list[Call]:
     return by_path[(surface.service, surface.path)]()
 
 
-CASES = [
-    pytest.param(viewer, surface, id=f"{viewer.name}-{surface.service}-{surface.path}")
-    for surface in SURFACES
-    if surface.service in SERVICES_HERE
-    for viewer in VIEWERS
-]
+CASES = cases(*SERVICES_HERE)
 
 
 @pytest.mark.parametrize(("viewer", "surface"), CASES)

@@ -22,7 +22,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.delivery.app import MIGRATIONS, build_app
 from services.delivery.settings import DeliverySettings
@@ -32,11 +31,19 @@ from shared.contracts.allocations import registry as allocations
 from shared.contracts.requests import PledgeAnnounced
 from shared.contracts.requests import registry as requests
 from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
-from shared.db.migrate import upgrade
 from shared.domain import DomainEvent, EventRegistry, Metadata, StoredEvent
 from shared.eventstore.tables import consumer_offsets
 from shared.runtime import ServiceRuntime
-from tests.infra import KAFKA, POSTGRES_URL, eventually, header, produce, read_topic, unique_schema
+from tests.infra import (
+    POSTGRES_URL,
+    end_offsets,
+    eventually,
+    header,
+    produce,
+    read_topic,
+    start_at_the_end,
+    unique_schema,
+)
 
 
 def token(role: str, *, nation: str | None = None, hub: str | None = None) -> dict[str, str]:
@@ -184,19 +191,6 @@ def proposal(
     )
 
 
-async def end_offsets(topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        return {
-            tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()
-        }
-    finally:
-        await consumer.stop()
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -230,7 +224,7 @@ async def serve(
         schema=schema,
     )
     runtime: ServiceRuntime = app.state.runtime
-    await _start_at_the_end(runtime)
+    await start_at_the_end(runtime, MIGRATIONS)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
@@ -243,23 +237,6 @@ async def serve(
         await task
         await runtime.db.drop_schema()
         await runtime.db.dispose()
-
-
-async def _start_at_the_end(runtime: ServiceRuntime) -> None:
-    await upgrade(runtime.db, MIGRATIONS)
-    (consumer,) = runtime.consumers
-    async with runtime.db.engine.begin() as conn:
-        for topic in consumer.topics:
-            for partition, offset in (await end_offsets(topic)).items():
-                await conn.execute(
-                    consumer_offsets.insert().values(
-                        consumer=consumer.name,
-                        topic=topic,
-                        partition=partition,
-                        next_offset=offset,
-                        updated_at=datetime.now(UTC),
-                    )
-                )
 
 
 async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:

@@ -32,7 +32,6 @@ from rich.console import Console
 
 from shared.auth import DEV_SECRET, Role, mint_token
 from shared.auth.visibility import (
-    SURFACES,
     Resource,
     Surface,
 )
@@ -76,6 +75,7 @@ from tests.visibility import (
     Place,
     Secrets,
     Viewer,
+    cases,
     get,
     leaks,
 )
@@ -665,12 +665,7 @@ def _calls(surface: Surface, w: World) -> list[Call]:
     return by_path[(surface.service, surface.path)]
 
 
-CASES = [
-    pytest.param(viewer, surface, id=f"{viewer.name}-{surface.service}-{surface.path}")
-    for surface in SURFACES
-    if surface.service in SERVICES_HERE
-    for viewer in VIEWERS
-]
+CASES = cases(*SERVICES_HERE)
 
 
 @pytest.mark.parametrize(("viewer", "surface"), CASES)
