@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from services.projection.domain import Changes, keys_of, requirement_status
-from services.projection.domain.model import STATUSES
+from services.projection.domain.model import STATUSES, Shipment
 from services.projection.domain.projector import IGNORED, Scope
 from shared.contracts import REGISTRIES
-from shared.contracts.allocations import AllocationApproved, AllocationCancelled, AllocationProposed
+from shared.contracts.allocations import (
+    AllocationApproved,
+    AllocationCancelled,
+    AllocationProposed,
+    ShortfallRecorded,
+)
 from shared.contracts.deliveries import (
+    ShipmentArrivedAtHub,
     ShipmentCancellationRefused,
     ShipmentCancelled,
+    ShipmentDelayed,
+    ShipmentDepartedHub,
     ShipmentDispatched,
     ShipmentEumDiscrepancy,
     ShipmentHandedOver,
+    ShipmentInspected,
     ShipmentLost,
     ShipmentPlanned,
     ShipmentReceived,
 )
-from shared.contracts.requests import RequirementCancelled, RequirementSubmitted
+from shared.contracts.requests import (
+    RequirementCancelled,
+    RequirementDeliveryRecorded,
+    RequirementFulfilled,
+    RequirementSubmitted,
+)
+from shared.domain import DomainEvent
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 
@@ -107,6 +123,45 @@ def test_the_request_services_delivery_record_is_not_counted_twice() -> None:
     assert r.delivered == 10
 
 
+def test_deliveries_recorded_add_up_and_fulfilment_ends_the_requirement() -> None:
+    changes = Changes({}, {}, {}, {})
+    changes.apply(_submitted(quantity=10), "R-1", NOW)
+    changes.apply(RequirementDeliveryRecorded(shipment_id="S-1", quantity=4), "R-1", NOW)
+    changes.apply(RequirementDeliveryRecorded(shipment_id="S-2", quantity=6), "R-1", NOW)
+    r = changes.requirements["R-1"]
+    assert (r.delivered_recorded, r.status) == (10, "delivered")
+    changes.apply(RequirementFulfilled(), "R-1", NOW)
+    assert (r.fulfilled, r.status) == (True, "fulfilled")
+
+
+@pytest.mark.parametrize(
+    ("figure", "status"),
+    [("allocated", "partially_covered"), ("in_transit", "in_transit"),
+     ("delivered", "partially_delivered")],
+)  # fmt: skip
+def test_one_unit_is_enough_to_reach_a_step(figure: str, status: str) -> None:
+    args = {"requested": 100, "allocated": 0, "in_transit": 0, "delivered": 0,
+            "endorsed": True, "cancelled": False, "fulfilled": False} | {figure: 1}  # fmt: skip
+    assert requirement_status(**args) == status  # type: ignore[arg-type]
+
+
+def test_an_event_the_projector_has_no_handler_for_changes_nothing() -> None:
+    @dataclass(frozen=True, kw_only=True)
+    class Unknown(DomainEvent):
+        TYPE = "shipment.teleported"
+
+    changes = Changes({}, {}, {}, {})
+    assert changes.apply(Unknown(), "SHP-1", NOW) is None
+    assert changes.dirty(Shipment) == []
+
+
+def test_a_shipment_event_of_a_shipment_never_planned_here_has_no_scope() -> None:
+    """(a projection started at the topics' ends sees a shipment's later events only)"""
+    changes = Changes({}, {}, {}, {})
+    refused = ShipmentCancellationRefused(reason="-", status="dispatched", refusal="-")
+    assert changes.apply(refused, "SHP-X", NOW) == Scope()
+
+
 def test_every_shipment_event_says_whose_shipment_it_is() -> None:
     """Events that change no table still carry the shipment's scope (for the audit's rule)."""
     changes = Changes({}, {}, {}, {})
@@ -176,3 +231,40 @@ def test_a_cancelled_shipment_is_no_longer_planned() -> None:
     changes.apply(ShipmentCancelled(reason="allocation cancelled"), "S-1", NOW)
     assert changes.shipments["S-1"].status == "cancelled"
     assert [s.status for s in changes.dirty(type(changes.shipments["S-1"]))] == ["cancelled"]
+
+
+def test_every_event_dates_the_rows_it_changes_and_shipments_keep_their_lineage() -> None:
+    """`updated_at` is the time of the last event that changed a row (the board sorts and
+    filters by it), whichever topic it came from."""
+    changes = Changes({}, {}, {}, {})
+    times = iter(NOW + timedelta(minutes=n) for n in range(100))
+    planned = ShipmentPlanned(
+        shipment_id="S-1", allocation_id="A-1", requirement_id="R-1", pledge_id="P-1",
+        donor="de", item_code="ART-155-HE", quantity=10, hub="PL-RZE", handover_point="K",
+        endorsed_by_decision="D-1", confirmed_by_decision="D-2",
+    )  # fmt: skip
+    steps: list[tuple[DomainEvent, str, bool]] = [  # event, subject, changes the requirement
+        (_submitted(quantity=10), "R-1", True),
+        (_proposed("A-1", 10), "A-1", True),
+        (AllocationApproved(approved_by="p"), "A-1", True),
+        (planned, "S-1", False),
+        (ShipmentDispatched(mode="road", carrier_ref="T-1"), "S-1", True),
+        (ShipmentDelayed(reason="-", new_eta=date(2026, 12, 9)), "S-1", False),
+        (ShipmentLost(quantity=2, reason="-"), "S-1", True),
+        (ShipmentArrivedAtHub(hub="PL-RZE"), "S-1", False),
+        (ShipmentInspected(result="passed"), "S-1", False),
+        (ShipmentDepartedHub(), "S-1", False),
+        (ShipmentHandedOver(received_good=8, damaged=0, short=0), "S-1", True),
+        (ShipmentReceived(), "S-1", False),
+        (RequirementDeliveryRecorded(shipment_id="S-1", quantity=8), "R-1", True),
+        (ShortfallRecorded(requirement_id="R-1", open_quantity=2, reason="-"), "x", True),
+        (RequirementFulfilled(), "R-1", True),
+    ]
+    for event, subject, changes_requirement in steps:
+        at = next(times)
+        changes.apply(event, subject, at)
+        if subject.startswith("S-"):
+            assert changes.shipments["S-1"].updated_at == at, event.TYPE
+        assert (changes.requirements["R-1"].updated_at == at) == changes_requirement, event.TYPE
+    s = changes.shipments["S-1"]
+    assert (s.endorsed_by_decision, s.confirmed_by_decision) == ("D-1", "D-2")

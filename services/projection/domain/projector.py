@@ -267,9 +267,9 @@ class Changes:
 
     def _pledge_confirmed(self, e: PledgeConfirmed, subject: str, at: datetime) -> None:
         p = self._pledge(subject)
-        if p.status != "withdrawn":
-            p.status = "confirmed"
-        p.decision_id = e.decision_id
+        # (a pledge's stream is read in order, and the request service confirms no withdrawn
+        # pledge: a confirmation never follows a withdrawal)
+        p.status, p.decision_id = "confirmed", e.decision_id
         p.confirmed_at = p.updated_at = at
 
     def _pledge_reduced(self, e: PledgeReduced, subject: str, at: datetime) -> None:
