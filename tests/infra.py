@@ -20,7 +20,7 @@ from aiokafka.structs import RecordMetadata
 
 from shared.domain import Metadata, StoredEvent
 from shared.messaging import envelope
-from shared.messaging.kafka import new_producer
+from shared.messaging.kafka import Cluster, new_consumer, new_producer
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 POSTGRES_URL = os.environ.get(
@@ -85,11 +85,11 @@ async def end_offsets(topic: str) -> dict[int, int]:
 
 
 async def read_topic(
-    topic: str, since: dict[int, int] | None = None
+    topic: str, since: dict[int, int] | None = None, cluster: Cluster = KAFKA
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every message currently in `topic`, read from offset 0 (or the offsets in `since`, for a
     shared topic) up to the end offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+    consumer = new_consumer(cluster, enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()  # a new topic may not be cached yet
