@@ -153,7 +153,7 @@ async def _shortfalls(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) ->
     if not specs:
         return []
     described = {d["topic"]: d for d in await admin.describe_topics([s.name for s in specs])}
-    min_insync = await _configs(admin, [s.name for s in specs], MIN_INSYNC)
+    min_insync = await topic_configs(admin, [s.name for s in specs], MIN_INSYNC)
     problems = []
     for spec in specs:
         partitions = described[spec.name]["partitions"]
@@ -176,7 +176,9 @@ async def _shortfalls(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) ->
     return problems
 
 
-async def _configs(admin: AIOKafkaAdminClient, topics: Sequence[str], key: str) -> dict[str, str]:
+async def topic_configs(
+    admin: AIOKafkaAdminClient, topics: Sequence[str], key: str
+) -> dict[str, str]:
     """Topic -> its value of `key` (the broker's default when the topic sets none)."""
     responses: list[Any] = await admin.describe_configs(
         [ConfigResource(ConfigResourceType.TOPIC, name, {key: None}) for name in topics]
