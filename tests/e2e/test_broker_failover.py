@@ -24,7 +24,7 @@ import pytest
 
 from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
 from shared.messaging.kafka import new_admin
-from shared.messaging.topics import MIN_INSYNC, topic_configs
+from shared.messaging.topics import MIN_INSYNC, TopicSettings, ensure_topics, topic_configs
 from tests.brokers import CLUSTER_PORT, LocalKafka
 from tests.e2e.load import Ack, Load
 from tests.e2e.reconcile import connect, reconcile, schemas_with
@@ -57,6 +57,14 @@ async def replicated_stack(cluster: LocalKafka) -> AsyncIterator[Stack]:
             "KAFKA_REPLICATION_FACTOR": "3",
             "KAFKA_MIN_INSYNC_REPLICAS": "2",
         },
+    )
+    # The projection's generation consumer does not take the topic settings yet
+    # (docs/scaling.md, "Not yet covered"): it would create its dead-letter topics with one
+    # replica, unreadable while their broker is dead. Made here as an operator would.
+    replicated = TopicSettings(replication_factor=3, min_insync_replicas=2)
+    projection_group = f"{stack.group_prefix}projection-g1"
+    await ensure_topics(
+        cluster.bootstrap, replicated.dead_letter_topics(EVENT_TOPICS, projection_group)
     )
     try:
         for service in SERVICES:
