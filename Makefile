@@ -10,8 +10,14 @@ INFRA := deploy/local/infra.sh
 PYTEST_ARGS ?=
 # Tests and benchmarks get a broker and database of their own (own state folder and ports), so
 # their events never show up in the stack `make run` starts, and both can run at once.
+# The tests also start brokers of their own (tests/brokers.py): a three-node cluster (node n on
+# TEST_CLUSTER_PORT + 10(n-1), its controller one above) and a TLS/SCRAM broker (TEST_SECURE_PORT
+# to +3). Choose other ports to run two suites at once: make test TEST_CLUSTER_PORT=20400 ...
+TEST_CLUSTER_PORT ?= 20100
+TEST_SECURE_PORT ?= 20200
 TEST_INFRA := AIDLINE_HOME=$(CURDIR)/.aidline/test KAFKA_PORT=19092 CONTROLLER_PORT=19093 \
-	AIDLINE_PG_PORT=15433
+	AIDLINE_PG_PORT=15433 AIDLINE_TEST_CLUSTER_PORT=$(TEST_CLUSTER_PORT) \
+	AIDLINE_TEST_SECURE_PORT=$(TEST_SECURE_PORT)
 
 .PHONY: help
 help: ## List the commands

@@ -21,8 +21,9 @@ from shared.db.migrate import upgrade
 from shared.eventstore import EventStore
 from shared.messaging.consumer import BatchHandler, EventConsumer, Handler
 from shared.messaging.envelope import kafka_limit
+from shared.messaging.kafka import KafkaConnection, new_client
 from shared.messaging.relay import Relay
-from shared.messaging.topics import EVENT_TOPICS, ensure_topics
+from shared.messaging.topics import TopicSettings, ensure_topics
 from shared.settings import ServiceSettings
 from shared.supervision import Backoff, TaskStatus, retry, supervise
 
@@ -79,7 +80,9 @@ class ServiceRuntime:
         self.store = EventStore(
             self.db, size_limit=kafka_limit(settings.kafka_max_message_bytes, source or "")
         )
-        bootstrap = settings.kafka_bootstrap_servers
+        # One connection (addresses, TLS, SASL, client.id) for every Kafka client it runs.
+        self.kafka = bootstrap = KafkaConnection.from_settings(settings)
+        self.topic_settings = TopicSettings.from_settings(settings)
         self.backoff = Backoff(cap=settings.kafka_retry_max_seconds)
         self.relay = (
             Relay(
@@ -108,6 +111,7 @@ class ServiceRuntime:
                 max_attempts=settings.consumer_max_attempts,
                 stall_seconds=settings.consumer_stall_seconds,
                 backoff=self.backoff,
+                topic_settings=self.topic_settings,
             )
             for spec in consumers
         ]
@@ -149,8 +153,8 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(supervise(status, running, self.backoff), name=name))
 
     async def _ensure_topics(self) -> None:
-        status, bootstrap = self.tasks["topics"], self.settings.kafka_bootstrap_servers
-        await retry(status, lambda: ensure_topics(bootstrap, EVENT_TOPICS), self.backoff)
+        status, specs = self.tasks["topics"], self.topic_settings.event_topics()
+        await retry(status, lambda: ensure_topics(self.kafka, specs), self.backoff)
         status.done()
         self._topics_ready.set()
 
@@ -220,7 +224,7 @@ class ServiceRuntime:
 
     async def _kafka_ping(self) -> None:
         if self._kafka is None:
-            client = AIOKafkaClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+            client = new_client(self.kafka)
             try:
                 await client.bootstrap()
             except BaseException:

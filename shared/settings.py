@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, FilePath, model_validator
+from pydantic import AnyHttpUrl, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth.tokens import AUDIENCE, DEV_SECRET, ISSUER, MIN_SECRET_BYTES
@@ -33,6 +33,26 @@ class ServiceSettings(BaseSettings):
     # (Kafka's default, 1048588, does: deploy/kafka/server.properties). The store refuses an
     # event above it (413) and the relay's producer sends nothing larger.
     kafka_max_message_bytes: int = Field(default=1_048_576, ge=65_536, le=100 * 1024 * 1024)
+    # Every topic the service creates (its events' and its consumers' dead-letter topics):
+    # checked against the cluster at start (docs/scaling.md, "Topics on a cluster"). On a
+    # cluster: replication factor 3 and min.insync.replicas 2, so a broker can be lost
+    # without losing an acknowledged event or refusing writes.
+    kafka_topic_partitions: int = Field(default=3, ge=1, le=10_000)
+    kafka_dlq_partitions: int = Field(default=1, ge=1, le=10_000)
+    kafka_replication_factor: int = Field(default=1, ge=1, le=32)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1, le=32)
+    # How every producer, consumer and admin client connects (shared.messaging.kafka).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_cafile: FilePath | None = None  # PEM; none: the system's CAs
+    kafka_ssl_certfile: FilePath | None = None  # PEM client certificate (mutual TLS)
+    kafka_ssl_keyfile: FilePath | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # The brokers see this instance as it (logs, quotas, consumer groups); default
+    # `aidline-<service>-<host>-<pid>`, one per instance.
+    kafka_client_id: str | None = Field(default=None, min_length=1, max_length=200)
     environment: str = Field(default="development", pattern="^(development|test|production)$")
     migrate_on_start: bool = True
     relay_enabled: bool = True
@@ -75,6 +95,30 @@ class ServiceSettings(BaseSettings):
     rate_limit_enabled: bool = True
     rate_limit_per_minute: float = Field(default=30.0, gt=0)
     rate_limit_burst: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _kafka_settings_agree(self) -> ServiceSettings:
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(
+                f"KAFKA_MIN_INSYNC_REPLICAS={self.kafka_min_insync_replicas} is more than "
+                f"KAFKA_REPLICATION_FACTOR={self.kafka_replication_factor}: no write could "
+                "ever be acknowledged"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("set KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE together")
+        tls = self.kafka_security_protocol in ("SSL", "SASL_SSL")
+        if not tls and (self.kafka_ssl_cafile or self.kafka_ssl_certfile):
+            raise ValueError(
+                f"KAFKA_SSL_* files are set but KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol}: use SSL or SASL_SSL"
+            )
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_development_secret_outside_development(self) -> ServiceSettings:

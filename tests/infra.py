@@ -23,7 +23,7 @@ from shared.db.migrate import upgrade
 from shared.domain import Metadata, StoredEvent
 from shared.eventstore.tables import consumer_offsets
 from shared.messaging import envelope
-from shared.messaging.kafka import new_producer
+from shared.messaging.kafka import Cluster, new_consumer, new_producer
 from shared.runtime import ServiceRuntime
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -110,11 +110,11 @@ async def start_at_the_end(runtime: ServiceRuntime, migrations: Path) -> None:
 
 
 async def read_topic(
-    topic: str, since: dict[int, int] | None = None
+    topic: str, since: dict[int, int] | None = None, cluster: Cluster = KAFKA
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every message currently in `topic`, read from offset 0 (or the offsets in `since`, for a
     shared topic) up to the end offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+    consumer = new_consumer(cluster, enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()  # a new topic may not be cached yet

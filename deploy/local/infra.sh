@@ -12,7 +12,7 @@
 #   eval "$(deploy/local/infra.sh up)"   or   . .aidline/infra.env
 #
 # Honours KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL (an existing cluster / database is
-# used as is), KAFKA_PORT, CONTROLLER_PORT, AIDLINE_PG_PORT, AIDLINE_HOME, AIDLINE_CACHE;
+# used as is), KAFKA_PORT, CONTROLLER_PORT, KAFKA_NODES, AIDLINE_PG_PORT, AIDLINE_HOME, AIDLINE_CACHE;
 # see kafka.sh and postgres.sh. Progress goes to stderr.
 set -euo pipefail
 
@@ -23,7 +23,8 @@ ENV_FILE="$AIDLINE_HOME/infra.env"
 
 log() { printf 'infra: %s\n' "$*" >&2; }
 
-kafka_bootstrap() { echo "${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}"; }
+# Every node of our own cluster (one, or KAFKA_NODES), unless an existing cluster is named.
+kafka_bootstrap() { echo "${KAFKA_BOOTSTRAP_SERVERS:-$("$SCRIPT_DIR/kafka.sh" bootstrap)}"; }
 database_url() {
   echo "${DATABASE_URL:-postgresql+asyncpg://aidline:aidline@127.0.0.1:${AIDLINE_PG_PORT:-5433}/aidline}"
 }

@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# Aidline: a local single-node Kafka broker (KRaft combined mode) without Docker.
+# Aidline: a local Kafka (KRaft, every node broker+controller) without Docker: one node by
+# default, a cluster of KAFKA_NODES on loopback otherwise.
 #
-#   deploy/local/kafka.sh up        start (idempotent), wait until it serves
-#   deploy/local/kafka.sh down      stop the broker this script started (idempotent)
+#   deploy/local/kafka.sh up        start (idempotent: only the nodes not running), wait until
+#                                   every node serves
+#   deploy/local/kafka.sh down      stop the nodes this script started (idempotent)
 #   deploy/local/kafka.sh status    exit 0 if running (ours or external), 3 if not
-#   deploy/local/kafka.sh logs [-f] last lines of server.log (LINES=100), -f follows
+#   deploy/local/kafka.sh logs [-f] last lines of server.log (LINES=100), -f follows (node 1)
+#   deploy/local/kafka.sh bootstrap print the bootstrap servers (every node), starting nothing
 #
 # The broker jars come from Maven Central through deploy/kafka/pom.xml (needs java
 # and mvn) into ${AIDLINE_CACHE:-$HOME/.cache/aidline}/kafka-<version>/libs, once.
-# State (config, data, logs, pid, cluster id): ${AIDLINE_HOME:-<repo>/.aidline}/kafka.
+# State (config, data, logs, pid, cluster id): ${AIDLINE_HOME:-<repo>/.aidline}/kafka, or
+# with KAFKA_NODES>1 .../kafka-cluster/node-<id> (and the pid of node <id> in its kafka.pid).
 #
 # Environment:
 #   KAFKA_BOOTSTRAP_SERVERS  if set to anything but our own 127.0.0.1:$KAFKA_PORT,
 #                            `up` uses that cluster and starts nothing
-#   KAFKA_PORT=9092 CONTROLLER_PORT=9093
+#   KAFKA_PORT=9092 CONTROLLER_PORT=9093   node 1's; node <id> listens on each plus
+#                            (id-1) * KAFKA_NODE_PORT_STEP (default 10)
+#   KAFKA_NODES=1            3: a three-node cluster (internal topics replicated 3 times,
+#                            min.insync.replicas 2)
+#   KAFKA_EXTRA_CONFIG       a properties file appended to every node's server.properties
+#                            (its keys win: e.g. TLS or SASL listeners)
+#   KAFKA_FORMAT_ARGS        extra arguments to kafka-storage format, e.g.
+#                            --add-scram SCRAM-SHA-512=[name=u,password=p]
 #   KAFKA_START_TIMEOUT=60 KAFKA_STOP_TIMEOUT=30   seconds
 #   KAFKA_VERSION            default: <kafka.version> of deploy/kafka/pom.xml
-#   KAFKA_HEAP_OPTS          default: -Xmx512m -Xms256m;  KAFKA_JVM_OPTS  extra JVM flags
+#   KAFKA_HEAP_OPTS          default: -Xmx512m -Xms256m (a cluster: -Xmx256m -Xms128m per
+#                            node);  KAFKA_JVM_OPTS  extra JVM flags
 #   JAVA_HOME                java to use (default: java on PATH; 17+)
 #   AIDLINE_HOME AIDLINE_CACHE
 # Progress goes to stderr; `status` prints one line on stdout.
@@ -29,20 +41,56 @@ POM="$KAFKA_DEPLOY_DIR/pom.xml"
 
 AIDLINE_HOME="${AIDLINE_HOME:-$REPO_ROOT/.aidline}"
 AIDLINE_CACHE="${AIDLINE_CACHE:-${HOME:-/root}/.cache/aidline}"
-STATE_DIR="$AIDLINE_HOME/kafka"
-DATA_DIR="$STATE_DIR/data"
-LOG_DIR="$STATE_DIR/logs"
-PID_FILE="$STATE_DIR/kafka.pid"
-CONFIG_FILE="$STATE_DIR/server.properties"
-CLUSTER_ID_FILE="$STATE_DIR/cluster.id"
-LOCK_FILE="$STATE_DIR/.lock"
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${CONTROLLER_PORT:-9093}"
+KAFKA_NODES="${KAFKA_NODES:-1}"
+KAFKA_NODE_PORT_STEP="${KAFKA_NODE_PORT_STEP:-10}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
-KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
-OUR_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+[[ "$KAFKA_NODES" =~ ^[1-9]$ ]] || { echo "kafka: ERROR: KAFKA_NODES must be 1-9 (got '$KAFKA_NODES')" >&2; exit 1; }
+
+if (( KAFKA_NODES == 1 )); then
+  CLUSTER_DIR="$AIDLINE_HOME/kafka"
+  KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
+else
+  # Small heaps: three JVMs share a 2-core machine with the services and the tests.
+  CLUSTER_DIR="$AIDLINE_HOME/kafka-cluster"
+  KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx256m -Xms128m}"
+fi
+CLUSTER_ID_FILE="$CLUSTER_DIR/cluster.id"
+LOCK_FILE="$CLUSTER_DIR/.lock"
+
+node_port() { echo $(( KAFKA_PORT + ($1 - 1) * KAFKA_NODE_PORT_STEP )); }
+node_controller_port() { echo $(( CONTROLLER_PORT + ($1 - 1) * KAFKA_NODE_PORT_STEP )); }
+
+# select_node <id>: the paths and ports the helpers below work on.
+select_node() {
+  NODE_ID="$1"
+  if (( KAFKA_NODES == 1 )); then
+    STATE_DIR="$CLUSTER_DIR"
+  else
+    STATE_DIR="$CLUSTER_DIR/node-$NODE_ID"
+  fi
+  DATA_DIR="$STATE_DIR/data"
+  LOG_DIR="$STATE_DIR/logs"
+  PID_FILE="$STATE_DIR/kafka.pid"
+  CONFIG_FILE="$STATE_DIR/server.properties"
+  NODE_PORT="$(node_port "$NODE_ID")"
+  NODE_CONTROLLER_PORT="$(node_controller_port "$NODE_ID")"
+}
+
+OUR_BOOTSTRAP=""
+QUORUM_VOTERS=""
+for ((i = 1; i <= KAFKA_NODES; i++)); do
+  OUR_BOOTSTRAP+="${OUR_BOOTSTRAP:+,}127.0.0.1:$(node_port "$i")"
+  QUORUM_VOTERS+="${QUORUM_VOTERS:+,}$i@127.0.0.1:$(node_controller_port "$i")"
+done
+# Internal topics (consumer groups, transactions): as many replicas as the cluster allows, up
+# to 3, and with 3 two in sync, so losing one node loses nothing and stops nothing.
+INTERNAL_REPLICATION=$(( KAFKA_NODES < 3 ? KAFKA_NODES : 3 ))
+INTERNAL_MIN_ISR=$(( INTERNAL_REPLICATION > 1 ? INTERNAL_REPLICATION - 1 : 1 ))
+select_node 1
 
 log() { printf 'kafka: %s\n' "$*" >&2; }
 die() {
@@ -106,7 +154,7 @@ our_pid() { # prints the pid of our running broker, or nothing
     return 0
   fi
   # The pid file may be gone while our broker still listens: adopt it.
-  pid="$(port_owner_pid "$KAFKA_PORT")"
+  pid="$(port_owner_pid "$NODE_PORT")"
   if [[ -n "$pid" ]] && is_our_broker_pid "$pid"; then
     echo "$pid" >"$PID_FILE"
     echo "$pid"
@@ -117,7 +165,7 @@ our_pid() { # prints the pid of our running broker, or nothing
 external_cluster() { # 0 if KAFKA_BOOTSTRAP_SERVERS points somewhere else than our broker
   [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]] || return 1
   case "$KAFKA_BOOTSTRAP_SERVERS" in
-    "$OUR_BOOTSTRAP" | "localhost:$KAFKA_PORT")
+    "$OUR_BOOTSTRAP" | "127.0.0.1:$KAFKA_PORT" | "localhost:$KAFKA_PORT")
       # Same address as ours (e.g. infra.env was sourced): manage our own broker.
       return 1 ;;
   esac
@@ -125,7 +173,7 @@ external_cluster() { # 0 if KAFKA_BOOTSTRAP_SERVERS points somewhere else than o
 }
 
 take_lock() {
-  mkdir -p "$STATE_DIR"
+  mkdir -p "$CLUSTER_DIR"
   if command -v flock >/dev/null 2>&1; then
     exec 9>"$LOCK_FILE"
     flock -w 180 9 || die "another kafka.sh holds $LOCK_FILE for 3 min" \
@@ -205,16 +253,19 @@ resolve_jars() {
 render_config() {
   mkdir -p "$DATA_DIR" "$LOG_DIR"
   local tmp="$CONFIG_FILE.tmp"
-  if command -v envsubst >/dev/null 2>&1; then
-    # shellcheck disable=SC2016 # the list of variables envsubst may replace
-    KAFKA_PORT="$KAFKA_PORT" CONTROLLER_PORT="$CONTROLLER_PORT" KAFKA_DATA_DIR="$DATA_DIR" \
-      envsubst '${KAFKA_PORT} ${CONTROLLER_PORT} ${KAFKA_DATA_DIR}' \
-      <"$KAFKA_DEPLOY_DIR/server.properties" >"$tmp"
-  else
-    sed -e "s|\${KAFKA_PORT}|$KAFKA_PORT|g" \
-        -e "s|\${CONTROLLER_PORT}|$CONTROLLER_PORT|g" \
-        -e "s|\${KAFKA_DATA_DIR}|$DATA_DIR|g" \
-        "$KAFKA_DEPLOY_DIR/server.properties" >"$tmp"
+  # The template's variables, replaced with sed (no envsubst needed).
+  sed -e "s|\${KAFKA_PORT}|$NODE_PORT|g" \
+      -e "s|\${CONTROLLER_PORT}|$NODE_CONTROLLER_PORT|g" \
+      -e "s|\${KAFKA_DATA_DIR}|$DATA_DIR|g" \
+      -e "s|\${KAFKA_NODE_ID}|$NODE_ID|g" \
+      -e "s|\${KAFKA_QUORUM_VOTERS}|$QUORUM_VOTERS|g" \
+      -e "s|\${KAFKA_INTERNAL_REPLICATION}|$INTERNAL_REPLICATION|g" \
+      -e "s|\${KAFKA_INTERNAL_MIN_ISR}|$INTERNAL_MIN_ISR|g" \
+      "$KAFKA_DEPLOY_DIR/server.properties" >"$tmp"
+  if [[ -n "${KAFKA_EXTRA_CONFIG:-}" ]]; then
+    [[ -r "$KAFKA_EXTRA_CONFIG" ]] || die "KAFKA_EXTRA_CONFIG=$KAFKA_EXTRA_CONFIG cannot be read"
+    { echo; echo "# ---- $KAFKA_EXTRA_CONFIG (KAFKA_EXTRA_CONFIG): later keys win ----"
+      sed -e "s|\${KAFKA_NODE_ID}|$NODE_ID|g" "$KAFKA_EXTRA_CONFIG"; } >>"$tmp"
   fi
   mv "$tmp" "$CONFIG_FILE"
 }
@@ -236,9 +287,13 @@ format_storage() {
     echo "$cid" >"$CLUSTER_ID_FILE"
   fi
   log "formatting storage in $DATA_DIR (cluster id $cid) ..."
+  local extra=()
+  # An array, not word splitting: SCRAM credentials hold [ ] that a glob would match.
+  [[ -n "${KAFKA_FORMAT_ARGS:-}" ]] && read -r -a extra <<<"$KAFKA_FORMAT_ARGS"
   if ! "$JAVA" -cp "$(java_cp)" -Dlog4j2.configurationFile="$KAFKA_DEPLOY_DIR/log4j2.xml" \
         -Dkafka.logs.dir="$LOG_DIR" -Dkafka.console.level=ERROR \
-        kafka.tools.StorageTool format -t "$cid" -c "$CONFIG_FILE" >>"$LOG_DIR/format.log" 2>&1; then
+        kafka.tools.StorageTool format -t "$cid" -c "$CONFIG_FILE" "${extra[@]}" \
+        >>"$LOG_DIR/format.log" 2>&1; then
     tail -n 20 "$LOG_DIR/format.log" >&2
     die "kafka-storage format failed (log: $LOG_DIR/format.log)" \
       "if $DATA_DIR holds data from another Kafka version or cluster: $0 down && rm -rf $STATE_DIR"
@@ -265,7 +320,7 @@ wait_ready() { # pid log_offset t0
         "read the log above; '$0 logs' shows more" \
         "a corrupt or foreign data dir: $0 down && rm -rf $STATE_DIR"
     fi
-    if port_open "$KAFKA_PORT" && started_in_log_since "$off"; then
+    if port_open "$NODE_PORT" && started_in_log_since "$off"; then
       return 0
     fi
     if (( $(now_ms) >= deadline )); then
@@ -279,47 +334,26 @@ wait_ready() { # pid log_offset t0
   done
 }
 
-cmd_up() {
-  if external_cluster; then
-    log "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS is set: using that existing cluster, starting nothing"
-    return 0
-  fi
-  take_lock
-  local pid t0 off
-  pid="$(our_pid)"
-  if [[ -n "$pid" ]]; then
-    if port_open "$KAFKA_PORT"; then
-      log "already running (pid $pid, $OUR_BOOTSTRAP)"
-      return 0
-    fi
-    log "our broker (pid $pid) is up but not serving yet: waiting ..."
-    wait_ready "$pid" "$(cat "$STATE_DIR/start-log-offset" 2>/dev/null || echo 0)" "$(now_ms)"
-    log "ready on $OUR_BOOTSTRAP (pid $pid)"
-    return 0
-  fi
-  rm -f "$PID_FILE"
-
+# launch_node: start the selected node's JVM in the background; sets LAUNCHED_PID and
+# LAUNCHED_OFFSET (where its server.log stood, to find this start's "started" line).
+launch_node() {
   local p
-  for p in "$KAFKA_PORT" "$CONTROLLER_PORT"; do
+  for p in "$NODE_PORT" "$NODE_CONTROLLER_PORT"; do
     if port_open "$p"; then
       die "port 127.0.0.1:$p is in use by something that is not our broker ($(port_owner "$p"))" \
         "stop that process, or choose free ports: KAFKA_PORT=$((KAFKA_PORT + 100)) CONTROLLER_PORT=$((CONTROLLER_PORT + 100)) $0 up" \
         "if it is a Kafka you want to use: export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$p"
     fi
   done
-  [[ "$KAFKA_PORT" != "$CONTROLLER_PORT" ]] || die "KAFKA_PORT and CONTROLLER_PORT are both $KAFKA_PORT" "give them different values"
-
-  check_java
-  resolve_jars
+  rm -f "$PID_FILE"
   render_config
   format_storage
 
-  off=0
+  local off=0
   [[ -f "$LOG_DIR/server.log" ]] && off="$(stat -c %s "$LOG_DIR/server.log")"
   echo "$off" >"$STATE_DIR/start-log-offset"
   : >"$LOG_DIR/kafka.out"
-  log "starting Kafka $KAFKA_VERSION on $OUR_BOOTSTRAP (controller :$CONTROLLER_PORT, state $STATE_DIR) ..."
-  t0="$(now_ms)"
+  log "starting Kafka $KAFKA_VERSION node $NODE_ID on 127.0.0.1:$NODE_PORT (controller :$NODE_CONTROLLER_PORT, state $STATE_DIR) ..."
   # setsid: own session, so Ctrl-C in the calling terminal does not reach the broker.
   # The inner shell writes its own pid and then execs java, so the pid file is java's.
   # shellcheck disable=SC2086,SC2016 # word-split the JVM opts; $$ is the inner shell's
@@ -343,11 +377,56 @@ cmd_up() {
     kill -0 "$launcher" 2>/dev/null || break
     sleep 0.05
   done
-  pid="$(tr -dc '0-9' <"$PID_FILE" 2>/dev/null || true)"
-  [[ -n "$pid" ]] || { tail_log; die "the broker process did not start (see $LOG_DIR/kafka.out)"; }
-  wait_ready "$pid" "$off" "$t0"
+  LAUNCHED_PID="$(tr -dc '0-9' <"$PID_FILE" 2>/dev/null || true)"
+  LAUNCHED_OFFSET="$off"
+  [[ -n "$LAUNCHED_PID" ]] || { tail_log; die "node $NODE_ID did not start (see $LOG_DIR/kafka.out)"; }
+}
+
+cmd_up() {
+  if external_cluster; then
+    log "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS is set: using that existing cluster, starting nothing"
+    return 0
+  fi
+  take_lock
+  local id pid t0 ports=()
+  for ((id = 1; id <= KAFKA_NODES; id++)); do
+    ports+=("$(node_port "$id")" "$(node_controller_port "$id")")
+  done
+  if [[ "$(printf '%s\n' "${ports[@]}" | sort -u | wc -l)" != "${#ports[@]}" ]]; then
+    die "the nodes' ports overlap: ${ports[*]} (KAFKA_PORT=$KAFKA_PORT CONTROLLER_PORT=$CONTROLLER_PORT KAFKA_NODE_PORT_STEP=$KAFKA_NODE_PORT_STEP)" \
+      "give CONTROLLER_PORT=KAFKA_PORT+1 and a KAFKA_NODE_PORT_STEP of at least 2"
+  fi
+  t0="$(now_ms)"
+  # Every node not running is launched first, then all are awaited: a KRaft node serves only
+  # once a majority of the controllers is up, so waiting for each in turn would never end.
+  local waiting=() offsets=() pids=()
+  for ((id = 1; id <= KAFKA_NODES; id++)); do
+    select_node "$id"
+    pid="$(our_pid)"
+    if [[ -n "$pid" ]]; then
+      if port_open "$NODE_PORT"; then
+        log "node $NODE_ID already running (pid $pid, 127.0.0.1:$NODE_PORT)"
+        continue
+      fi
+      log "node $NODE_ID (pid $pid) is up but not serving yet: waiting ..."
+      waiting+=("$id") pids+=("$pid") offsets+=("$(cat "$STATE_DIR/start-log-offset" 2>/dev/null || echo 0)")
+      continue
+    fi
+    if [[ -z "${JAVA:-}" ]]; then
+      check_java
+      resolve_jars
+    fi
+    launch_node
+    waiting+=("$id") pids+=("$LAUNCHED_PID") offsets+=("$LAUNCHED_OFFSET")
+  done
+  local k
+  for k in "${!waiting[@]}"; do
+    select_node "${waiting[$k]}"
+    wait_ready "${pids[$k]}" "${offsets[$k]}" "$t0"
+  done
+  (( ${#waiting[@]} == 0 )) && return 0
   local ms=$(( $(now_ms) - t0 ))
-  log "started Kafka $KAFKA_VERSION on $OUR_BOOTSTRAP (pid $pid) in $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s"
+  log "started Kafka $KAFKA_VERSION node(s) ${waiting[*]} of $OUR_BOOTSTRAP in $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s"
 }
 
 stop_pid() { # SIGTERM, wait KAFKA_STOP_TIMEOUT, then SIGKILL
@@ -368,37 +447,55 @@ stop_pid() { # SIGTERM, wait KAFKA_STOP_TIMEOUT, then SIGKILL
 
 cmd_down() {
   take_lock
-  local pid
-  pid="$(our_pid)"
-  if [[ -z "$pid" ]]; then
+  local id pid stopping=() t0
+  t0="$(now_ms)"
+  # SIGTERM to every node at once: a node stopped last, alone, would wait for a controller
+  # majority that is gone before its stop timeout ends.
+  for ((id = 1; id <= KAFKA_NODES; id++)); do
+    select_node "$id"
+    pid="$(our_pid)"
     rm -f "$PID_FILE"
+    [[ -n "$pid" ]] || continue
+    kill -TERM "$pid" 2>/dev/null || true
+    stopping+=("$pid")
+  done
+  if (( ${#stopping[@]} == 0 )); then
     log "not running (nothing to stop)"
     return 0
   fi
-  log "stopping broker pid $pid (SIGTERM, up to ${KAFKA_STOP_TIMEOUT}s) ..."
-  local t0
-  t0="$(now_ms)"
-  stop_pid "$pid"
+  log "stopping broker pid(s) ${stopping[*]} (SIGTERM, up to ${KAFKA_STOP_TIMEOUT}s) ..."
+  for pid in "${stopping[@]}"; do
+    stop_pid "$pid"
+  done
   log "stopped in $(( ($(now_ms) - t0) / 1000 )) s"
 }
 
 cmd_status() {
-  local pid
-  pid="$(our_pid)"
-  if [[ -n "$pid" ]] && port_open "$KAFKA_PORT"; then
-    echo "kafka: running (pid $pid, $OUR_BOOTSTRAP, Kafka $KAFKA_VERSION, state $STATE_DIR)"
+  local id pid running=() starting=0
+  for ((id = 1; id <= KAFKA_NODES; id++)); do
+    select_node "$id"
+    pid="$(our_pid)"
+    if [[ -n "$pid" ]] && port_open "$NODE_PORT"; then
+      running+=("$pid")
+    elif [[ -n "$pid" ]]; then
+      starting=1
+    fi
+  done
+  if (( ${#running[@]} == KAFKA_NODES )); then
+    echo "kafka: running (pid ${running[*]}, $OUR_BOOTSTRAP, Kafka $KAFKA_VERSION, state $CLUSTER_DIR)"
     return 0
   fi
-  if [[ -n "$pid" ]]; then
-    echo "kafka: starting (pid $pid, port $KAFKA_PORT not open yet)"
+  if (( ${#running[@]} > 0 || starting )); then
+    echo "kafka: ${#running[@]} of $KAFKA_NODES node(s) serving ($OUR_BOOTSTRAP)"
     return 3
   fi
   if external_cluster; then
     echo "kafka: external cluster KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS (not managed here)"
     return 0
   fi
-  if port_open "$KAFKA_PORT"; then
-    echo "kafka: not running; but port $KAFKA_PORT is used by another process ($(port_owner "$KAFKA_PORT"))"
+  select_node 1
+  if port_open "$NODE_PORT"; then
+    echo "kafka: not running; but port $NODE_PORT is used by another process ($(port_owner "$NODE_PORT"))"
   else
     echo "kafka: not running"
   fi
@@ -415,7 +512,7 @@ cmd_logs() {
 }
 
 usage() {
-  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -424,5 +521,6 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
+  bootstrap) echo "$OUR_BOOTSTRAP" ;;
   *) usage ;;
 esac

@@ -29,6 +29,8 @@ from shared.db import Database
 from shared.db.migrate import upgrade
 from shared.eventstore import EventStore
 from shared.messaging.consumer import EventConsumer, Message
+from shared.messaging.kafka import KafkaConnection
+from shared.messaging.topics import TopicSettings
 from shared.readmodels import sink_for
 from shared.runtime import ConsumerSpec
 from shared.supervision import Backoff
@@ -75,7 +77,8 @@ class Generation:
             list(spec.topics),
             spec.handler,
             self.store,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            bootstrap_servers=KafkaConnection.from_settings(settings),
+            topic_settings=TopicSettings.from_settings(settings),
             max_attempts=settings.consumer_max_attempts,
             batch_size=settings.projection_batch_size,
             stall_seconds=settings.consumer_stall_seconds,

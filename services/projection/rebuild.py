@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
+from pydantic import SecretStr
 
 from services.projection import tables as t
 from services.projection.consumers import consumers
@@ -41,6 +41,7 @@ from services.projection.pulse import wait
 from services.projection.settings import ProjectionSettings
 from shared.domain.errors import DomainError
 from shared.eventstore import Transaction
+from shared.messaging.kafka import Cluster, KafkaConnection, new_admin, new_consumer
 from shared.observability.logs import configure_logging, resolve_format
 from shared.runtime import tune_gc
 from shared.supervision import Backoff, TaskStatus, retry
@@ -141,11 +142,11 @@ class Rebuilder:
         """The topics' end offsets, waiting for the broker as long as it takes (the rebuild
         shows why it waits in `error`; its consumer waits for the broker the same way)."""
         status = TaskStatus(f"rebuild-{number}")
-        bootstrap, topics = self.settings.kafka_bootstrap_servers, list(self.settings.topics)
+        cluster, topics = KafkaConnection.from_settings(self.settings), list(self.settings.topics)
 
         async def look() -> dict[TopicPartition, int]:
             try:
-                return await end_offsets(bootstrap, topics)
+                return await end_offsets(cluster, topics)
             except Exception as exc:
                 self.progress.error = (
                     f"waiting for Kafka ({type(exc).__name__}, attempt {status.attempts + 1})"
@@ -189,9 +190,9 @@ class Rebuilder:
             await self.building.db.dispose()
 
 
-async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+async def end_offsets(cluster: Cluster, topics: Sequence[str]) -> dict[TopicPartition, int]:
     """The end offset of every partition of `topics` now: what a rebuild must reach."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = new_admin(cluster)
     await admin.start()
     try:
         # Every topic's metadata: asking for some by name would create those that are missing.
@@ -204,7 +205,7 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartit
         if not numbers:
             raise LookupError(f"topic {topic} has no partitions (does it exist?)")
         partitions += [TopicPartition(topic, p) for p in sorted(numbers)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = new_consumer(cluster, enable_auto_commit=False)
     await consumer.start()
     try:
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
@@ -215,11 +216,25 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartit
 
 # -- helper processes (PostgreSQL) -----------------------------------------------------------
 
-# What a helper needs to run a generation's consumer; nothing else (no secrets) is handed over.
+# What a helper needs to run a generation's consumer; nothing else is handed over. The Kafka
+# credentials go in clear over the helper's stdin (never its arguments or environment).
+_SECRETS = ("kafka_ssl_key_password", "kafka_sasl_password")
 _HANDED_OVER = (
     "database_url",
     "kafka_bootstrap_servers",
     "kafka_retry_max_seconds",
+    "kafka_topic_partitions",
+    "kafka_dlq_partitions",
+    "kafka_replication_factor",
+    "kafka_min_insync_replicas",
+    "kafka_security_protocol",
+    "kafka_ssl_cafile",
+    "kafka_ssl_certfile",
+    "kafka_ssl_keyfile",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_client_id",
+    *_SECRETS,
     "projection_schema",
     "consumer_group_prefix",
     "requests_topic",
@@ -244,7 +259,11 @@ class ReplayHelpers:
         self.processes: list[asyncio.subprocess.Process] = []
 
     async def start(self) -> None:
-        handed_over = json.dumps(self.settings.model_dump(include=set(_HANDED_OVER))).encode()
+        fields = self.settings.model_dump(include=set(_HANDED_OVER))
+        for name in _SECRETS:
+            secret = getattr(self.settings, name)
+            fields[name] = None if secret is None else secret.get_secret_value()
+        handed_over = json.dumps(fields, default=str).encode()
         for _ in range(self.count):
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -294,7 +313,8 @@ async def _main(number: int) -> None:
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     fields: dict[str, Any] = json.loads(await stdin.readline())
-    settings = ProjectionSettings.model_construct(**fields)
+    secrets = {name: SecretStr(fields[name]) for name in _SECRETS if fields.get(name)}
+    settings = ProjectionSettings.model_construct(**(fields | secrets))
     configure_logging(
         service="projection-replay",
         level=settings.log_level,

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.eventstore.store import EventStore, OutboxRow
 from shared.eventstore.tables import relay_checkpoints
 from shared.messaging import envelope
-from shared.messaging.kafka import new_producer
+from shared.messaging.kafka import Cluster, new_producer
 from shared.supervision import Backoff, TaskStatus, supervise
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class Relay:
         *,
         topic: str,
         source: str,
-        bootstrap_servers: str,
+        bootstrap_servers: Cluster,
         name: str = "relay",
         batch_size: int = 2000,
         max_in_flight: int = 8,

@@ -28,6 +28,7 @@ class Ack:
     stream_id: str
     event_id: str
     kind: str
+    at: float  # when the 2xx arrived (the event loop's clock)
 
 
 @dataclass
@@ -71,7 +72,8 @@ class Load:
             self.refused += 1  # a rule said no (e.g. 409): nothing was acknowledged
             return None
         result: dict[str, Any] = response.json()
-        self.acks.append(Ack(service, result["id"], result["event_id"], kind))
+        now = asyncio.get_running_loop().time()
+        self.acks.append(Ack(service, result["id"], result["event_id"], kind, now))
         return result
 
     async def run(self, stop: asyncio.Event, writers: int = 3) -> None:

@@ -66,6 +66,7 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     group_prefix: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:8]}-")
+    kafka: str = KAFKA  # the brokers the services use (the shared test broker by default)
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -75,7 +76,7 @@ class Stack:
             os.environ
             | {
                 "DATABASE_URL": self.database_url,
-                "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+                "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
                 "CONSUMER_GROUP_PREFIX": self.group_prefix,
                 "ENVIRONMENT": "test",
                 f"{service.upper()}_PORT": str(self.ports[service]),

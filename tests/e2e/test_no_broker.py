@@ -21,8 +21,9 @@ import pytest
 from shared.auth import DEV_SECRET, Role, mint_token
 from shared.contracts.topics import REQUESTS
 from shared.messaging.topics import EVENT_TOPICS, ensure_topics
+from tests.e2e.reconcile import connect
 from tests.e2e.stack import SERVICES, Stack, create_database, drop_database
-from tests.e2e.test_faults import _broker, _connect
+from tests.e2e.test_faults import _broker
 from tests.infra import KAFKA, eventually, read_topic
 
 COMMANDS = 30
@@ -137,7 +138,7 @@ async def test_services_start_and_take_commands_while_the_broker_is_down(
 
 
 async def _reconcile(stack: Stack, submitted: dict[str, int], ids: list[str]) -> dict[str, int]:
-    conn = await _connect(stack)
+    conn = await connect(stack)
     try:
         stored = Counter(
             r["id"]

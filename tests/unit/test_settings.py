@@ -1,7 +1,10 @@
-"""A service refuses to start outside development with the development secret or no key."""
+"""A service refuses to start outside development with the development secret or no key, and
+with Kafka settings that cannot work; the Kafka connection every client uses."""
 
 from __future__ import annotations
 
+import os
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +12,11 @@ import pytest
 from pydantic import ValidationError
 
 from shared.auth import DEV_SECRET
+from shared.messaging.kafka import KafkaConnection, connection
+from shared.messaging.topics import INFINITE_RETENTION, TopicSettings
 from shared.settings import ServiceSettings
 from tests.authkit import public_pem, rsa_key
+from tests.tls import make_pki
 
 STRONG = "k" * 48
 
@@ -95,3 +101,86 @@ def test_public_key_and_jwks_together_are_ambiguous(tmp_path: Path) -> None:
 )
 def test_out_of_range_values_are_refused(values: dict[str, Any]) -> None:
     assert _refused(**values)
+
+
+# -- Kafka: topic settings, the connection every client uses, client.id ---------------------
+
+
+def test_more_insync_replicas_than_replicas_is_refused() -> None:
+    message = _refused(kafka_replication_factor=2, kafka_min_insync_replicas=3)
+    assert "KAFKA_MIN_INSYNC_REPLICAS=3 is more than KAFKA_REPLICATION_FACTOR=2" in message
+
+
+def test_sasl_without_credentials_is_refused() -> None:
+    assert "KAFKA_SASL_USERNAME" in _refused(kafka_security_protocol="SASL_SSL")
+
+
+def test_a_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    message = _refused(kafka_security_protocol="SSL", kafka_ssl_certfile=pki.client_cert)
+    assert "KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE together" in message
+
+
+def test_tls_files_without_tls_are_refused(tmp_path: Path) -> None:
+    assert "use SSL or SASL_SSL" in _refused(kafka_ssl_cafile=make_pki(tmp_path).ca)
+
+
+def test_every_topic_gets_the_configured_replication() -> None:
+    topics = TopicSettings.from_settings(
+        _settings(kafka_topic_partitions=6, kafka_dlq_partitions=2,
+                  kafka_replication_factor=3, kafka_min_insync_replicas=2)
+    )  # fmt: skip
+    events = topics.event_topics()
+    dead = topics.dead_letter_topics(["aidline.requests", "aidline.deliveries"], "delivery")
+    assert [(s.partitions, s.replication_factor) for s in events] == [(6, 3)] * 3
+    assert [s.name for s in dead] == [
+        "aidline.requests.dlq.delivery",
+        "aidline.deliveries.dlq.delivery",
+    ]
+    assert [(s.partitions, s.replication_factor) for s in dead] == [(2, 3)] * 2
+    for spec in [*events, *dead]:
+        assert spec.configs == INFINITE_RETENTION | {"min.insync.replicas": "2"}
+
+
+def test_plaintext_is_the_default_and_has_no_tls() -> None:
+    options = connection("127.0.0.1:9092").options()
+    assert options == {
+        "bootstrap_servers": "127.0.0.1:9092",
+        "client_id": "aidline",
+        "security_protocol": "PLAINTEXT",
+    }
+
+
+def test_tls_and_scram_reach_the_client_options(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    settings = _settings(
+        service_name="allocation",
+        kafka_bootstrap_servers="b1:9093,b2:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_ssl_cafile=pki.ca,
+        kafka_ssl_certfile=pki.client_cert,
+        kafka_ssl_keyfile=pki.client_key,
+        kafka_sasl_mechanism="SCRAM-SHA-256",
+        kafka_sasl_username="aidline",
+        kafka_sasl_password="s3cret",
+    )
+    kafka = KafkaConnection.from_settings(settings)
+    options = kafka.options()
+    assert options["security_protocol"] == "SASL_SSL"
+    assert (options["sasl_mechanism"], options["sasl_plain_username"]) == (
+        "SCRAM-SHA-256",
+        "aidline",
+    )
+    assert options["sasl_plain_password"] == "s3cret"
+    context = options["ssl_context"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert "s3cret" not in repr(kafka) and "s3cret" not in repr(settings)
+
+
+def test_each_instance_has_its_own_client_id() -> None:
+    default = KafkaConnection.from_settings(_settings(service_name="request"))
+    assert default.client_id.startswith("aidline-request-")
+    assert default.client_id.endswith(f"-{os.getpid()}")
+    chosen = KafkaConnection.from_settings(_settings(kafka_client_id="request-pod-7"))
+    assert chosen.client_id == "request-pod-7"

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database
 from shared.eventstore.tables import dead_letters
-from shared.messaging.kafka import new_producer
+from shared.messaging.kafka import Cluster, new_producer
 from shared.messaging.topics import dlq_topic
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ ERROR_CHARS = 4000
 
 class DeadLetters:
     def __init__(
-        self, consumer: str, db: Database, producer: Callable[[str], Any] = new_producer
+        self, consumer: str, db: Database, producer: Callable[[Cluster], Any] = new_producer
     ) -> None:
         self.consumer = consumer
         self.db = db
@@ -62,8 +62,8 @@ class DeadLetters:
         self._pending = True
         self._sending = asyncio.Lock()
 
-    async def start(self, bootstrap_servers: str) -> None:
-        self._producer = self.new_producer(bootstrap_servers)
+    async def start(self, cluster: Cluster) -> None:
+        self._producer = self.new_producer(cluster)
         await self._producer.start()
 
     async def stop(self) -> None:

@@ -48,7 +48,8 @@ from shared.messaging.consumer.failures import (
 from shared.messaging.consumer.health import ConsumerHealth, Liveness
 from shared.messaging.consumer.message import BatchHandler, CommitListener, Handler, Message
 from shared.messaging.consumer.redrive import Redrive, Replay
-from shared.messaging.topics import TopicSpec, dlq_topic, ensure_topics
+from shared.messaging.kafka import Cluster, new_consumer
+from shared.messaging.topics import TopicSettings, ensure_topics
 from shared.messaging.tracking import tracker_for
 from shared.observability.context import bound
 from shared.supervision import Backoff, TaskStatus, supervise
@@ -84,7 +85,7 @@ class EventConsumer:
         handler: Handler | None,
         store: EventStore,
         *,
-        bootstrap_servers: str,
+        bootstrap_servers: Cluster,
         max_attempts: int = 3,
         batch_size: int = 500,
         stall_seconds: float = 60.0,
@@ -95,9 +96,12 @@ class EventConsumer:
         recorded_by_handler: sa.Column[uuid.UUID] | None = None,
         event_types: Collection[str] | None = None,
         backoff: Backoff | None = None,
+        topic_settings: TopicSettings | None = None,
     ) -> None:
-        """`recorded_by_handler`: the batch handler's own record of the events it applies
-        (`shared.messaging.tracking`); `event_types`: the types it acts on (None: all)."""
+        """`bootstrap_servers`: the cluster (a `KafkaConnection`, or its addresses for
+        plaintext); `recorded_by_handler`: the batch handler's own record of the events it
+        applies (`shared.messaging.tracking`); `event_types`: the types it acts on (None: all);
+        `topic_settings`: what its dead-letter topics are created with."""
         if (handler is None) == (batch_handler is None):
             raise ValueError("give either a handler or a batch_handler")
         self.name = name
@@ -109,6 +113,7 @@ class EventConsumer:
         self.start_at = start_at
         self.store = store
         self.bootstrap_servers = bootstrap_servers
+        self.topic_settings = topic_settings or TopicSettings()
         self.batch_size = batch_size
         self.retry_backoff_seconds = retry_backoff_seconds
         self.tracker = tracker_for(store.db, name, recorded_by_handler)
@@ -156,14 +161,15 @@ class EventConsumer:
     async def _run_once(self) -> None:
         if not self._topics_ensured:
             await ensure_topics(
-                self.bootstrap_servers, [TopicSpec(dlq_topic(t, self.name), 1) for t in self.topics]
+                self.bootstrap_servers,
+                self.topic_settings.dead_letter_topics(self.topics, self.name),
             )
             self._topics_ensured = True
         await self._consume()
 
     async def _consume(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+        consumer = new_consumer(
+            self.bootstrap_servers,
             group_id=self.name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
