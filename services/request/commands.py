@@ -65,6 +65,7 @@ class AnnouncePledge:
     available_from: date
     value_eur: float | None = None
     source_url: str | None = None
+    announced_on: date | None = None  # business time: the day it was announced (else today)
 
 
 @dataclass(frozen=True)
