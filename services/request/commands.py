@@ -27,6 +27,7 @@ class SubmitRequirement:
     needed_by: date
     destination: str
     justification: str
+    stated_on: date | None = None  # business time: the day the need was stated (else today)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ async def submit_requirement(ctx: Context, command: SubmitRequirement) -> Comman
         destination=command.destination,
         justification=command.justification,
     )
-    requirements.save(ctx.tx, requirement, ctx.meta)
+    requirements.save(ctx.tx, requirement, ctx.meta.occurred(command.stated_on))
     return CommandResult(requirement.id, requirement.version, status_code=201)
 
 

@@ -1,5 +1,6 @@
 """The README's walk-through (docs/integration/walkthrough.sh), run as written against the
-whole stack: from a stated need to a handed-over, received shipment on the board."""
+whole stack: from a stated need to a handed-over, received shipment on the board, and the
+decision's execution view."""
 
 from __future__ import annotations
 
@@ -32,3 +33,9 @@ async def test_from_zero_to_a_handed_over_shipment(stack: Stack) -> None:
     assert board["status"] in ("delivered", "fulfilled"), board
     assert (board["requested"], board["delivered"]) == (2000, 2000), board
     assert "shipment.received" in err.decode()
+    # It ends with the decision's execution view: the line received in full, its days counted
+    # from the meeting three days ago (business time), not from when it was recorded.
+    execution = json.loads(err.decode().strip().splitlines()[-1])
+    (line,) = [x for x in execution["lines"] if x["kind"] == "requirement"]
+    assert (line["confirmed"], line["received"], line["stuck"]) == (2000, 2000, []), execution
+    assert 3 <= line["days_to_allocated"] <= line["days_to_received"] < 4, execution

@@ -1,7 +1,8 @@
-"""Business time of pledges and decisions: an import of four years of public commitments dates
-each pledge by its announcement day (`announced_on`, `ce_occurredat`), a decision recorded after
-its meeting by the meeting's day; the projection, fed the records the service published, draws
-the chart over those years and dates the decision by its meeting."""
+"""Business time of pledges, needs and decisions: an import of four years of public commitments
+dates each pledge by its announcement day (`announced_on`, `ce_occurredat`), a need by the day it
+was stated (`stated_on`), a decision recorded after its meeting by the meeting's day; the
+projection, fed the records the service published, draws the chart over those years and dates
+the decision by its meeting."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ async def test_an_import_of_years_of_pledges_is_dated_by_their_announcements(
     # The projection reads topics of its own: only this test's records, so the whole chart.
     item = "ART-155-HE"
     since = await end_offsets(REQUESTS)
+    need = await service.submit(stated_on="2022-05-20")
     imported = await service.client.post(
         "/imports/pledges", content=_csv(item, ANNOUNCED), headers=FORUM | CSV
     )
@@ -54,20 +56,21 @@ async def test_an_import_of_years_of_pledges_is_dated_by_their_announcements(
     assert refused.json()["rows"][0]["errors"][0]["field"] == "announced_on"
     meeting = await service.post(
         "/decisions",
-        {"meeting_date": "2024-02-14", "reference": "UDCG-19", "confirm": pledge_ids[:2]},
+        {"meeting_date": "2024-02-14", "reference": "UDCG-19", "confirm": pledge_ids[:2],
+         "endorse": [{"requirement_id": need}]},
         FORUM,
-    )
+    )  # fmt: skip
     assert meeting.status_code == 201, meeting.text
     decision_id = meeting.json()["id"]
 
     records: list[Any] = []
 
     async def published() -> bool:
-        ours = {*pledge_ids, decision_id}
+        ours = {*pledge_ids, decision_id, need}
         records[:] = [
             r for r in await read_topic(REQUESTS, since) if r.key and r.key.decode() in ours
         ]
-        return len(records) == 4 + 2 + 1  # announced, confirmed twice, the decision
+        return len(records) == 4 + 2 + 2 + 1  # announced, confirmed, the need's two, decision
 
     await eventually(published, what="the import and the decision on aidline.requests")
     dated = {
@@ -78,6 +81,8 @@ async def test_an_import_of_years_of_pledges_is_dated_by_their_announcements(
     for pledge_id in pledge_ids[:2]:
         assert dated[(pledge_id, "pledge.confirmed")] == "2024-02-14T00:00:00+00:00"
     assert dated[(decision_id, "decision.recorded")] == "2024-02-14T00:00:00+00:00"
+    assert dated[(need, "requirement.submitted")] == "2022-05-20T00:00:00+00:00"
+    assert dated[(need, "requirement.endorsed")] == "2024-02-14T00:00:00+00:00"
     assert all(header(r, "ce_time") > "2026" for r in records)  # recorded now
 
     topics = await Topics.fresh()
@@ -106,6 +111,8 @@ async def test_an_import_of_years_of_pledges_is_dated_by_their_announcements(
         )
         assert execution.status_code == 200, execution.text
         assert _instant(execution.json()["recorded_at"]).date() == date(2024, 2, 14)
+        board = await projection.client.get(f"/board/requirements/{need}", headers=OBSERVER)
+        assert _instant(board.json()["submitted_at"]) == datetime(2022, 5, 20, tzinfo=UTC)
 
 
 def _instant(text: str) -> datetime:
