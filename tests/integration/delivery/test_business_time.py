@@ -47,6 +47,14 @@ async def test_a_batch_dates_milestones_when_they_happened(delivery: Delivery) -
         "/milestones/batch", json={"rows": hub_rows}, headers=HUB_RZE
     )
     assert answer.json()["applied"] == 4, answer.text
+    # A milestone to come is no fact yet: that row is refused, naming its `at`.
+    ahead = row(run, shipment_id, "depart", 400 + 3)
+    refused = await delivery.client.post(
+        "/milestones/batch", json={"rows": [ahead]}, headers=HUB_RZE
+    )
+    (result,) = refused.json()["results"]
+    assert (result["status"], result["code"]) == ("rejected", 422), result
+    assert [e["field"].rsplit(".", 1)[-1] for e in result["errors"]] == ["at"], result
     # A milestone sent alone is dated by the command (when it is recorded).
     received = await delivery.client.post(
         f"/shipments/{shipment_id}/receive", json={}, headers=auth("recipient")
