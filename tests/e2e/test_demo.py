@@ -46,7 +46,7 @@ async def test_the_demo_spans_months_and_two_meetings(demo_stack: Stack) -> None
             listed = await client.get("projection", "/decisions", Role.FORUM)
             gaps = await client.get("projection", "/capabilities/gaps", Role.OBSERVER)
             handed_today = any(
-                p["day"] == today.isoformat() and p["delivered"]
+                p["day"] >= today.isoformat() and p["delivered"]
                 for s in gaps["over_time"].values()
                 for p in s
             )
@@ -67,6 +67,6 @@ async def test_the_demo_spans_months_and_two_meetings(demo_stack: Stack) -> None
         gaps = await client.get("projection", "/capabilities/gaps", Role.OBSERVER)
         days_charted = sorted({p["day"] for s in gaps["over_time"].values() for p in s})
         first, last = date.fromisoformat(days_charted[0]), date.fromisoformat(days_charted[-1])
-        assert (last - first).days >= 120 and last == today, days_charted
+        assert (last - first).days >= 120 and last >= today, days_charted  # (midnight may pass)
     finally:
         await client.close()
