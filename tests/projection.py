@@ -9,17 +9,19 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from aiokafka import ConsumerRecord
 
 from shared.auth import DEV_SECRET, mint_token
 from shared.db import Database
 from shared.domain import Metadata, StoredEvent
+from shared.messaging.kafka import new_producer
 from tests.infra import KAFKA, POSTGRES_URL, create_topic, eventually
 
 
@@ -45,6 +47,7 @@ def event(
     *,
     actor: str = "tester",
     causation_id: str | None = None,
+    occurred_at: datetime | None = None,
 ) -> StoredEvent:
     return StoredEvent(
         position=version,
@@ -54,7 +57,12 @@ def event(
         event_type=event_type,
         schema_version=1,
         data=data,
-        meta=Metadata(actor=actor, correlation_id=str(uuid.uuid4()), causation_id=causation_id),
+        meta=Metadata(
+            actor=actor,
+            correlation_id=str(uuid.uuid4()),
+            causation_id=causation_id,
+            occurred_at=occurred_at,
+        ),
         recorded_at=datetime.now(UTC),
     )
 
@@ -72,6 +80,18 @@ class Topics:
             await create_topic(prefix="proj.allocations"),
             await create_topic(prefix="proj.deliveries"),
         )
+
+
+async def republish(topic: str, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+    """Send records as a service published them (key, value, headers untouched) to `topic`:
+    a write service's real output, fed to a projection on topics of its own."""
+    producer = new_producer(KAFKA)
+    await producer.start()
+    try:
+        for r in records:
+            await producer.send_and_wait(topic, value=r.value, key=r.key, headers=list(r.headers))
+    finally:
+        await producer.stop()
 
 
 @dataclass

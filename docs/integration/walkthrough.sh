@@ -40,20 +40,26 @@ step "1. The recipient states a need"
 REQ=$(post "$R/requirements" "$RECIPIENT" "{
   \"item_code\": \"ART-155-HE\", \"quantity\": 2000, \"priority\": 1,
   \"needed_by\": \"$(date -u -d '+45 days' +%F)\", \"destination\": \"Operational Command East\",
-  \"justification\": \"Counter-battery fire; stocks last three weeks.\"}" | jq -r .id)
+  \"justification\": \"Counter-battery fire; stocks last three weeks.\",
+  \"stated_on\": \"$(date -u -d '-10 days' +%F)\"}" | jq -r .id)
 echo "requirement $REQ" >&2
 
 step "2. Poland pledges (a donor token acts for its own nation only)"
 PLEDGE=$(post "$R/pledges" "$DONOR" "{
   \"donor\": \"PL\", \"item_code\": \"ART-155-HE\", \"quantity\": 2000, \"source\": \"stock\",
-  \"available_from\": \"$(date -u +%F)\", \"value_eur\": 8000000}" | jq -r .id)
+  \"available_from\": \"$(date -u +%F)\", \"value_eur\": 8000000,
+  \"announced_on\": \"$(date -u -d '-6 days' +%F)\"}" | jq -r .id)
 echo "pledge $PLEDGE" >&2
 
-step "3. The forum meets: endorses the need, confirms the pledge (one atomic decision)"
-post "$R/decisions" "$FORUM" "{
-  \"meeting_date\": \"$(date -u +%F)\", \"reference\": \"UDCG-walkthrough\",
+step "3. The forum met three days ago: endorses the need, confirms the pledge (one atomic decision)"
+# Business time: the need was stated ten days ago, the pledge announced six days ago and the
+# meeting held three days ago (`stated_on`, `announced_on`, `meeting_date`: each event's
+# ce_occurredat); what follows happens now.
+DECISION=$(post "$R/decisions" "$FORUM" "{
+  \"meeting_date\": \"$(date -u -d '-3 days' +%F)\", \"reference\": \"UDCG-walkthrough\",
   \"endorse\": [{\"requirement_id\": \"$REQ\", \"priority\": 1}],
-  \"confirm\": [\"$PLEDGE\"]}" | jq -c . >&2
+  \"confirm\": [\"$PLEDGE\"]}" | jq -r .id)
+echo "decision $DECISION" >&2
 
 step "4. The planning cell allocates; a planner approves (If-Match: the version read)"
 ALLOC=$(until_found allocation bash -c "curl -sS '$A/allocations?requirement_id=$REQ&status=proposed' \
@@ -82,3 +88,11 @@ EVENT=$(post "$D/shipments/$SHIP/receive" "$RECIPIENT" '{}' | jq -r .event_id)
 step "6. The board, once the receipt is applied (read-your-writes: after_event)"
 get "$P/board/requirements/$REQ?after_event=$EVENT" "$PLANNER" | jq .
 get "$P/shipments/$SHIP/timeline" "$PLANNER" | jq -c '[.milestones[].type]' >&2
+
+step "7. The forum's question: of what it decided, what reached Ukraine, what is stuck, and why?"
+# The decision's execution view (also the dashboard's decisions panel; ?format=csv): each line
+# from confirmed to received, the days each step took since the meeting, what is stuck.
+get "$P/decisions/$DECISION/execution?after_event=$EVENT" "$FORUM" | jq -c '{
+  decision_id, meeting_date, reference, requirements, stuck,
+  lines: [.lines[] | {kind, id, confirmed, allocated, dispatched, handed_over, received,
+                      days_to_allocated, days_to_received, stuck}]}' >&2

@@ -90,7 +90,9 @@ async def _apply_row(ctx: CommandContext[None], index: int, row: BatchRow) -> di
         return {**first.result, **described, "status": "replayed"}
     try:
         async with ctx.tx.savepoint():
-            result = await record_milestone(ctx, row.command)
+            # Dated when it happened on the ground, not when the upload reached us.
+            dated = replace(ctx, meta=ctx.meta.occurred(row.at))
+            result = await record_milestone(dated, row.command)
             applied = {
                 **described,
                 "status": "applied",

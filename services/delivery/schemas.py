@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from abc import abstractmethod
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -117,10 +118,25 @@ class ReportLoss(MilestoneBody):
 # -- batch rows -------------------------------------------------------------------------------
 
 
+# A milestone's business time (its events' `ce_occurredat`): reported after it happened (a day
+# of slack for a device's clock), and from this century; so every read model can store it.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+CLOCK_SLACK = timedelta(days=1)
+
+
+def _happened(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + CLOCK_SLACK:
+        raise ValueError("a time to come: a milestone is reported after it happened")
+    if value < EARLIEST:
+        raise ValueError("must be 2000-01-01 or later")
+    return value
+
+
 class Row(BaseModel):
     row_id: Id  # the row's idempotency key: a re-sent row is applied once
     shipment_id: Id
-    at: AwareDatetime  # when it happened on the ground; rows are applied in this order
+    # When it happened on the ground; rows are applied in this order.
+    at: Annotated[AwareDatetime, AfterValidator(_happened)]
 
 
 class DispatchRow(Dispatch, Row):

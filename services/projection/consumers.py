@@ -107,7 +107,7 @@ class ReadModelWriter:
         audit_rows = []
         for message, event in decoded:
             env = message.event
-            scope = None if event is None else changes.apply(event, env.subject, env.time)
+            scope = None if event is None else changes.apply(event, env.subject, env.occurred_at)
             meta = env.meta
             if not sink.json_as_text:
                 data: Any = env.data

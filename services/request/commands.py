@@ -27,6 +27,7 @@ class SubmitRequirement:
     needed_by: date
     destination: str
     justification: str
+    stated_on: date | None = None  # business time: the day the need was stated (else today)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class AnnouncePledge:
     available_from: date
     value_eur: float | None = None
     source_url: str | None = None
+    announced_on: date | None = None  # business time: the day it was announced (else today)
 
 
 @dataclass(frozen=True)

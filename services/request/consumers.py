@@ -63,8 +63,9 @@ async def _received(tx: Transaction, message: Message) -> None:
         return
     quantity = shipment.quantity if shipment.received_good is None else shipment.received_good
     if requirement.record_delivery(event.subject, quantity):
-        # Recorded in the name of whoever confirmed the receipt, caused by that event.
-        requirements.save(tx, requirement, message.follow_up(event.meta.actor))
+        # Recorded in the name of whoever confirmed the receipt, caused by that event, and
+        # dated when the receipt happened: it restates that fact on the requirement.
+        requirements.save(tx, requirement, message.follow_up(event.meta.actor, restates=True))
 
 
 CONSUMERS: list[ConsumerSpec] = [

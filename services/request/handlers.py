@@ -7,6 +7,7 @@ succeeds. They raise the domain's errors only; the web layer answers for them.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TypeVar
 
 from services.request import imports, tables
@@ -22,6 +23,7 @@ from services.request.commands import (
     ReducePledge,
     SubmitRequirement,
     WithdrawPledge,
+    utc_today,
 )
 from services.request.domain import CatalogueItem, Decision, Pledge, Requirement
 from services.request.domain import decision as decision_ids
@@ -31,7 +33,7 @@ from shared.auth import Role, require_own_nation
 from shared.catalogue import Item
 from shared.commands import CommandContext, CommandResult
 from shared.contracts.requests import registry
-from shared.domain import Aggregate, Forbidden, InvalidInput, NotFound
+from shared.domain import Aggregate, Forbidden, InvalidInput, Metadata, NotFound
 from shared.eventstore import Repository, Transaction
 from shared.ids import new_id, stable_id
 
@@ -76,7 +78,7 @@ async def submit_requirement(ctx: Context, command: SubmitRequirement) -> Comman
         destination=command.destination,
         justification=command.justification,
     )
-    requirements.save(ctx.tx, requirement, ctx.meta)
+    requirements.save(ctx.tx, requirement, ctx.meta.occurred(command.stated_on))
     return CommandResult(requirement.id, requirement.version, status_code=201)
 
 
@@ -136,7 +138,7 @@ async def announce_pledge(ctx: Context, command: AnnouncePledge) -> CommandResul
     require_own_nation(ctx.principal, command.donor)
     item = await _item(ctx.tx, command.item_code)
     pledge = _announce(new_id(pledge_ids.PREFIX), command, item)
-    pledges.save(ctx.tx, pledge, ctx.meta)
+    pledges.save(ctx.tx, pledge, ctx.meta.occurred(command.announced_on))
     return CommandResult(pledge.id, pledge.version, status_code=201)
 
 
@@ -203,12 +205,20 @@ async def record_decision(ctx: Context, command: RecordDecision) -> CommandResul
         endorse=endorse,
         confirm=confirm,
     )
+    meta = _at_meeting(ctx.meta, decision.meeting_date)
     for requirement, _ in endorse:
-        requirements.save(ctx.tx, requirement, ctx.meta)
+        requirements.save(ctx.tx, requirement, meta)
     for pledge in confirm:
-        pledges.save(ctx.tx, pledge, ctx.meta)
-    decisions.save(ctx.tx, decision, ctx.meta)  # last: the answer's event_id is the decision's
+        pledges.save(ctx.tx, pledge, meta)
+    decisions.save(ctx.tx, decision, meta)  # last: the answer's event_id is the decision's
     return CommandResult(decision.id, decision.version, status_code=201)
+
+
+def _at_meeting(meta: Metadata, meeting_date: date) -> Metadata:
+    """A decision and what it endorses and confirms happened at its meeting (business time):
+    on that day when it is recorded afterwards; when recorded on the day (or, across time
+    zones, the day before it), at the command's time, which is then the truer one."""
+    return meta.occurred(meeting_date) if meeting_date < utc_today() else meta
 
 
 def _unknown(field: str, aggregate_id: str) -> tuple[str, str]:
@@ -219,8 +229,9 @@ async def _decided(
     ctx: Context, decision: Decision, subject: A, repository: Repository[A]
 ) -> CommandResult:
     """Store a one-off decision and the one aggregate it changed; answer for that aggregate."""
-    decisions.save(ctx.tx, decision, ctx.meta)
-    repository.save(ctx.tx, subject, ctx.meta)
+    meta = _at_meeting(ctx.meta, decision.meeting_date)
+    decisions.save(ctx.tx, decision, meta)
+    repository.save(ctx.tx, subject, meta)
     return CommandResult(
         subject.id,
         subject.version,
@@ -270,6 +281,9 @@ def import_pledge_id(command: AnnouncePledge) -> str:
         command.available_from.isoformat(),
         value,
         command.source_url or "",
+        # Only when given, so files from before the column keep their pledges' ids; with it,
+        # two like announcements on two days are two pledges.
+        *([command.announced_on.isoformat()] if command.announced_on else []),
     )
 
 
@@ -299,5 +313,6 @@ async def import_pledges(ctx: Context, command: ImportPledges) -> CommandResult:
         if pledge_id in existing:
             outcome.status, outcome.note = "duplicate", "imported before"
             continue
-        pledges.save(ctx.tx, _announce(pledge_id, pledge, known[pledge.item_code]), ctx.meta)
+        pledge_meta = ctx.meta.occurred(pledge.announced_on)  # the row's announcement day
+        pledges.save(ctx.tx, _announce(pledge_id, pledge, known[pledge.item_code]), pledge_meta)
     return CommandResult("import", 0, body=imports.answer(outcomes))

@@ -20,8 +20,11 @@ from services.request.commands import AnnouncePledge, PledgeRow
 from services.request.schemas import ImportOut, ImportRow, PledgeIn
 from shared.web.problems import Problem
 
-COLUMNS = ("donor", "item_code", "quantity", "source", "available_from", "value_eur", "source_url")
-OPTIONAL = ("value_eur", "source_url")
+REQUIRED = ("donor", "item_code", "quantity", "source", "available_from", "value_eur", "source_url")
+# Business time, the day the pledge was announced: may be left out of the header (files from
+# before it), else it is part of the header like the others.
+COLUMNS = (*REQUIRED, "announced_on")
+OPTIONAL = ("value_eur", "source_url", "announced_on")  # may be empty in a row
 MAX_ROWS = 20_000
 
 
@@ -53,7 +56,7 @@ def parse(body: bytes) -> list[CsvRow]:
         if header is None:
             raise _refuse(422, "Empty file", "The file has no header.", [_header_error()])
         names = [name.strip().lower() for name in header]
-        missing = [c for c in COLUMNS if c not in names]
+        missing = [c for c in REQUIRED if c not in names]
         unknown = [n for n in names if n not in COLUMNS]
         if missing or unknown or len(set(names)) != len(names):
             raise _refuse(

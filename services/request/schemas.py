@@ -38,6 +38,15 @@ def _not_future(value: date) -> date:
     return value
 
 
+def _happened(value: date) -> date:
+    # Business time: a day something happened, recorded since; one day of slack as for meetings.
+    if value > utc_today() + timedelta(days=1):
+        raise ValueError("a day to come: it is recorded after it happened, not before")
+    if value.year < 2000:
+        raise ValueError("must be 2000-01-01 or later")
+    return value
+
+
 def _nation(value: str) -> str:
     code = normalise_nation(value)
     if code is None:
@@ -72,6 +81,7 @@ RequirementId = Annotated[str, StringConstraints(pattern=r"^REQ-[0-9A-Z]{1,40}$"
 PledgeId = Annotated[str, StringConstraints(pattern=r"^PLG-[0-9A-Z]{1,40}$")]
 FutureDate = Annotated[date, AfterValidator(_not_past)]
 MeetingDate = Annotated[date, AfterValidator(_not_future)]
+HappenedOn = Annotated[date, AfterValidator(_happened)]
 
 
 # -- requirements ------------------------------------------------------------------------
@@ -94,6 +104,11 @@ class RequirementIn(BaseModel):
     needed_by: FutureDate
     destination: Text
     justification: LongText
+    stated_on: HappenedOn | None = Field(
+        None,
+        description="The day the need was stated (business time: the requirement's "
+        "`occurred_at`); default today",
+    )
 
 
 class EndorseIn(BaseModel):
@@ -166,6 +181,11 @@ class PledgeIn(BaseModel):
     available_from: date
     value_eur: ValueEur | None = None
     source_url: Url | None = None
+    announced_on: HappenedOn | None = Field(
+        None,
+        description="The day the donor announced it (business time: the pledge's "
+        "`occurred_at`, what the chart and ledgers date it by); default today",
+    )
 
 
 class ConfirmIn(BaseModel):

@@ -40,7 +40,8 @@ def demo(
     delivery_url: str = typer.Option(Endpoints.delivery, envvar="AIDLINE_DELIVERY_URL"),
     projection_url: str = typer.Option(Endpoints.projection, envvar="AIDLINE_PROJECTION_URL"),
 ) -> None:
-    """Play a deterministic month of coordination through the HTTP API (development tokens)."""
+    """Play a deterministic half year of coordination (business time) through the HTTP API
+    (development tokens)."""
     secret = os.environ.get("JWT_SECRET", DEV_SECRET)
     endpoints = Endpoints(request_url, allocation_url, delivery_url, projection_url)
     try:

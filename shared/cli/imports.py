@@ -25,6 +25,9 @@ console = Console(stderr=True)
 
 MAX_SHOWN = 50
 COLUMNS = ("donor", "item_code", "quantity", "source", "available_from", "value_eur", "source_url")
+# Optional, business time: the day each pledge was announced (else the day of the import).
+DATE_COLUMN = "announced_on"
+HEADER_HELP = f"CSV with the header {','.join(COLUMNS)}[,{DATE_COLUMN}]"
 
 
 @dataclass
@@ -113,7 +116,7 @@ def _summary(tally: Tally, total: int) -> None:
 
 @app.command()
 def pledges(
-    file: Annotated[Path, typer.Argument(help="CSV with the header " + ",".join(COLUMNS))],
+    file: Annotated[Path, typer.Argument(help=HEADER_HELP)],
     url: Annotated[
         str, typer.Option(envvar="AIDLINE_REQUEST_URL", help="The request service")
     ] = "http://127.0.0.1:8001",

@@ -53,8 +53,18 @@ _HEADERS: list[tuple[str, dict[str, Any]]] = [
     ("ce_correlationid", {"description": "The command this follows from (may be empty)."}),
     ("ce_causationid", {"description": "The event that caused this one (may be empty)."}),
     ("ce_actor", {"description": "Who caused it: a token subject, or `system`."}),
+    (
+        "ce_occurredat",
+        {
+            "format": "date-time",
+            "description": "When its fact happened in the world (business time; RFC 3339); "
+            "equal to ce_time when dated as recorded. Absent on events published before it "
+            "existed: read it as ce_time.",
+        },
+    ),
 ]
-_OPTIONAL_HEADERS = {"ce_correlationid", "ce_causationid"}
+# Optional: may be empty, or (ce_occurredat) absent from events published before it existed.
+_OPTIONAL_HEADERS = {"ce_correlationid", "ce_causationid", "ce_occurredat"}
 
 
 _PARTITIONS = {spec.name: spec.partitions for spec in EVENT_TOPICS}

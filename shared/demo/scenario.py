@@ -1,9 +1,16 @@
-"""A realistic month of coordination, deterministic for a seed and scalable with `scale`.
+"""Half a year of coordination, deterministic for a seed and scalable with `scale`.
 
 The recipient states needs across the capability coalitions, donor nations pledge, the forum
 decides in two meetings, the command plans and approves, and shipments move through both hubs
 with inspections, a hold, delays, a loss and handovers. Everything goes through the public HTTP
 API with development tokens, so the demo exercises exactly what integrators use.
+
+The story is told in business time (DESIGN §3, `ce_occurredat`): needs are stated and pledges
+announced over the months before each meeting (`stated_on`, `announced_on`), the forum meets
+`MEETINGS` days ago (decisions recorded after the meeting are dated on its day), and the
+command executes them as the demo runs, today. So the dashboard's chart spans months, each
+decision's execution view counts the days since its meeting, and a board as of a day between
+the meetings has something to show.
 """
 
 from __future__ import annotations
@@ -54,6 +61,38 @@ DESTINATIONS = (
 )
 MODES = ("road", "rail", "air")
 Progress = Callable[[str], None]
+# The forum's meetings: (reference, days before the demo runs).
+MEETINGS = (("UDCG-31", 75), ("UDCG-32", 21))
+# The first need and pledge, days before the demo runs; the last come a week before the last
+# meeting.
+STORY_DAYS = 180
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """The business days of the story: when each need is stated and its pledges announced, and
+    which meeting decides what (what came before it and was not decided yet)."""
+
+    today: date
+
+    def meeting(self, index: int) -> date:
+        return self.today - timedelta(days=MEETINGS[index][1])
+
+    def stated(self, n: int, needs: int) -> date:
+        """Need `n` of `needs`: spread evenly from `STORY_DAYS` ago to a week before the last
+        meeting."""
+        span = STORY_DAYS - MEETINGS[-1][1] - 7
+        return self.today - timedelta(days=STORY_DAYS - span * n // max(1, needs - 1))
+
+    def announced(self, stated: date, rng: random.Random) -> date:
+        """A pledge answering a need stated on `stated`: days to weeks after it, never after
+        the week before the last meeting."""
+        latest = self.meeting(len(MEETINGS) - 1) - timedelta(days=7)
+        return min(stated + timedelta(days=rng.randint(2, 20)), max(stated, latest))
+
+    def decided_at(self, day: date) -> int:
+        """The first meeting after `day` (what is stated or announced on it waits for it)."""
+        return next(i for i in range(len(MEETINGS)) if day < self.meeting(i))
 
 
 @dataclass
@@ -75,16 +114,20 @@ async def play(
 ) -> Played:
     rng = random.Random(seed)
     today = datetime.now(UTC).date()
+    calendar = Calendar(today)
     items = sorted(base_items().values(), key=lambda i: i.code)
     by_capability = {c: [i for i in items if i.capability == c] for c in CAPABILITIES}
     played = Played()
 
     # 1. The recipient states its needs, across every coalition.
     needs: list[tuple[str, Item, int]] = []
-    for n in range(12 * scale):
+    stated: list[date] = []
+    count = 12 * scale
+    for n in range(count):
         capability = CAPABILITIES[n % len(CAPABILITIES)]
         item = rng.choice(by_capability[capability] or items)
         quantity = _quantity(rng, item)
+        stated.append(calendar.stated(n, count))
         body = {
             "item_code": item.code,
             "quantity": quantity,
@@ -92,18 +135,21 @@ async def play(
             "needed_by": (today + timedelta(days=rng.randint(20, 90))).isoformat(),
             "destination": rng.choice(DESTINATIONS),
             "justification": f"{item.name}: stocks at the front will not last the quarter.",
+            "stated_on": stated[-1].isoformat(),
         }
         created = await client.post("request", "/requirements", body, Role.RECIPIENT)
         needs.append((created["id"], item, quantity))
         played.requirements.append(created["id"])
-    say(f"{len(needs)} requirements submitted")
+    say(f"{len(needs)} requirements submitted, stated since {stated[0].isoformat()}")
 
-    # 2. Donor nations pledge, mostly against stated needs, sometimes a substitute.
-    offers: list[tuple[str, str]] = []
-    for _, item, quantity in needs:
+    # 2. Donor nations pledge, mostly against stated needs, sometimes a substitute, days to
+    #    weeks after each need was stated.
+    offers: list[tuple[str, str, date]] = []
+    for (_, item, quantity), need_stated in zip(needs, stated, strict=True):
         for _ in range(rng.randint(1, 3)):
             donor = rng.choice(DONORS)
             code = rng.choice((item.code, *item.substitutes)) if item.substitutes else item.code
+            announced = calendar.announced(need_stated, rng)
             body = {
                 "donor": donor,
                 "item_code": code,
@@ -112,34 +158,39 @@ async def play(
                 "available_from": (today + timedelta(days=rng.randint(0, 45))).isoformat(),
                 "value_eur": round(rng.uniform(0.5, 80) * 1_000_000, 2),
                 "source_url": f"https://example.org/{donor.lower()}/pledges/{len(offers) + 1}",
+                "announced_on": announced.isoformat(),
             }
             created = await client.post("request", "/pledges", body, Role.DONOR, nation=donor)
-            offers.append((created["id"], donor))
+            offers.append((created["id"], donor, announced))
             played.pledges.append(created["id"])
-    say(f"{len(offers)} pledges from {len({d for _, d in offers})} nations")
+    say(f"{len(offers)} pledges from {len({d for _, d, _ in offers})} nations")
 
-    # 3. The forum meets twice: most needs endorsed (some re-ranked), most pledges confirmed.
-    first, second = needs[: len(needs) * 2 // 3], needs[len(needs) * 2 // 3 : -1]
-    meetings = (
-        ("UDCG-31", first, offers[: len(offers) // 2]),
-        ("UDCG-32", second, offers[len(offers) // 2 : -2]),
-    )
-    for reference, endorsed, confirmed in meetings:
+    # 3. The forum meets twice: each meeting endorses the needs stated (most; some re-ranked)
+    #    and confirms the pledges announced since the one before; the last need and the last
+    #    two pledges wait for a meeting to come.
+    for index, (reference, _) in enumerate(MEETINGS):
+        endorsed = [
+            rid
+            for (rid, _, _), day in zip(needs[:-1], stated[:-1], strict=True)
+            if calendar.decided_at(day) == index
+        ]
+        confirmed = [pid for pid, _, day in offers[:-2] if calendar.decided_at(day) == index]
         body = {
-            "meeting_date": today.isoformat(),
+            "meeting_date": calendar.meeting(index).isoformat(),
             "reference": reference,
             "endorse": [
                 {"requirement_id": rid, "priority": 1 if n % 5 == 0 else rng.randint(1, 3)}
-                for n, (rid, _, _) in enumerate(endorsed)
+                for n, rid in enumerate(endorsed)
             ],
-            "confirm": [pid for pid, _ in confirmed],
+            "confirm": confirmed,
         }
         decision = await client.post("request", "/decisions", body, Role.FORUM)
         played.decisions.append(decision["id"])
-    say(f"forum decisions {', '.join(played.decisions)}")
+    days = ", ".join(calendar.meeting(i).isoformat() for i in range(len(MEETINGS)))
+    say(f"forum decisions {', '.join(played.decisions)} (meetings on {days})")
 
     # One confirmed pledge shrinks and one is withdrawn: the plan must follow.
-    reduced_id, reduced_donor = offers[1]
+    reduced_id, reduced_donor, _ = offers[1]
     pledge = await client.get("request", f"/pledges/{reduced_id}", Role.DONOR, nation=reduced_donor)
     if pledge["quantity"] > 1:
         await client.post(
@@ -149,7 +200,7 @@ async def play(
             Role.DONOR,
             nation=reduced_donor,
         )
-    withdrawn_id, withdrawn_donor = offers[2]
+    withdrawn_id, withdrawn_donor, _ = offers[2]
     await client.post(
         "request",
         f"/pledges/{withdrawn_id}/withdraw",

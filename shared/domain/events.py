@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import TypeAdapter
@@ -28,27 +28,49 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Metadata:
-    """Who caused an event and in answer to what (ce_actor, ce_correlationid, ce_causationid)."""
+    """Who caused an event and in answer to what (ce_actor, ce_correlationid, ce_causationid),
+    and when its fact happened in the world (ce_occurredat: business time).
+
+    `occurred_at` None means "when it was recorded" (the command's or follow-up's own time,
+    and every event stored before business time existed): the store then keeps no value, and
+    readers take the record time (`StoredEvent.occurred_at`, `Envelope.occurred_at`)."""
 
     actor: str = "system"
     correlation_id: str | None = None
     causation_id: str | None = None
+    occurred_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         # (not dataclasses.asdict: it deep-copies, and this runs for every event stored)
-        return {
+        data: dict[str, Any] = {
             "actor": self.actor,
             "correlation_id": self.correlation_id,
             "causation_id": self.causation_id,
         }
+        if self.occurred_at is not None:  # absent: occurred when recorded (no bytes spent)
+            data["occurred_at"] = self.occurred_at.isoformat()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Metadata:
+        occurred = data.get("occurred_at")
         return cls(
             actor=str(data.get("actor") or "system"),
             correlation_id=data.get("correlation_id"),
             causation_id=data.get("causation_id"),
+            occurred_at=datetime.fromisoformat(occurred) if occurred else None,
         )
+
+    def occurred(self, at: datetime | date | None) -> Metadata:
+        """This metadata for a fact that happened `at` (a day: its start, UTC; None: when
+        recorded). A naive time is taken as UTC."""
+        if at is None:
+            return self if self.occurred_at is None else replace(self, occurred_at=None)
+        if not isinstance(at, datetime):
+            at = datetime.combine(at, time.min, UTC)
+        elif at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        return replace(self, occurred_at=at)
 
 
 @dataclass(frozen=True)
@@ -73,6 +95,11 @@ class StoredEvent:
     data: dict[str, Any]
     meta: Metadata
     recorded_at: datetime
+
+    @property
+    def occurred_at(self) -> datetime:
+        """When its fact happened in the world (business time): when recorded unless said."""
+        return self.meta.occurred_at or self.recorded_at
 
 
 class UnknownEventType(LookupError):

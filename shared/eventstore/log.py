@@ -36,6 +36,8 @@ class OutboxRow(NamedTuple):
     actor: str
     correlation_id: str | None
     causation_id: str | None
+    # Business time as the store holds it (ISO text; None: occurred when recorded).
+    occurred_at: str | None = None
 
 
 # An event row as written: the `events` table's columns but `position`.

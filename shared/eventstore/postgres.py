@@ -38,7 +38,8 @@ from shared.eventstore.log import EventLog, EventRow, ExtraRow, OutboxRow
 _OUTBOX_SQL = (
     "SELECT position, stream_id, stream_version, event_id, event_type, schema_version, "
     "recorded_at, data::text, coalesce(meta->>'actor', 'system'), meta->>'correlation_id', "
-    "meta->>'causation_id' FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+    "meta->>'causation_id', meta->>'occurred_at' "
+    "FROM events WHERE position > $1 ORDER BY position LIMIT $2"
 )
 
 _EVENT_COLUMNS = (

@@ -61,6 +61,7 @@ class SqliteEventLog(EventLog):
                 meta["actor"].as_string().label("actor"),
                 meta["correlation_id"].as_string().label("correlation_id"),
                 meta["causation_id"].as_string().label("causation_id"),
+                meta["occurred_at"].as_string().label("occurred_at"),
             )
             .where(events.c.position > position)
             .order_by(events.c.position)
@@ -79,6 +80,7 @@ class SqliteEventLog(EventLog):
                 row.actor or "system",
                 row.correlation_id,
                 row.causation_id,
+                row.occurred_at,
             )
             for row in await conn.execute(query)
         ]

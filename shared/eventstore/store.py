@@ -268,6 +268,7 @@ class EventStore:
                 meta["actor"] or "system",
                 meta["correlation_id"],
                 meta["causation_id"],
+                meta.get("occurred_at"),
             )
         )
         if size <= limit.max_bytes:

@@ -41,6 +41,12 @@ class Envelope:
     meta: Metadata
     data: dict[str, Any]
 
+    @property
+    def occurred_at(self) -> datetime:
+        """When its fact happened in the world (`ce_occurredat`; events published before it
+        existed: `ce_time`)."""
+        return self.meta.occurred_at or self.time
+
 
 def encode(
     event: StoredEvent | OutboxRow, source: str
@@ -48,18 +54,21 @@ def encode(
     """(key, value, headers) of one event; the relay's hot path, hence the plain list."""
     if isinstance(event, OutboxRow):
         actor, correlation, causation = event.actor, event.correlation_id, event.causation_id
+        occurred = event.occurred_at  # the stored ISO text: nothing parsed or formatted here
         value = event.payload.encode()
     else:
         meta = event.meta
         actor, correlation, causation = meta.actor, meta.correlation_id, meta.causation_id
+        occurred = None if meta.occurred_at is None else meta.occurred_at.isoformat()
         value = json.dumps(event.data, separators=(",", ":")).encode()
+    time = event.recorded_at.isoformat().encode()
     headers = [
         ("ce_specversion", _SPEC_VERSION),
         ("ce_id", str(event.event_id).encode()),
         ("ce_source", source.encode()),
         ("ce_type", event.event_type.encode()),
         ("ce_subject", event.stream_id.encode()),
-        ("ce_time", event.recorded_at.isoformat().encode()),
+        ("ce_time", time),
         ("content-type", _CONTENT_TYPE),
         ("ce_streamversion", str(event.stream_version).encode()),
         ("ce_position", str(event.position).encode()),
@@ -67,6 +76,9 @@ def encode(
         ("ce_correlationid", (correlation or "").encode()),
         ("ce_causationid", (causation or "").encode()),
         ("ce_actor", actor.encode()),
+        # Business time; always sent (= ce_time when the fact is dated when recorded), so a
+        # reader outside Aidline need not know the default.
+        ("ce_occurredat", time if occurred is None else occurred.encode()),
     ]
     return event.stream_id.encode(), value, headers
 
@@ -116,10 +128,12 @@ def decode(
         data = from_json(value) if value else None
         if not isinstance(data, dict):
             raise EnvelopeError("value is not a JSON object")
-        actor, correlation, causation = (
+        actor, correlation, causation, time, occurred = (
             h.get("ce_actor"),
             h.get("ce_correlationid"),
             h.get("ce_causationid"),
+            h["ce_time"],
+            h.get("ce_occurredat"),
         )
         meta = frozen(
             Metadata,
@@ -127,6 +141,13 @@ def decode(
                 "actor": actor.decode() if actor else "system",
                 "correlation_id": correlation.decode() if correlation else None,
                 "causation_id": causation.decode() if causation else None,
+                # None when it is ce_time (or absent: published before business time existed),
+                # so most events cost no second date parse.
+                "occurred_at": (
+                    datetime.fromisoformat(occurred.decode())
+                    if occurred and occurred != time
+                    else None
+                ),
             },
         )
         return frozen(
@@ -136,7 +157,7 @@ def decode(
                 "source": h["ce_source"].decode(),
                 "event_type": h["ce_type"].decode(),
                 "subject": h["ce_subject"].decode(),
-                "time": datetime.fromisoformat(h["ce_time"].decode()),
+                "time": datetime.fromisoformat(time.decode()),
                 "stream_version": int(h["ce_streamversion"]),
                 "position": int(h["ce_position"]),
                 "schema_version": int(h["ce_schemaversion"]),

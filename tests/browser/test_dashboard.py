@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, time
 
 import pytest
 from playwright.async_api import Browser, async_playwright
@@ -190,3 +191,48 @@ async def test_the_dashboard_follows_a_decision_to_what_is_stuck(
             assert await page.evaluate("window.cspViolations") == []
         finally:
             await page.close()
+
+
+async def test_the_chart_spreads_years_of_pledges_over_those_years(
+    service: Projection, topics: Topics, browser: Browser
+) -> None:
+    """Pledges announced 2022 to 2025 (business time, `ce_occurredat`), all recorded today: the
+    chart places each on its day, with a tick for each new year, not on one day."""
+    run = uuid.uuid4().hex[:8]
+    days = [date(2022, 6, 1), date(2023, 3, 15), date(2024, 1, 10), date(2025, 9, 30)]
+    pledges = [
+        event(f"PLG-UI-{run}-{i}", 1, "pledge.announced", {
+            "pledge_id": f"PLG-UI-{run}-{i}", "donor": "DE", "item_code": "ART-155-HE",
+            "quantity": 10, "unit": "rounds", "source": "stock", "available_from": "2026-01-01"},
+            occurred_at=datetime.combine(day, time.min, UTC))
+        for i, day in enumerate(days)
+    ]  # fmt: skip
+    await produce(topics.requests, pledges)  # type: ignore[arg-type]
+    applied = await service.client.get(
+        "/capabilities/gaps", params={"after_event": str(pledges[-1].event_id)},
+        headers=auth("observer"),
+    )  # fmt: skip
+    assert [p["day"] for p in applied.json()["over_time"]["artillery"]] == [
+        d.isoformat() for d in days
+    ]
+    page = await browser.new_page()
+    try:
+        await page.goto(service.url + "/")
+        await page.wait_for_selector(
+            "#chart-capability option:text-is('artillery')", state="attached", timeout=15_000
+        )
+        await page.select_option("#chart-capability", "artillery")
+        await page.wait_for_selector("#chart svg .year-label", timeout=15_000)
+        years = await page.eval_on_selector_all(
+            "#chart svg .year-label", "ns => ns.map((n) => n.textContent)"
+        )
+        assert years == ["2023", "2024", "2025"]
+        xs = await page.eval_on_selector_all(
+            "#chart svg circle[fill='#1f5fa8']", "ns => ns.map((n) => Number(n.getAttribute('cx')))"
+        )
+        # Each day where it falls between the first and the last (plot from x=56 to x=450).
+        span = (days[-1] - days[0]).days
+        expected = [56 + (d - days[0]).days / span * 394 for d in days]
+        assert xs == pytest.approx(expected, abs=0.2)
+    finally:
+        await page.close()

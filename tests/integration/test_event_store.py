@@ -199,3 +199,21 @@ async def test_migrations_are_idempotent(db: Database) -> None:
     await upgrade(db, MIGRATIONS)
     store = EventStore(db)
     await store.append("L-1", 0, _credits(1))
+
+
+async def test_business_time_is_stored_beside_record_time_and_defaults_to_it(
+    db: Database,
+) -> None:
+    """`occurred_at` lives in the metadata: read back by the store and by the relay's outbox
+    read (ISO text, as the envelope sends it); an event without one occurred when recorded."""
+    announced = datetime(2022, 4, 28, 9, 30, tzinfo=UTC)
+    store = EventStore(db)
+    dated = [registry.encode(Credited(amount=1), META.occurred(announced))]
+    await store.append("L-9", 0, dated + _credits(2))
+    async with db.engine.connect() as conn:
+        first, second = await store.read_stream(conn, "L-9")
+        outbox = [r for r in await store.read_outbox(conn, 0, 100) if r.stream_id == "L-9"]
+    assert first.occurred_at == announced != first.recorded_at
+    assert first.meta.occurred_at == announced
+    assert second.meta.occurred_at is None and second.occurred_at == second.recorded_at
+    assert [r.occurred_at for r in outbox] == [announced.isoformat(), None]

@@ -1,5 +1,5 @@
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -40,7 +40,7 @@ def test_aggregate_changes_only_through_its_events() -> None:
     assert (again.balance, again.owner, again.version, again.pending) == (12, "ua", 3, [])
 
 
-def _stored() -> StoredEvent:
+def _stored(meta: Metadata | None = None) -> StoredEvent:
     return StoredEvent(
         position=42,
         stream_id="L-1",
@@ -49,7 +49,7 @@ def _stored() -> StoredEvent:
         event_type="ledger.credited",
         schema_version=1,
         data={"amount": 5},
-        meta=Metadata(actor="alice", correlation_id="c-1", causation_id=None),
+        meta=meta or Metadata(actor="alice", correlation_id="c-1", causation_id=None),
         recorded_at=datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
     )
 
@@ -101,3 +101,51 @@ def test_malformed_messages_are_rejected(
         headers = envelope.encode(_stored(), "/aidline/test")[2]
     with pytest.raises(EnvelopeError):
         envelope.decode(headers, value)
+
+
+# -- business time (ce_occurredat) -------------------------------------------------------------
+
+
+def test_business_time_travels_beside_record_time() -> None:
+    announced = datetime(2022, 4, 28, tzinfo=UTC)
+    stored = _stored(meta=Metadata(actor="forum-1", occurred_at=announced))
+    _, value, headers = envelope.encode(stored, "/aidline/test")
+    assert dict(headers)["ce_occurredat"] == b"2022-04-28T00:00:00+00:00"
+    decoded = envelope.decode(headers, value)
+    assert decoded.meta == stored.meta
+    assert decoded.occurred_at == announced == stored.occurred_at
+    assert decoded.time == stored.recorded_at != announced
+
+
+def test_an_event_dated_when_recorded_sends_its_record_time_as_business_time() -> None:
+    stored = _stored()
+    _, value, headers = envelope.encode(stored, "/aidline/test")
+    assert dict(headers)["ce_occurredat"] == dict(headers)["ce_time"]
+    decoded = envelope.decode(headers, value)
+    assert decoded.meta.occurred_at is None  # no second date parsed for most events
+    assert decoded.occurred_at == stored.recorded_at == stored.occurred_at
+
+
+def test_events_published_before_business_time_occurred_when_recorded() -> None:
+    stored = _stored()
+    _, value, headers = envelope.encode(stored, "/aidline/test")
+    old = [(name, v) for name, v in headers if name != "ce_occurredat"]
+    decoded = envelope.decode(old, value)
+    assert decoded.occurred_at == decoded.time == stored.recorded_at
+
+
+def test_stored_metadata_without_business_time_reads_as_recorded() -> None:
+    old = {"actor": "a", "correlation_id": "c", "causation_id": "x"}
+    assert Metadata.from_dict(old).occurred_at is None
+    assert Metadata.from_dict(old).as_dict() == old  # nothing added to what is stored
+    dated = Metadata(occurred_at=datetime(2024, 2, 1, 9, 30, tzinfo=UTC))
+    assert Metadata.from_dict(dated.as_dict()) == dated
+
+
+def test_a_day_occurs_at_its_start_in_utc() -> None:
+    meta = Metadata(actor="a").occurred(date(2023, 7, 11))
+    assert meta.occurred_at == datetime(2023, 7, 11, tzinfo=UTC)
+    assert meta.actor == "a"
+    naive = Metadata().occurred(datetime(2023, 7, 11, 8, 0))
+    assert naive.occurred_at == datetime(2023, 7, 11, 8, 0, tzinfo=UTC)
+    assert meta.occurred(None).occurred_at is None

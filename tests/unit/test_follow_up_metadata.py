@@ -31,3 +31,15 @@ def test_without_a_correlation_the_cause_starts_one() -> None:
     meta = message.follow_up()
     assert meta.actor == "system"
     assert meta.correlation_id == meta.causation_id == str(message.event.event_id)
+
+
+def test_a_follow_up_is_dated_when_made_unless_it_restates_the_fact() -> None:
+    received = datetime(2025, 3, 2, 14, 0, tzinfo=UTC)
+    message = _message(Metadata(actor="kyiv-1", occurred_at=received))
+    assert message.follow_up("allocation").occurred_at is None  # a fact of its own: now
+    assert message.follow_up("kyiv-1", restates=True).occurred_at == received
+
+
+def test_restating_an_event_dated_when_recorded_takes_its_record_time() -> None:
+    message = _message(Metadata())
+    assert message.follow_up(restates=True).occurred_at == message.event.time

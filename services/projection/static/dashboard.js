@@ -210,6 +210,17 @@ function drawChart() {
     add("text", { x: L - 6, y: H - B, "text-anchor": "end" }, "0");
     add("text", { x: L, y: H - 8 }, points[0].day);
     add("text", { x: W - R, y: H - 8, "text-anchor": "end" }, points[points.length - 1].day);
+    // Days are business time (when pledged, when handed over): an import of years of
+    // commitments spans years, so each new year gets a tick (labelled when there is room).
+    const first = new Date(x0).getUTCFullYear() + 1, last = new Date(x1).getUTCFullYear();
+    const every = Math.max(1, Math.ceil((last - first + 1) / 6));
+    for (let year = first; year <= last; year++) {
+      const xt = x(Date.UTC(year, 0, 1));
+      add("line", { x1: xt, y1: T, x2: xt, y2: H - B, stroke: "#eee", class: "year-tick" });
+      if ((year - first) % every === 0 && xt - L > 40 && W - R - xt > 70) {
+        add("text", { x: xt, y: H - B + 12, "text-anchor": "middle", class: "year-label" }, String(year));
+      }
+    }
     for (const [key, colour] of [["pledged", "#1f5fa8"], ["delivered", "#2e7d32"]]) {
       const path = points.map((p, i) => `${i ? "L" : "M"}${x(days[i]).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
       add("path", { d: path, fill: "none", stroke: colour, "stroke-width": 2, class: `series-${key}` });

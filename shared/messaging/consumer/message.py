@@ -19,14 +19,20 @@ class Message:
     # The record's value as received (the data's JSON), for handlers that store it as it is.
     raw: bytes | None = field(default=None, repr=False, compare=False)
 
-    def follow_up(self, actor: str = "system") -> Metadata:
+    def follow_up(self, actor: str = "system", *, restates: bool = False) -> Metadata:
         """Metadata for the events a handler stores in answer to this one: the same correlation
-        id (so the work can be followed across services), caused by this event."""
+        id (so the work can be followed across services), caused by this event.
+
+        Business time: a follow-up is a fact of its own, dated when it is made (a proposal, a
+        shipment planned); one that only restates this event's fact in another service's terms
+        (`restates`: a delivery recorded on the requirement for a receipt) is dated when that
+        fact happened."""
         cause = str(self.event.event_id)
         return Metadata(
             actor=actor,
             correlation_id=self.event.meta.correlation_id or cause,
             causation_id=cause,
+            occurred_at=self.event.occurred_at if restates else None,
         )
 
 
