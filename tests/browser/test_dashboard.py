@@ -7,12 +7,13 @@ panel follows a decision to what is stuck, as the viewer's role may see it. Need
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
 
 from shared.auth import Principal, Role
 from shared.auth.visibility import Resource, hidden_fields
@@ -90,9 +91,10 @@ async def test_the_dashboard_shows_the_board_and_live_events(
         assert "default-src 'self'" in answer.headers["content-security-policy"]
         await page.wait_for_selector(f'#board tr[data-id="{first}"]', timeout=15_000)
         assert "air_defence" in await page.inner_text(f'#board tr[data-id="{first}"]')
-        await page.wait_for_function(
-            "document.querySelector('#status').textContent.startsWith('live')", timeout=15_000
-        )
+        # A locator assertion, not wait_for_function: when its first look fails, the latter
+        # re-evaluates its string predicate inside the page, which the page's CSP refuses
+        # ('unsafe-eval'); a locator polls through Playwright's own injected script.
+        await expect(page.locator("#status")).to_have_text(re.compile(r"^live"), timeout=15_000)
         await page.wait_for_selector("#chart svg", timeout=15_000)
         second = f"REQ-UI-{uuid.uuid4().hex[:8]}"
         await produce(topics.requests, [submitted(second)])  # type: ignore[list-item]
