@@ -12,7 +12,13 @@ from fastapi.responses import JSONResponse
 from services.allocation import commands, handlers, queries
 from services.allocation.access import POLICY
 from services.allocation.planning import Planning
-from services.allocation.schemas import AllocationPage, CoverageOut, RejectBody, Status
+from services.allocation.schemas import (
+    AllocationOut,
+    AllocationPage,
+    CoverageOut,
+    RejectBody,
+    Status,
+)
 from shared.auth import Principal
 from shared.web.commands import handle_command
 from shared.web.dead_letters import dead_letter_router
@@ -67,7 +73,11 @@ async def list_allocations(
     )
 
 
-@router.get("/allocations/{allocation_id}", summary="One allocation (ETag: its version)")
+@router.get(
+    "/allocations/{allocation_id}",
+    summary="One allocation (ETag: its version)",
+    response_model=AllocationOut,
+)
 async def get_allocation(
     allocation_id: AllocationId,
     runtime: RuntimeDep,

@@ -30,7 +30,11 @@ HubFilter = Annotated[str | None, Query(min_length=1, max_length=50)]
 # -- reading ------------------------------------------------------------------------------------
 
 
-@router.get("/shipments", summary="Shipments, filtered by status and hub, a page at a time")
+@router.get(
+    "/shipments",
+    summary="Shipments, filtered by status and hub, a page at a time",
+    response_model=schemas.ShipmentPage,
+)
 async def list_shipments(
     runtime: RuntimeDep,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.list"))],
@@ -58,7 +62,7 @@ async def shipment_summary(
     return await queries.summary(runtime.db, hub)
 
 
-@router.get("/shipments/{shipment_id}", summary="One shipment")
+@router.get("/shipments/{shipment_id}", summary="One shipment", response_model=schemas.ShipmentView)
 async def get_shipment(
     shipment_id: ShipmentId,
     runtime: RuntimeDep,
@@ -131,6 +135,7 @@ for _route in MILESTONE_ROUTES:
 @router.post(
     "/milestones/batch",
     summary="Many milestones at once; one result per row",
+    response_model=schemas.BatchOut,
     dependencies=[
         Depends(RateLimit()),  # uploads are occasional; a flood is a fault
         Depends(Authorize(POLICY, "milestones.batch")),

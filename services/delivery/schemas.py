@@ -221,3 +221,80 @@ def row_errors(exc: ValidationError) -> list[dict[str, Any]]:
         tag_error = error["type"] in ("union_tag_invalid", "union_tag_not_found")
         errors.append({**error, "loc": ("milestone",) if tag_error else error["loc"][1:]})
     return field_errors(errors)
+
+
+class RowResult(BaseModel):
+    """One row's outcome: applied (with the shipment's version and event), replayed (the same
+    row again: its first answer) or rejected (the problem, RFC 9457 members)."""
+
+    index: int
+    row_id: str | None  # None where the row was too malformed to name them
+    shipment_id: str | None
+    milestone: str | None
+    status: Literal["applied", "replayed", "rejected"]
+    code: int
+    applied_as: int | None = None
+    version: int | None = None
+    event_id: str | None = None
+    type: str | None = None
+    title: str | None = None
+    detail: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[RowResult]
+    applied: int
+    replayed: int
+    rejected: int
+
+
+class HandoverOut(BaseModel):
+    received_good: int
+    damaged: int
+    short: int
+
+
+class DiscrepancyOut(BaseModel):
+    missing: list[str]
+    unexpected: list[str]
+
+
+class ShipmentView(BaseModel):
+    """A shipment as the caller may see it: what the visibility table holds back from the
+    caller's role is left out, and `redacted` is then true (docs/access.md)."""
+
+    id: str
+    version: int
+    status: str
+    allocation_id: str | None = None
+    requirement_id: str | None = None
+    pledge_id: str | None = None
+    donor: str | None = None
+    item_code: str | None = None
+    eum_class: str | None = None
+    quantity: int | None = None
+    lost: int | None = None
+    remaining: int | None = None
+    hub: str | None = None
+    handover_point: str | None = None
+    mode: str | None = None
+    carrier_ref: str | None = None
+    eta: date | None = None
+    delayed: bool | None = None
+    delay_reason: str | None = None
+    inspection_notes: str | None = None
+    handover: HandoverOut | None = None
+    serials: list[str] | None = None
+    lost_serials: list[str] | None = None
+    handover_serials: list[str] | None = None
+    eum_discrepancy: DiscrepancyOut | None = None
+    cancel_reason: str | None = None
+    redacted: bool = False
+
+
+class ShipmentPage(BaseModel):
+    items: list[ShipmentView]
+    total: int
+    limit: int
+    offset: int

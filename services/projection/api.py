@@ -314,6 +314,7 @@ async def dashboard() -> FileResponse:
 @page_router.get(
     "/dev/token",
     summary="Development only, from this machine only: an observer token for the dashboard",
+    responses={404: {"description": "Not handed out here (not development, or not loopback)"}},
 )
 async def dev_token(request: Request, runtime: RuntimeDep) -> JSONResponse:
     settings: ProjectionSettings = runtime.settings  # type: ignore[assignment]

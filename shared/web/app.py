@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from shared.auth import TokenVerifier
@@ -18,9 +20,15 @@ from shared.settings import ServiceSettings
 from shared.web.api_docs import install_api_docs
 from shared.web.headers import SecurityHeaders
 from shared.web.limits import BodySizeLimit
+from shared.web.openapi import describe
 from shared.web.problems import install_problem_handlers
 from shared.web.ratelimit import RateLimiter
 from shared.web.storable import storable_text
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "degraded", "not ready"]
+    checks: dict[str, dict[str, Any]]
 
 
 class AidlineApp(FastAPI):
@@ -95,6 +103,8 @@ def create_app(
         "/readyz",
         tags=["operations"],
         summary="The database answers (200: ready, or degraded with Kafka or a consumer down)",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready: the database is down"}},
     )
     async def readyz() -> JSONResponse:
         checks = await runtime.readiness()
@@ -104,7 +114,13 @@ def create_app(
             status_code=503 if status == "not ready" else 200,
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    )
     async def metrics() -> Response:
         await runtime.refresh_metrics()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -113,10 +129,17 @@ def create_app(
     # publishes the whole document.
     topics = [runtime.topic] if runtime.topic else None
 
-    @app.get("/asyncapi.yaml", tags=["operations"], summary="The event catalogue (AsyncAPI 3.0)")
+    @app.get(
+        "/asyncapi.yaml",
+        tags=["operations"],
+        summary="The event catalogue (AsyncAPI 3.0)",
+        response_class=Response,
+        responses={200: {"content": {"application/yaml": {"schema": {"type": "object"}}}}},
+    )
     async def asyncapi() -> Response:
         return Response(asyncapi_yaml(topics), media_type="application/yaml")
 
     for router in routers:
         app.include_router(router)
+    describe(app)
     return app

@@ -10,7 +10,7 @@ by itself (a letter replayed is never applied again), so it needs no Idempotency
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Self
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
@@ -83,6 +83,75 @@ class ReplayIn(BaseModel):
         )
 
 
+# -- answers (what `dead_letter_admin` returns, as the OpenAPI document describes it) -----------
+
+
+class ErrorCount(BaseModel):
+    error_type: str
+    pending: int
+
+
+class ConsumerLetters(BaseModel):
+    consumer: str
+    pending: int
+    replayed: int
+    errors: list[ErrorCount]
+
+
+class DeadLetterOut(BaseModel):
+    id: str
+    consumer: str
+    state: Literal["pending", "replayed"]
+    dlq_topic: str
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    event_id: str | None
+    event_type: str | None
+    error_type: str
+    error: str
+    attempts: int
+    created_at: str | None
+    published_at: str | None
+    replayed_at: str | None
+    replayed_by: str | None
+    replay_error: str | None
+
+
+class DeadLetterPage(BaseModel):
+    consumers: list[ConsumerLetters]
+    items: list[DeadLetterOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class DeadLetterDetail(DeadLetterOut):
+    headers: list[tuple[str, str | None]]
+    dlq_headers: list[tuple[str, str]]
+    value: str | None
+    envelope: dict[str, Any] | None
+    decode_error: str | None
+
+
+class ReplayResult(BaseModel):
+    id: str
+    consumer: str
+    outcome: Literal["replayed", "already-replayed", "already-applied", "failed"]
+    error: str | None
+
+
+class ReplayOut(BaseModel):
+    replayed: int
+    already_replayed: int
+    already_applied: int
+    failed: int
+    results: list[ReplayResult]
+    remaining: int
+
+
 def dead_letter_router(policy: AccessPolicy) -> APIRouter:
     """The routes, authorized by `policy`'s rules `dead_letters.read` and `.replay`."""
     # Defaults, not `Annotated` aliases: annotations are resolved in the module, not here.
@@ -92,6 +161,7 @@ def dead_letter_router(policy: AccessPolicy) -> APIRouter:
     @router.get(
         "/admin/dead-letters",
         summary="Dead letters: counts and errors per consumer, and a page of letters",
+        response_model=DeadLetterPage,
     )
     async def dead_letters(
         runtime: RuntimeDep,
@@ -109,6 +179,7 @@ def dead_letter_router(policy: AccessPolicy) -> APIRouter:
     @router.get(
         "/admin/dead-letters/{letter_id}",
         summary="One dead letter: its record's headers and value, the event decoded, the error",
+        response_model=DeadLetterDetail,
     )
     async def dead_letter(
         letter_id: Annotated[uuid.UUID, Path()],
@@ -120,7 +191,11 @@ def dead_letter_router(policy: AccessPolicy) -> APIRouter:
     @router.post(
         "/admin/dead-letters/replay",
         summary="Replay dead letters through their consumer once the cause is fixed",
-        responses={409: {"description": "Every letter tried failed again; they stay"}},
+        response_model=ReplayOut,
+        responses={
+            404: {"description": "No dead letter matches the selection"},
+            409: {"description": "Every letter tried failed again; they stay"},
+        },
     )
     async def replay(
         body: ReplayIn, runtime: RuntimeDep, principal: Principal = replayer

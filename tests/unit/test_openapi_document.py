@@ -1,0 +1,109 @@
+"""Each service's OpenAPI document tells a client generator the truth (shared/web/openapi.py):
+readable unique operation ids, the bearer scheme with each operation's roles, problem+json for
+every error status, the command headers. No I/O: the apps are built, not started. That the
+service answers only as documented is checked against the running service by
+tests/integration/test_openapi_fuzz.py."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from shared.settings import ServiceSettings
+from shared.web.access import app_routes
+
+SERVICES = ("request", "allocation", "delivery", "projection")
+SETTINGS = {
+    "request": "RequestSettings",
+    "allocation": "AllocationSettings",
+    "delivery": "DeliverySettings",
+    "projection": "ProjectionSettings",
+}
+
+
+def _app(service: str) -> FastAPI:
+    settings: type[ServiceSettings] = getattr(
+        importlib.import_module(f"services.{service}.settings"), SETTINGS[service]
+    )
+    app: FastAPI = importlib.import_module(f"services.{service}.app").build_app(
+        settings(environment="test")
+    )
+    return app
+
+
+@pytest.fixture(scope="module", params=SERVICES)
+def service(request: pytest.FixtureRequest) -> tuple[FastAPI, dict[str, Any]]:
+    app = _app(request.param)
+    return app, app.openapi()
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(m.upper(), p, op) for p, item in spec["paths"].items() for m, op in item.items()]
+
+
+def test_operation_ids_are_the_route_names(service: tuple[FastAPI, dict[str, Any]]) -> None:
+    _, spec = service
+    ids = [op["operationId"] for _, _, op in _operations(spec)]
+    assert len(ids) == len(set(ids))
+    assert all(
+        re.fullmatch(r"[a-z][a-z0-9_]*", i) and not i.endswith(("_get", "_post")) for i in ids
+    )
+
+
+def test_every_guarded_operation_names_its_roles(service: tuple[FastAPI, dict[str, Any]]) -> None:
+    app, spec = service
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for route in app_routes(app):
+        for method in route.methods:
+            operation = spec["paths"].get(route.path, {}).get(method.lower())
+            if operation is None:  # not in the schema
+                continue
+            roles = sorted({str(r) for guard in route.guards for r in guard.rule.roles})
+            assert operation["security"] == ([{"bearer": roles}] if route.guards else [])
+            if route.guards:
+                assert {"401", "403"} <= set(operation["responses"]), route.path
+
+
+def test_every_error_is_a_problem(service: tuple[FastAPI, dict[str, Any]]) -> None:
+    _, spec = service
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    for method, path, operation in _operations(spec):
+        for status, response in operation["responses"].items():
+            if status[0] in "45" and (method, path, status) != ("GET", "/readyz", "503"):
+                media = response["content"]
+                assert list(media) == ["application/problem+json"], (method, path, status)
+                assert media["application/problem+json"]["schema"] == {
+                    "$ref": "#/components/schemas/Problem"
+                }
+
+
+def test_commands_declare_their_headers(service: tuple[FastAPI, dict[str, Any]]) -> None:
+    _, spec = service
+    commands = 0
+    for method, path, operation in _operations(spec):
+        names = {p.get("$ref", "").rsplit("/", 1)[-1] for p in operation["parameters"]}
+        assert "X-Correlation-ID" in names
+        if "Idempotency-Key" not in names:
+            continue
+        commands += 1
+        assert {"409", "412"} <= set(operation["responses"])
+        ok = next(r for s, r in operation["responses"].items() if s.startswith("2"))
+        assert "ETag" in ok["headers"], (method, path)
+        assert ("If-Match" in names) == ("{" in path), (method, path)
+    assert commands > 0 or spec["info"]["title"].lower().startswith("aidline projection")
+
+
+@pytest.mark.parametrize("name", ["request", "allocation", "delivery"])
+def test_every_answer_has_a_schema(name: str) -> None:
+    spec = _app(name).openapi()
+    for method, path, operation in _operations(spec):
+        if path == "/healthz":
+            continue
+        ok = [r for s, r in operation["responses"].items() if s.startswith("2")]
+        assert ok and all(
+            media.get("schema") for r in ok for media in r.get("content", {}).values()
+        ), (method, path)
