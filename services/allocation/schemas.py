@@ -13,7 +13,10 @@ Status = Literal["proposed", "approved", "rejected", "cancelled"]
 
 
 class RejectBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "Route via PL-RZE is saturated until March"}]},
+    )
     reason: str = Field(min_length=1, max_length=2000, description="Why the planner rejects it")
 
 

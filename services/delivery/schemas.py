@@ -46,6 +46,11 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 CarrierRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
+def _example(example: dict[str, Any]) -> ConfigDict:
+    """Strict bodies, with an example for the OpenAPI document."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+
+
 class MilestoneBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +60,10 @@ class MilestoneBody(BaseModel):
 
 
 class Dispatch(MilestoneBody):
+    model_config = _example(
+        {"mode": "road", "carrier_ref": "PL-TIR-20931", "serials": ["S1", "S2"]}
+    )
+
     mode: TransportMode
     carrier_ref: CarrierRef
     serials: list[Serial] = Field(default_factory=list, max_length=MAX_SERIALS)
@@ -69,6 +78,8 @@ class Arrive(MilestoneBody):
 
 
 class Inspect(MilestoneBody):
+    model_config = _example({"result": "held", "notes": "Seal on crate 3 broken; count again"})
+
     result: InspectionResult
     notes: Annotated[str, StringConstraints(max_length=2000)] = ""
 
@@ -82,6 +93,10 @@ class Depart(MilestoneBody):
 
 
 class Handover(MilestoneBody):
+    model_config = _example(
+        {"received_good": 10, "damaged": 1, "short": 1, "serials": ["S1", "S2"]}
+    )
+
     received_good: int = Field(ge=0, le=10_000_000)
     damaged: int = Field(ge=0, le=10_000_000)
     short: int = Field(ge=0, le=10_000_000)
@@ -99,6 +114,8 @@ class Receive(MilestoneBody):
 
 
 class Delay(MilestoneBody):
+    model_config = _example({"reason": "Border queue at Korczowa", "new_eta": "2026-12-20"})
+
     reason: Text
     new_eta: date
 
@@ -107,6 +124,10 @@ class Delay(MilestoneBody):
 
 
 class ReportLoss(MilestoneBody):
+    model_config = _example(
+        {"quantity": 2, "reason": "Damaged in a road accident", "serials": ["S7"]}
+    )
+
     quantity: int = Field(gt=0, le=10_000_000)
     reason: Text
     serials: list[Serial] = Field(default_factory=list, max_length=MAX_SERIALS)
@@ -188,6 +209,21 @@ MAX_BATCH_ROWS = 500
 
 class MilestoneBatch(BaseModel):
     """Rows are validated one by one, so one malformed row does not refuse the others."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "rows": [
+                        {"row_id": "rze-1", "shipment_id": "SHP-01J9Z3", "milestone": "arrive",
+                         "at": "2026-12-02T06:40:00+01:00"},
+                        {"row_id": "rze-2", "shipment_id": "SHP-01J9Z3", "milestone": "inspect",
+                         "at": "2026-12-02T08:15:00+01:00", "result": "passed"},
+                    ]
+                }
+            ]
+        }
+    )  # fmt: skip
 
     rows: list[dict[str, object]] = Field(
         min_length=1,

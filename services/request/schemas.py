@@ -189,7 +189,7 @@ class PledgeIn(BaseModel):
 
 
 class ConfirmIn(BaseModel):
-    model_config = _model({"reference": "UDCG-25", "meeting_date": "2030-01-10"})
+    model_config = _model({"reference": "UDCG-25", "meeting_date": "2026-02-12"})
     reference: Text | None = None
     meeting_date: MeetingDate | None = None
 
@@ -228,7 +228,7 @@ class EndorsementIn(BaseModel):
 class DecisionIn(BaseModel):
     model_config = _model(
         {
-            "meeting_date": "2030-01-10",
+            "meeting_date": "2026-02-12",
             "reference": "UDCG-25",
             "endorse": [{"requirement_id": "REQ-01JABCDEF0123456789ABCDEFG", "priority": 1}],
             "confirm": ["PLG-01JABCDEF0123456789ABCDEFG"],

@@ -40,7 +40,20 @@ class ReplayIn(BaseModel):
     `topic`, `partition`, `from_offset`/`to_offset` (original offsets) and `since`/`until`
     (when dead-lettered), or all of them (`"all": true`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"consumer": "allocation-planner", "all": True},
+                {
+                    "consumer": "allocation-planner",
+                    "topic": "aidline.requests",
+                    "from_offset": 1200,
+                },
+                {"ids": ["0b7f3c52-3e0a-4c43-9a51-4f0c2d7e9b11"]},
+            ]
+        },
+    )
     ids: list[uuid.UUID] | None = Field(None, min_length=1, max_length=MAX_LIMIT)
     consumer: str | None = Field(None, min_length=1, max_length=MAX_NAME)
     all: bool = Field(False, description="Every pending letter of `consumer`")

@@ -6,12 +6,14 @@ tests/integration/test_openapi_fuzz.py."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 
 from shared.settings import ServiceSettings
 from shared.web.access import app_routes
@@ -25,6 +27,7 @@ SETTINGS = {
 }
 
 
+@functools.cache
 def _app(service: str) -> FastAPI:
     settings: type[ServiceSettings] = getattr(
         importlib.import_module(f"services.{service}.settings"), SETTINGS[service]
@@ -107,3 +110,33 @@ def test_every_answer_has_a_schema(name: str) -> None:
         assert ok and all(
             media.get("schema") for r in ok for media in r.get("content", {}).values()
         ), (method, path)
+
+
+def _examples(spec: dict[str, Any], schema: dict[str, Any]) -> list[Any]:
+    """The examples of a body's schema, through `$ref` and `anyOf` (an optional body)."""
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    found = list(schema.get("examples", []))
+    for option in schema.get("anyOf", []):
+        found += _examples(spec, option)
+    return found
+
+
+def test_every_request_body_has_an_example_the_service_takes(
+    service: tuple[FastAPI, dict[str, Any]],
+) -> None:
+    app, spec = service
+    for route in app_routes(app):
+        for method in route.methods:
+            operation = spec["paths"].get(route.path, {}).get(method.lower(), {})
+            if "requestBody" not in operation:
+                continue
+            media = operation["requestBody"]["content"]
+            found = [e for m in media.values() for e in _examples(spec, m.get("schema", {}))]
+            found += [m["example"] for m in media.values() if "example" in m]
+            assert found, f"{method} {route.path}: no example"
+            body = route.context.original_route.dependant.body_params  # type: ignore[attr-defined]
+            if body and "application/json" in media:
+                adapter = TypeAdapter(body[0].field_info.annotation)
+                for example in found:
+                    adapter.validate_python(example)  # raises, naming the field, if not
