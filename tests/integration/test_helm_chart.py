@@ -8,6 +8,7 @@ Needs helm: `deploy/local/test-tools.sh` builds it from its Go module into the c
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import subprocess
@@ -252,15 +253,47 @@ def test_no_secret_is_written_into_a_manifest(name: str, request: pytest.Fixture
     assert checked >= 5 * 2  # the database's user and password in every pod
 
 
-def test_every_variable_the_chart_sets_is_a_setting(example: list[dict[str, Any]]) -> None:
-    # A misspelt name would be ignored by the services (extra="ignore"): caught here.
-    fields = {name.upper() for name in ServiceSettings.model_fields}
-    helpers = {"DATABASE_USER", "DATABASE_PASSWORD"}  # parts of DATABASE_URL
-    ports = {f"{service.upper()}_PORT" for service in SERVICES}
-    for pod, spec in pod_specs(example):
+def setting_names(service: str) -> set[str]:
+    """The environment variables a service's settings class reads."""
+    module = importlib.import_module(f"services.{service}.settings")
+    (cls,) = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, ServiceSettings)
+        and value.__module__ == module.__name__
+    ]
+    return {
+        (field.validation_alias if isinstance(field.validation_alias, str) else name).upper()
+        for name, field in cls.model_fields.items()
+    }
+
+
+def test_the_stream_ticket_secret_is_the_projections_own() -> None:
+    docs = render(sets=[*REQUIRED, "services.projection.streamTicketSecret.existingSecret=tickets"])
+    for pod, spec in pod_specs(docs):
         (container,) = spec["containers"]
+        env = {item["name"]: item for item in container["env"]}
+        if pod == "aidline-projection":
+            reference = env["STREAM_TICKET_SECRET"]["valueFrom"]["secretKeyRef"]
+            assert reference == {"name": "tickets", "key": "stream-ticket-secret"}
+        else:
+            assert "STREAM_TICKET_SECRET" not in env, pod
+
+
+@pytest.mark.parametrize("name", ["default", "example", "scaled"])
+def test_every_variable_the_chart_sets_is_a_setting(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    # A misspelt name would be ignored by the services (extra="ignore"): caught here.
+    docs: list[dict[str, Any]] = request.getfixturevalue(name)
+    helpers = {"DATABASE_USER", "DATABASE_PASSWORD"}  # parts of DATABASE_URL
+    for pod, spec in pod_specs(docs):
+        (container,) = spec["containers"]
+        service = pod.removeprefix("aidline-")
+        known = setting_names(service) if service in SERVICES else {"LOG_LEVEL", "LOG_FORMAT"}
         for item in container["env"]:
-            assert item["name"] in fields | helpers | ports, (pod, item["name"])
+            assert item["name"] in known | helpers | {"DATABASE_URL"}, (pod, item["name"])
 
 
 def test_the_example_connects_over_tls_with_scram_and_a_cluster_replication(
