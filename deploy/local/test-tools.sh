@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The programs the tests drive besides Python: Debian's headless Chromium (tests/browser; never a
-# download by Playwright), jq (the README's walk-through script, tests/e2e) and the OpenAPI client
-# generator (tests/e2e/test_generated_clients.py). Idempotent: does nothing when all are there.
+# download by Playwright), jq (the README's walk-through script, tests/e2e), the OpenAPI client
+# generator (tests/e2e/test_generated_clients.py) and helm (the chart,
+# tests/integration/test_helm_chart.py; built from its Go module into the cache, as the Kafka jars
+# are kept). Idempotent: does nothing when all are there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -13,6 +15,24 @@ if ! "$TOOLS/bin/openapi-python-client" --version 2>/dev/null | grep -q "$GENERA
   echo "==> installing openapi-python-client $GENERATOR_VERSION into $TOOLS"
   UV_TOOL_DIR="$TOOLS/uv" UV_TOOL_BIN_DIR="$TOOLS/bin" .venv/bin/uv tool install --quiet --force \
     "openapi-python-client==$GENERATOR_VERSION"
+fi
+
+# helm: `go install` from the Go module proxy, once per version (~7 min on two busy cores with
+# nothing cached). The folder is the version (a `go install` binary says only "v4.3"); the build
+# lands in a temporary folder first, so a binary there is a whole one.
+HELM_VERSION=v4.3.2
+HELM_DIR="${AIDLINE_CACHE:-${HOME:-/root}/.cache/aidline}/helm-$HELM_VERSION"
+if [[ ! -x "$HELM_DIR/helm" ]]; then
+  if ! command -v go >/dev/null; then
+    echo "test-tools.sh: helm $HELM_VERSION is built with Go 1.26+, which is missing" >&2
+    exit 1
+  fi
+  echo "==> building helm $HELM_VERSION into $HELM_DIR (go install, once)"
+  mkdir -p "$HELM_DIR"
+  build=$(mktemp -d "$HELM_DIR/build.XXXXXX")
+  GOBIN="$build" GOFLAGS=-buildvcs=false go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  mv "$build/helm" "$HELM_DIR/helm"
+  rmdir "$build"
 fi
 
 missing=()
