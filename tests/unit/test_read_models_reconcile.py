@@ -3,7 +3,8 @@ the write services' own domain (the catalogue, a requirement, pledges, forum dec
 allocations and their shipments, shortfalls), the events are applied by the projector as the
 projection applies them (each stream in order, streams interleaved, in batches that load only
 the rows `keys_of` names), and every row of the read models equals what is recomputed from the
-write side's own state and the times its events were applied.
+write side's own state and the times its events were applied; so does every figure of each
+decision's execution view (confirmed → allocated → … → received, lost).
 
 Pure and fast, so `make mutation` runs it against every mutant of the projector.
 """
@@ -23,6 +24,7 @@ from services.allocation.domain import Allocation, Proposal
 from services.delivery.domain.shipment import Shipment, Status
 from services.projection.domain import Changes, keys_of, requirement_status
 from services.projection.domain import model as rows
+from services.projection.domain.execution import trace
 from services.request.domain.catalogue import CatalogueItem
 from services.request.domain.decision import Decision
 from services.request.domain.pledge import Pledge, PledgeStatus
@@ -68,6 +70,8 @@ BOARD_STATUS = {
 MOVING = {Status.DISPATCHED, Status.ARRIVED_AT_HUB, Status.HELD, Status.INSPECTED,
           Status.DEPARTED_HUB}  # fmt: skip
 HANDED = {Status.HANDED_OVER, Status.RECEIVED}
+FUNNEL = ("confirmed", "proposed", "allocated", "dispatched", "at_hub", "handed_over",
+          "received", "lost")  # fmt: skip
 
 ACTIONS = (
     "decide", "amend", "reprioritise", "cancel requirement", "shortfall",
@@ -453,6 +457,61 @@ def _as_row(row: Any) -> dict[str, Any]:
     return dict(row.as_row())
 
 
+def _funnel(w: World, applied: Applied, allocations: list[Allocation], shipments: list[Shipment],
+            confirmed: int) -> dict[str, int]:  # fmt: skip
+    """A line's quantities at each step, from the write side's aggregates and the events they
+    emitted (a shipment reached a step when it emitted that step's event)."""
+    live = [s for s in shipments if s.status is not Status.CANCELLED]
+
+    def reached(s: Shipment, kind: type[DomainEvent]) -> bool:
+        return applied.first(s.id, kind) is not None
+
+    return {
+        "confirmed": confirmed,
+        "proposed": sum(a.quantity for a in allocations if a.status == "proposed"),
+        "allocated": sum(a.quantity for a in allocations if a.status == "approved"),
+        "dispatched": sum(s.quantity for s in live if reached(s, ShipmentDispatched)),
+        "at_hub": sum(s.quantity for s in live if reached(s, ShipmentArrivedAtHub)),
+        "handed_over": sum(s.received_good for s in live if s.status in HANDED),
+        "received": sum(s.received_good for s in live if reached(s, ShipmentReceived)),
+        "lost": sum(s.lost for s in live),
+    }
+
+
+def _execution(w: World, d: Decision, applied: Applied) -> dict[tuple[str, str], dict[str, int]]:
+    """Each line of decision `d` (the requirement it endorsed, the pledges it confirmed): what
+    executes it, by lineage where the allocation or shipment carries it, else by the line's own
+    decision (a requirement is endorsed, a pledge confirmed, once)."""
+    by_allocation = {a.id: a for a in w.allocations.values()}
+    lines: dict[tuple[str, str], dict[str, int]] = {}
+    if any(e.requirement_id == R for e in d.endorsed):
+        own = w.requirement.decision_id
+
+        def of_requirement(x: Allocation | Shipment) -> bool:
+            allocation = by_allocation.get(getattr(x, "allocation_id", x.id))
+            known = x.endorsed_by_decision or (allocation and allocation.endorsed_by_decision)
+            return (known or own) == d.id
+
+        lines["requirement", R] = _funnel(
+            w, applied, [a for a in w.allocations.values() if of_requirement(a)],
+            [s for s in w.shipments.values() if of_requirement(s)], w.requirement.quantity,
+        )  # fmt: skip
+    for p in w.pledges:
+        if p.id not in d.confirmed:
+            continue
+
+        def of_pledge(x: Allocation | Shipment, p: Pledge = p) -> bool:
+            allocation = by_allocation.get(getattr(x, "allocation_id", x.id))
+            known = x.confirmed_by_decision or (allocation and allocation.confirmed_by_decision)
+            return x.pledge_id == p.id and (known or p.decision_id) == d.id
+
+        lines["pledge", p.id] = _funnel(
+            w, applied, [a for a in w.allocations.values() if of_pledge(a)],
+            [s for s in w.shipments.values() if of_pledge(s)], p.quantity,
+        )  # fmt: skip
+    return lines
+
+
 commands = st.lists(
     st.tuples(
         st.one_of(st.just(ADVANCE), st.sampled_from(ACTIONS)),
@@ -498,6 +557,17 @@ def test_every_read_model_row_equals_the_write_sides_own(
     assert {k: _as_row(r) for k, r in stored["requirements"].items()} == {
         R: _requirement_row(world, applied)
     }
+    # Each decision's execution view, as GET /decisions/{id}/execution computes it from the
+    # rows, equals its lines recomputed from the write side.
+    for d in world.decisions:
+        # As the query loads them: the requirements and pledges the decision names.
+        ours = [r for r in stored["requirements"].values() if r.decision_id == d.id]
+        pledges = [p for p in stored["pledges"].values() if p.decision_id == d.id]
+        everything = [list(stored[table].values()) for table in ("allocations", "shipments")]
+        shown = trace(stored["decisions"][d.id], ours, pledges, *everything)
+        assert {
+            (line["kind"], line["id"]): {k: line[k] for k in FUNNEL} for line in shown["lines"]
+        } == _execution(world, d, applied)
     assert {k: _as_row(r) for k, r in stored["items"].items()} == {
         "ART-NEW": {"item_code": "ART-NEW", "name": "New shell", "capability": "artillery",
                     "unit": "rounds"},
