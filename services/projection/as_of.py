@@ -10,7 +10,8 @@ figures are the sums of its flows dated so, its status follows from them as on t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -44,7 +45,7 @@ def cutoff(day: date) -> datetime:
 def tables_as_of(day: date) -> Tables:
     end = cutoff(day)
     return Tables(
-        requirements=_requirements(end),
+        requirements=_requirements(end, None),
         pledges=_latest(t.pledge_history, t.pledges, end),
         allocations=_latest(t.allocation_history, t.allocations, end),
         shipments=_latest(t.shipment_history, t.shipments, end),
@@ -53,13 +54,35 @@ def tables_as_of(day: date) -> Tables:
     )
 
 
-def _last_versions(history: sa.Table, key: str, end: datetime) -> sa.Subquery:
-    return (
-        sa.select(history.c[key], sa.func.max(history.c.seq).label("seq"))
-        .where(history.c.valid_from < end)
-        .group_by(history.c[key])
-        .subquery(f"last_{history.name}")
+def narrowed(tables: Tables, requirement_ids: Collection[str]) -> Tables:
+    """`tables` as of their cutoff with only these requirements: their figures are summed from
+    their own flows only (by index), not from every requirement's. Live tables as they are."""
+    if tables.cutoff is None:
+        return tables
+    return replace(tables, requirements=_requirements(tables.cutoff, sorted(requirement_ids)))
+
+
+def own_requirements(end: datetime) -> sa.Subquery:
+    """Each requirement's own fields as of `end` (its last version dated before it), without
+    its figures: enough to order and page the board before summing anything."""
+    return _own_requirements(end, None)
+
+
+def _own_requirements(end: datetime, only: Collection[str] | None) -> sa.Subquery:
+    H = t.requirement_history
+    last = _last_versions(H, "requirement_id", end, only)
+    return sa.select(H).select_from(H.join(last, H.c.seq == last.c.seq)).subquery("own")
+
+
+def _last_versions(
+    history: sa.Table, key: str, end: datetime, only: Collection[str] | None = None
+) -> sa.Subquery:
+    query = sa.select(history.c[key], sa.func.max(history.c.seq).label("seq")).where(
+        history.c.valid_from < end
     )
+    if only is not None:
+        query = query.where(history.c[key].in_(only))
+    return query.group_by(history.c[key]).subquery(f"last_{history.name}")
 
 
 def _latest(history: sa.Table, live: sa.Table, end: datetime) -> sa.Subquery:
@@ -107,23 +130,25 @@ def requirement_status(
     )
 
 
-def _requirements(end: datetime) -> sa.Subquery:
+def _requirements(end: datetime, only: Collection[str] | None) -> sa.Subquery:
     """Requirements as of `end`: their own stream's last version, the sums of their flows and
-    the latest shortfall, all dated before it."""
-    H, F = t.requirement_history, t.requirement_flows
-    last = _last_versions(H, "requirement_id", end)
-    own = sa.select(H).select_from(H.join(last, H.c.seq == last.c.seq)).subquery("own_requirements")
+    the latest shortfall, all dated before it (`only` these requirements, if given)."""
+    F = t.requirement_flows
+    own = _own_requirements(end, only)
+    dated = F.c.valid_from < end
+    if only is not None:
+        dated = sa.and_(dated, F.c.requirement_id.in_(only))
     flows = (
         sa.select(
             F.c.requirement_id,
             *(sa.func.sum(F.c[name]).label(name) for name in FLOW_FIGURES),
             sa.func.max(F.c.valid_from).label("flowed_at"),
         )
-        .where(F.c.valid_from < end)
+        .where(dated)
         .group_by(F.c.requirement_id)
         .subquery("flows")
     )
-    shortfall = _latest_shortfall(end)
+    shortfall = _latest_shortfall(end, only)
     figures = {name: sa.func.coalesce(flows.c[name], 0) for name in FLOW_FIGURES}  # type: dict[str, sa.ColumnElement[int]]
     delivered = sa.case(
         (
@@ -165,11 +190,13 @@ def _requirements(end: datetime) -> sa.Subquery:
     )
 
 
-def _latest_shortfall(end: datetime) -> sa.Subquery:
+def _latest_shortfall(end: datetime, only: Collection[str] | None) -> sa.Subquery:
     """Each requirement's latest shortfall dated before `end` (by business time; the same
     time twice: the later recorded)."""
     F = t.requirement_flows
     dated = F.c.valid_from < end
+    if only is not None:
+        dated = sa.and_(dated, F.c.requirement_id.in_(only))
     has = F.c.open_shortfall.is_not(None)
     latest_at = (
         sa.select(F.c.requirement_id, sa.func.max(F.c.valid_from).label("at"))

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.projection import as_of
 from services.projection import tables as t
 from services.projection.as_of import LIVE, Tables
 from services.projection.domain import changes as change_kinds
@@ -91,6 +92,11 @@ async def board(
     offset: int = 0,
     tables: Tables = LIVE,
 ) -> list[dict[str, Any]]:
+    if tables.cutoff is not None and not status:
+        # As of a date, the order and every filter but the status are the requirements' own
+        # fields: page by them first, then sum the figures of that page only.
+        page = await _as_of_page(conn, tables.cutoff, capability, priority, limit, offset)
+        tables, offset = as_of.narrowed(tables, page), 0
     R = tables.requirements
     query = sa.select(*_board_columns(R)).select_from(
         R.outerjoin(IT, IT.c.item_code == R.c.item_code)
@@ -105,9 +111,30 @@ async def board(
     return [_row(r) for r in await conn.execute(query.limit(limit).offset(offset))]
 
 
+async def _as_of_page(
+    conn: AsyncConnection,
+    cutoff: datetime,
+    capability: str | None,
+    priority: int | None,
+    limit: int,
+    offset: int,
+) -> list[str]:
+    own = as_of.own_requirements(cutoff)
+    query = sa.select(own.c.requirement_id).select_from(
+        own.outerjoin(IT, IT.c.item_code == own.c.item_code)
+    )
+    if capability:
+        query = query.where(item_capability == capability)
+    if priority:
+        query = query.where(own.c.priority == priority)
+    query = query.order_by(own.c.priority, own.c.needed_by, own.c.requirement_id)
+    return list((await conn.scalars(query.limit(limit).offset(offset))).all())
+
+
 async def requirement(
     conn: AsyncConnection, requirement_id: str, tables: Tables = LIVE
 ) -> dict[str, Any] | None:
+    tables = as_of.narrowed(tables, [requirement_id])
     R, A, S = tables.requirements, tables.allocations, tables.shipments
     query = (
         sa.select(*_board_columns(R))
