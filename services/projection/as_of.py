@@ -149,7 +149,9 @@ def _requirements(end: datetime, only: Collection[str] | None) -> sa.Subquery:
         .subquery("flows")
     )
     shortfall = _latest_shortfall(end, only)
-    figures = {name: sa.func.coalesce(flows.c[name], 0) for name in FLOW_FIGURES}  # type: dict[str, sa.ColumnElement[int]]
+    figures: dict[str, sa.ColumnElement[int]] = {
+        name: sa.func.coalesce(flows.c[name], 0) for name in FLOW_FIGURES
+    }
     delivered = sa.case(
         (
             figures["delivered_shipments"] > own.c.delivered_recorded,
