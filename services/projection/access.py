@@ -19,6 +19,10 @@ POLICY = AccessPolicy(
             *READERS,
             description="Forum decisions and their execution (details per visibility rules)",
         ),
+        "changes.read": rule(
+            *READERS,
+            description="What changed between two days (details per visibility rules)",
+        ),
         "hubs.read": rule(*READERS, description="A hub's board (details per visibility rules)"),
         "shipments.timeline": rule(
             *roles_seeing(Resource.SHIPMENT),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -14,7 +14,9 @@ from sse_starlette import EventSourceResponse
 
 from services.projection import handlers, queries
 from services.projection.access import POLICY
+from services.projection.as_of import LIVE, Tables, cutoff, tables_as_of
 from services.projection.commands import Rebuild
+from services.projection.domain import changes as change_kinds
 from services.projection.domain.model import Status
 from services.projection.generations import ReadModels
 from services.projection.read_your_writes import AfterEvent
@@ -28,6 +30,7 @@ from shared.auth.visibility import (
     Resource,
     event_resource,
     require_shown,
+    shown,
     shown_all,
     shown_event,
 )
@@ -58,12 +61,42 @@ async def _active(
 Models = Annotated[ReadModels, Depends(_read_models)]
 Active = Annotated[AsyncConnection, Depends(_active)]
 
+
+def _invalid_day(name: str, message: str) -> Problem:
+    return Problem(
+        422,
+        "Invalid request",
+        f"{name}: {message}",
+        kind="invalid-request",
+        errors=[{"field": f"query.{name}", "message": message}],
+    )
+
+
+def _past_day(name: str, day: date) -> date:
+    if day > datetime.now(UTC).date():
+        raise _invalid_day(name, "a day in the future has no state yet; give today or earlier")
+    return day
+
+
+def _as_of(
+    as_of: Annotated[
+        date | None,
+        Query(description="YYYY-MM-DD: the state at the end of that day (UTC, business time)"),
+    ] = None,
+) -> Tables:
+    """The live tables, or (`?as_of=`) the tables as they stood at the end of that day."""
+    return LIVE if as_of is None else tables_as_of(_past_day("as_of", as_of))
+
+
+AsOf = Annotated[Tables, Depends(_as_of)]
+
 # One alias per access rule, so each route names its rule in its signature.
 AdminRebuild = Annotated[Principal, Depends(Authorize(POLICY, "admin.rebuild"))]
 AdminStatus = Annotated[Principal, Depends(Authorize(POLICY, "admin.status"))]
 AuditRead = Annotated[Principal, Depends(Authorize(POLICY, "audit.read"))]
 BoardRead = Annotated[Principal, Depends(Authorize(POLICY, "board.read"))]
 CapabilitiesGaps = Annotated[Principal, Depends(Authorize(POLICY, "capabilities.gaps"))]
+ChangesRead = Annotated[Principal, Depends(Authorize(POLICY, "changes.read"))]
 DecisionsRead = Annotated[Principal, Depends(Authorize(POLICY, "decisions.read"))]
 DonorsLedger = Annotated[Principal, Depends(Authorize(POLICY, "donors.ledger"))]
 EventsStream = Annotated[Principal, Depends(StreamAuthorize(POLICY, "events.stream"))]
@@ -80,6 +113,7 @@ router = APIRouter(tags=["read models"])
 async def board(
     principal: BoardRead,
     conn: Active,
+    tables: AsOf,
     capability: str | None = None,
     status: Status | None = None,
     priority: Annotated[int | None, Query(ge=1, le=4)] = None,
@@ -88,7 +122,13 @@ async def board(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     rows = await queries.board(
-        conn, capability=capability, status=status, priority=priority, limit=limit, offset=offset
+        conn,
+        capability=capability,
+        status=status,
+        priority=priority,
+        limit=limit,
+        offset=offset,
+        tables=tables,
     )
     rows = shown_all(principal, Resource.AGGREGATE, rows)
     if format == "csv":
@@ -97,8 +137,10 @@ async def board(
 
 
 @router.get("/board/requirements/{requirement_id}", summary="One requirement on the board")
-async def requirement(requirement_id: str, principal: BoardRead, conn: Active) -> JSONResponse:
-    found = await queries.requirement(conn, requirement_id)
+async def requirement(
+    requirement_id: str, principal: BoardRead, conn: Active, tables: AsOf
+) -> JSONResponse:
+    found = await queries.requirement(conn, requirement_id, tables)
     if found is None:
         raise Problem(404, "Not found", f"No requirement {requirement_id} on the board.")
     found["allocations"] = shown_all(principal, Resource.PLANNING, found["allocations"])
@@ -111,8 +153,9 @@ async def donor_ledger(
     nation: Annotated[str, Path(pattern="^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")],
     principal: DonorsLedger,
     conn: Active,
+    tables: AsOf,
 ) -> JSONResponse:
-    ledger = await queries.donor_ledger(conn, nation.upper())
+    ledger = await queries.donor_ledger(conn, nation.upper(), tables)
     return json_response(require_shown(principal, Resource.AGGREGATE, ledger, what="It"))
 
 
@@ -120,9 +163,10 @@ async def donor_ledger(
 async def capability_gaps(
     principal: CapabilitiesGaps,
     conn: Active,
+    tables: AsOf,
     top: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> JSONResponse:
-    gaps = await queries.capability_gaps(conn, top)
+    gaps = await queries.capability_gaps(conn, top, tables)
     return json_response(require_shown(principal, Resource.AGGREGATE, gaps, what="It"))
 
 
@@ -130,11 +174,12 @@ async def capability_gaps(
 async def decisions(
     principal: DecisionsRead,
     conn: Active,
+    tables: AsOf,
     format: Literal["json", "csv"] = "json",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
-    page = await queries.decisions(conn, limit=limit, offset=offset)
+    page = await queries.decisions(conn, limit=limit, offset=offset, tables=tables)
     page["decisions"] = shown_all(principal, Resource.AGGREGATE, page["decisions"])
     if format == "csv":
         return csv_response(page["decisions"], queries.DECISION_CSV_FIELDS, "decisions.csv")
@@ -149,9 +194,10 @@ async def decision_execution(
     decision_id: str,
     principal: DecisionsRead,
     conn: Active,
+    tables: AsOf,
     format: Literal["json", "csv"] = "json",
 ) -> Response:
-    found = await queries.decision_execution(conn, decision_id)
+    found = await queries.decision_execution(conn, decision_id, tables)
     if found is None:
         raise Problem(404, "Not found", f"No decision {decision_id} recorded.")
     # Figures and stuck states for every reader; a shipment only as the table shows it.
@@ -161,6 +207,56 @@ async def decision_execution(
     if format == "csv":
         return csv_response(answer["lines"], queries.EXECUTION_CSV_FIELDS, "decision.csv")
     return json_response(answer)
+
+
+def _change_line(principal: Principal, line: dict[str, Any]) -> dict[str, Any]:
+    """A line as `principal` may see it: a shipment's as the table shows that shipment, else
+    as its figures under the requirement it serves; a planning record's as planning records."""
+    if line["kind"] in change_kinds.SHIPMENT_KINDS:
+        seen = shown(
+            principal, Resource.SHIPMENT, line, hub=line.get("hub"), donor=line.get("nation")
+        )
+        if seen is not None:
+            return seen
+        return require_shown(principal, Resource.AGGREGATE, change_kinds.aggregate(line), what="It")
+    return require_shown(principal, Resource.PLANNING, line, what="It")
+
+
+@router.get(
+    "/changes",
+    summary="What changed between two days (business time): the forum's meeting pack (CSV too)",
+)
+@router.get(
+    "/changes.csv", summary="What changed between two days, as CSV", include_in_schema=False
+)
+async def changes(
+    request: Request,
+    principal: ChangesRead,
+    conn: Active,
+    from_: Annotated[date, Query(alias="from", description="YYYY-MM-DD, included")],
+    to: Annotated[
+        date | None, Query(description="YYYY-MM-DD, included; default today (UTC)")
+    ] = None,
+    format: Literal["json", "csv"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> Response:
+    last = _past_day("to", to or datetime.now(UTC).date())
+    if from_ > last:
+        raise _invalid_day("from", f"must be on or before to ({last.isoformat()})")
+    if (last - from_).days >= change_kinds.MAX_DAYS:
+        raise _invalid_day("from", f"at most {change_kinds.MAX_DAYS} days before to")
+    start = cutoff(from_ - timedelta(days=1))
+    page = await queries.changes(conn, start, cutoff(last), limit=limit, offset=offset)
+    page["from"], page["to"] = from_, last
+    page["changes"] = [_change_line(principal, line) for line in page["changes"]]
+    as_csv = format == "csv" or (
+        format is None
+        and (request.url.path.endswith(".csv") or "text/csv" in request.headers.get("accept", ""))
+    )
+    if as_csv:
+        return csv_response(page["changes"], change_kinds.FIELDS, "changes.csv")
+    return json_response(page)
 
 
 @router.get("/hubs", summary="The logistics hubs")

@@ -61,6 +61,22 @@ ROW_TABLES: dict[type[Row], sa.Table] = {
 }
 
 
+# Each row kind's history table (its columns after `seq`: valid_from, event_type, event_id and
+# the row's own).
+HISTORY_TABLES: dict[type[Row], sa.Table] = {
+    Requirement: t.requirement_history,
+    Pledge: t.pledge_history,
+    Allocation: t.allocation_history,
+    Shipment: t.shipment_history,
+    Decision: t.decision_history,
+}
+FLOW_COLUMNS = tuple(c.name for c in t.requirement_flows.columns if c.name != "seq")
+
+
+def _history_columns(table: sa.Table) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if c.name != "seq")
+
+
 AUDIT_COLUMNS = (
     "event_id", "stream_id", "event_type", "source", "actor", "time", "correlation_id",
     "causation_id", "stream_version", "schema_version", "topic", "partition", "offset", "data",
@@ -76,6 +92,9 @@ class ReadModelWriter:
         self.registries = registries  # topic name -> the registry of its events
         self._values = {
             kind: attrgetter(*(c.name for c in table.columns)) for kind, table in ROW_TABLES.items()
+        }
+        self._history_values = {
+            kind: attrgetter(*_history_columns(table)[3:]) for kind, table in HISTORY_TABLES.items()
         }
 
     async def __call__(self, tx: Transaction, messages: Sequence[Message]) -> None:
@@ -107,7 +126,11 @@ class ReadModelWriter:
         audit_rows = []
         for message, event in decoded:
             env = message.event
-            scope = None if event is None else changes.apply(event, env.subject, env.occurred_at)
+            scope = (
+                None
+                if event is None
+                else changes.apply(event, env.subject, env.occurred_at, env.event_id)
+            )
             meta = env.meta
             if not sink.json_as_text:
                 data: Any = env.data
@@ -132,6 +155,25 @@ class ReadModelWriter:
         items = [changes.items[k] for k in sorted(changes.items)]
         await self._write(sink, conn, ItemRow, items, None)
         await sink.insert(conn, t.audit, AUDIT_COLUMNS, audit_rows)
+        await self._write_history(sink, conn, changes)
+
+    async def _write_history(
+        self, sink: ReadModelSink, conn: AsyncConnection, changes: Changes
+    ) -> None:
+        """The batch's versions and flows, in the order made (each stream's order)."""
+        versions: dict[type[Row], list[tuple[Any, ...]]] = {kind: [] for kind in HISTORY_TABLES}
+        for v in changes.history.versions:
+            values = self._history_values[type(v.row)](v.row)
+            versions[type(v.row)].append((v.at, v.event_type, v.event_id, *values))
+        for kind, rows in versions.items():
+            table = HISTORY_TABLES[kind]
+            await sink.insert(conn, table, _history_columns(table), rows)
+        flows = [
+            (f.at, f.event_type, f.requirement_id, f.pledged, f.allocated, f.in_transit,
+             f.delivered_shipments, f.open_shortfall, f.shortfall_reason)
+            for f in changes.history.flows
+        ]  # fmt: skip
+        await sink.insert(conn, t.requirement_flows, FLOW_COLUMNS, flows)
 
     async def _claim(
         self, sink: ReadModelSink, conn: AsyncConnection, kind: type[RowT], missing: set[str]

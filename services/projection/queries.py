@@ -15,7 +15,10 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.projection import as_of
 from services.projection import tables as t
+from services.projection.as_of import LIVE, Tables
+from services.projection.domain import changes as change_kinds
 from services.projection.domain import execution
 from services.projection.domain.model import (
     HANDED_OVER,
@@ -30,37 +33,45 @@ from services.projection.generations import Generation
 from services.projection.rebuild import RebuildProgress
 from shared.db.rows import aware
 
-R, P, A, S, IT = t.requirements, t.pledges, t.allocations, t.shipments, t.items
-D = t.decisions
+IT = t.items
 
 # The handover and the request service's record are one fact seen twice (see the domain).
 RowT = TypeVar("RowT", bound=Row)
 
-DELIVERED = sa.case(
-    (R.c.delivered_shipments > R.c.delivered_recorded, R.c.delivered_shipments),
-    else_=R.c.delivered_recorded,
-)
+
+def _delivered(R: sa.FromClause) -> sa.ColumnElement[int]:
+    return sa.case(
+        (R.c.delivered_shipments > R.c.delivered_recorded, R.c.delivered_shipments),
+        else_=R.c.delivered_recorded,
+    )
+
+
 item_capability: sa.ColumnElement[str] = sa.func.coalesce(IT.c.capability, "unknown")
-BOARD_COLUMNS = (
-    R.c.requirement_id,
-    R.c.item_code,
-    IT.c.name.label("item_name"),
-    item_capability.label("capability"),
-    R.c.unit,
-    R.c.priority,
-    R.c.needed_by,
-    R.c.destination,
-    R.c.status,
-    R.c.requested,
-    R.c.pledged,
-    R.c.allocated,
-    R.c.in_transit,
-    DELIVERED.label("delivered"),
-    R.c.open_shortfall,
-    R.c.submitted_at,
-    R.c.updated_at,
-)
-CSV_FIELDS = [c.name for c in BOARD_COLUMNS]
+
+
+def _board_columns(R: sa.FromClause) -> tuple[sa.ColumnElement[Any], ...]:
+    return (
+        R.c.requirement_id,
+        R.c.item_code,
+        IT.c.name.label("item_name"),
+        item_capability.label("capability"),
+        R.c.unit,
+        R.c.priority,
+        R.c.needed_by,
+        R.c.destination,
+        R.c.status,
+        R.c.requested,
+        R.c.pledged,
+        R.c.allocated,
+        R.c.in_transit,
+        _delivered(R).label("delivered"),
+        R.c.open_shortfall,
+        R.c.submitted_at,
+        R.c.updated_at,
+    )
+
+
+CSV_FIELDS = [c.name for c in _board_columns(t.requirements)]
 OPEN = ("cancelled", "fulfilled", "delivered")
 
 
@@ -79,8 +90,17 @@ async def board(
     priority: int | None = None,
     limit: int = 1000,
     offset: int = 0,
+    tables: Tables = LIVE,
 ) -> list[dict[str, Any]]:
-    query = sa.select(*BOARD_COLUMNS).select_from(R.outerjoin(IT, IT.c.item_code == R.c.item_code))
+    if tables.cutoff is not None and not status:
+        # As of a date, the order and every filter but the status are the requirements' own
+        # fields: page by them first, then sum the figures of that page only.
+        page = await _as_of_page(conn, tables.cutoff, capability, priority, limit, offset)
+        tables, offset = as_of.narrowed(tables, page), 0
+    R = tables.requirements
+    query = sa.select(*_board_columns(R)).select_from(
+        R.outerjoin(IT, IT.c.item_code == R.c.item_code)
+    )
     if capability:
         query = query.where(item_capability == capability)
     if status:
@@ -91,9 +111,33 @@ async def board(
     return [_row(r) for r in await conn.execute(query.limit(limit).offset(offset))]
 
 
-async def requirement(conn: AsyncConnection, requirement_id: str) -> dict[str, Any] | None:
+async def _as_of_page(
+    conn: AsyncConnection,
+    cutoff: datetime,
+    capability: str | None,
+    priority: int | None,
+    limit: int,
+    offset: int,
+) -> list[str]:
+    own = as_of.own_requirements(cutoff)
+    query = sa.select(own.c.requirement_id).select_from(
+        own.outerjoin(IT, IT.c.item_code == own.c.item_code)
+    )
+    if capability:
+        query = query.where(item_capability == capability)
+    if priority:
+        query = query.where(own.c.priority == priority)
+    query = query.order_by(own.c.priority, own.c.needed_by, own.c.requirement_id)
+    return list((await conn.scalars(query.limit(limit).offset(offset))).all())
+
+
+async def requirement(
+    conn: AsyncConnection, requirement_id: str, tables: Tables = LIVE
+) -> dict[str, Any] | None:
+    tables = as_of.narrowed(tables, [requirement_id])
+    R, A, S = tables.requirements, tables.allocations, tables.shipments
     query = (
-        sa.select(*BOARD_COLUMNS)
+        sa.select(*_board_columns(R))
         .select_from(R.outerjoin(IT, IT.c.item_code == R.c.item_code))
         .where(R.c.requirement_id == requirement_id)
     )
@@ -119,7 +163,8 @@ def _unit_value(value_eur: float | None, announced: int) -> float:
     return (value_eur or 0.0) / announced if announced else 0.0
 
 
-async def donor_ledger(conn: AsyncConnection, nation: str) -> dict[str, Any]:
+async def donor_ledger(conn: AsyncConnection, nation: str, tables: Tables = LIVE) -> dict[str, Any]:
+    P, A, S = tables.pledges, tables.allocations, tables.shipments
     pledges = (await conn.execute(sa.select(P).where(P.c.donor == nation))).all()
     unit_value = {p.pledge_id: _unit_value(p.value_eur, p.announced_quantity) for p in pledges}
     totals: dict[str, float] = defaultdict(float)
@@ -187,7 +232,11 @@ def _rounded(bucket: dict[str, float]) -> dict[str, float | int]:
 # -- capability gaps -------------------------------------------------------------------------
 
 
-async def capability_gaps(conn: AsyncConnection, top: int = 10) -> dict[str, Any]:
+async def capability_gaps(
+    conn: AsyncConnection, top: int = 10, tables: Tables = LIVE
+) -> dict[str, Any]:
+    R, P = tables.requirements, tables.pledges
+    DELIVERED = _delivered(R)
     items = {r.item_code: r for r in await conn.execute(sa.select(IT))}
     figures: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     needs = await conn.execute(
@@ -236,7 +285,7 @@ async def capability_gaps(conn: AsyncConnection, top: int = 10) -> dict[str, Any
         entry["unmet"] = max(0, entry["need"] - entry["delivered"])
     uncovered = R.c.requested - R.c.allocated
     critical = await conn.execute(
-        sa.select(*BOARD_COLUMNS, uncovered.label("uncovered"))
+        sa.select(*_board_columns(R), uncovered.label("uncovered"))
         .select_from(R.outerjoin(IT, IT.c.item_code == R.c.item_code))
         .where(R.c.priority == 1, R.c.status.not_in(OPEN), uncovered > 0)
         .order_by(uncovered.desc(), R.c.needed_by, R.c.requirement_id)
@@ -245,14 +294,15 @@ async def capability_gaps(conn: AsyncConnection, top: int = 10) -> dict[str, Any
     return {
         "capabilities": sorted(capabilities.values(), key=lambda c: -int(c["unmet"])),
         "top_unmet_critical": [_row(r) for r in critical],
-        "over_time": await _over_time(conn, items),
+        "over_time": await _over_time(conn, items, tables),
     }
 
 
 async def _over_time(
-    conn: AsyncConnection, items: dict[str, Any]
+    conn: AsyncConnection, items: dict[str, Any], tables: Tables
 ) -> dict[str, list[dict[str, Any]]]:
     """Cumulative pledged and delivered quantities per capability, by day."""
+    P, S = tables.pledges, tables.shipments
     day_pledged = sa.func.date(P.c.announced_at)
     pledged = await conn.execute(
         sa.select(P.c.item_code, day_pledged.label("day"), sa.func.sum(P.c.quantity).label("q"))
@@ -296,10 +346,14 @@ EXECUTION_CSV_FIELDS = [
 ]  # fmt: skip
 
 
-async def decisions(conn: AsyncConnection, *, limit: int, offset: int) -> dict[str, Any]:
+async def decisions(
+    conn: AsyncConnection, *, limit: int, offset: int, tables: Tables = LIVE
+) -> dict[str, Any]:
     """A page of the forum's decisions, latest meeting first, each with its progress: the
     quantities of the requirements it endorsed (as on the board) and of the pledges it
     confirmed; cancelled requirements and withdrawn pledges left out of the figures."""
+    R, P, D = tables.requirements, tables.pledges, tables.decisions
+    DELIVERED = _delivered(R)
     total = int(await conn.scalar(sa.select(sa.func.count()).select_from(D)) or 0)
     page = await conn.execute(
         sa.select(D)
@@ -363,8 +417,14 @@ async def decisions(conn: AsyncConnection, *, limit: int, offset: int) -> dict[s
     }
 
 
-async def decision_execution(conn: AsyncConnection, decision_id: str) -> dict[str, Any] | None:
+async def decision_execution(
+    conn: AsyncConnection, decision_id: str, tables: Tables = LIVE
+) -> dict[str, Any] | None:
     """The decision followed to the border (`domain.execution.trace`), None if unknown."""
+    R, P, A, S, D = (
+        tables.requirements, tables.pledges, tables.allocations, tables.shipments,
+        tables.decisions,
+    )  # fmt: skip
     found = (await conn.execute(sa.select(D).where(D.c.decision_id == decision_id))).first()
     if found is None:
         return None
@@ -387,7 +447,7 @@ async def decision_execution(conn: AsyncConnection, decision_id: str) -> dict[st
         ),
     )
     stuck = sorted(s.shipment_id for s in shipments if execution.shipment_stuck(s))
-    reasons = await _stuck_reasons(conn, stuck)
+    reasons = await _stuck_reasons(conn, stuck, tables.cutoff)
     decision = Decision(**_row(found))
     return execution.trace(decision, requirements, pledges, allocations, shipments, reasons)
 
@@ -397,13 +457,14 @@ async def _rows(conn: AsyncConnection, kind: type[RowT], query: sa.Select[Any]) 
 
 
 async def _stuck_reasons(
-    conn: AsyncConnection, shipment_ids: list[str]
+    conn: AsyncConnection, shipment_ids: list[str], cutoff: datetime | None = None
 ) -> dict[str, dict[str, Any]]:
     """Why these shipments are stuck, from their events in the audit trail (the read models
-    keep a shipment's state, not the words of its hold, delay or loss)."""
+    keep a shipment's state, not the words of its hold, delay or loss); with a `cutoff`, only
+    from events dated before it."""
     if not shipment_ids:
         return {}
-    events = await conn.execute(
+    query = (
         sa.select(t.audit.c.stream_id, t.audit.c.event_type, t.audit.c.data)
         .where(
             t.audit.c.stream_id.in_(shipment_ids),
@@ -411,11 +472,19 @@ async def _stuck_reasons(
         )
         .order_by(t.audit.c.seq)
     )
+    if cutoff is not None:
+        H = t.shipment_history
+        dated = sa.select(H.c.event_id).where(
+            H.c.shipment_id.in_(shipment_ids), H.c.valid_from < cutoff
+        )
+        query = query.where(t.audit.c.event_id.in_(dated))
+    events = await conn.execute(query)
     return execution.stuck_reasons((e.stream_id, e.event_type, e.data) for e in events)
 
 
 # -- hubs, shipments, audit ------------------------------------------------------------------
 
+S = t.shipments  # the hub board and a shipment's timeline answer live only
 INBOUND = ("planned", "dispatched")
 ON_HAND = ("at_hub", "cleared")
 
@@ -532,4 +601,134 @@ async def status(generation: Generation, rebuild: RebuildProgress) -> dict[str, 
         "lag": sum(lag.values()),
         "partitions": partitions,
         "rebuild": rebuild.as_dict(),
+    }
+
+
+# -- what changed between two days (the meeting pack) ----------------------------------------
+
+_LINE_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "event_type": sa.String(100),
+    "at": sa.DateTime(timezone=True),
+    "subject": sa.String(200),
+    "requirement_id": sa.String(200),
+    "pledge_id": sa.String(200),
+    "decision_id": sa.String(200),
+    "nation": sa.String(10),
+    "item_code": sa.String(100),
+    "quantity": sa.Integer(),
+    "unit": sa.String(50),
+    "shipment_id": sa.String(200),
+    "hub": sa.String(50),
+    "new_eta": sa.Date(),
+    "shortfall_reason": sa.Text(),
+    "note": sa.String(500),
+}
+# Left out of a line where they do not apply (so no reader is told one was hidden).
+_OPTIONAL = ("shipment_id", "hub", "new_eta", "shortfall_reason", "note", "decision_id")
+
+
+def _line(
+    source: sa.FromClause, at: Any, where: sa.ColumnElement[bool], **columns: Any
+) -> sa.Select[Any]:
+    """One source's lines, every column of a line named and typed (for the union)."""
+    chosen = {"at": at, **columns}
+    # A missing column is a NULL of its type (PostgreSQL types a union's bare NULLs as text);
+    # a present one is not cast (SQLite would turn a time into a number).
+    return (
+        sa.select(
+            *(
+                (chosen[name] if name in chosen else sa.cast(sa.null(), kind)).label(name)
+                for name, kind in _LINE_TYPES.items()
+            )
+        )
+        .select_from(source)
+        .where(where)
+    )
+
+
+def _change_lines(start: datetime, end: datetime) -> sa.Subquery:
+    RH, PH, DH = t.requirement_history, t.pledge_history, t.decision_history
+    AH, SH, RF = t.allocation_history, t.shipment_history, t.requirement_flows
+
+    def kinds(table: sa.Table, prefix: str) -> sa.ColumnElement[bool]:
+        types = [k for k in change_kinds.KINDS if k.startswith(prefix)]
+        dated = sa.and_(table.c.valid_from >= start, table.c.valid_from < end)
+        return sa.and_(dated, table.c.event_type.in_(types))
+
+    shipped = sa.case(
+        (SH.c.event_type == "shipment.handed_over", SH.c.received_good),
+        (SH.c.event_type == "shipment.lost", SH.c.lost_quantity),
+        else_=SH.c.quantity,
+    )
+    lines = [
+        _line(
+            RH, RH.c.valid_from, kinds(RH, "requirement."), event_type=RH.c.event_type,
+            subject=RH.c.requirement_id, requirement_id=RH.c.requirement_id,
+            decision_id=RH.c.decision_id, item_code=RH.c.item_code, quantity=RH.c.requested,
+            unit=RH.c.unit,
+        ),
+        _line(
+            PH, PH.c.valid_from, kinds(PH, "pledge."), event_type=PH.c.event_type,
+            subject=PH.c.pledge_id, pledge_id=PH.c.pledge_id, decision_id=PH.c.decision_id,
+            nation=PH.c.donor, item_code=PH.c.item_code, quantity=PH.c.quantity, unit=PH.c.unit,
+        ),
+        _line(
+            DH, DH.c.valid_from, kinds(DH, "decision."), event_type=DH.c.event_type,
+            subject=DH.c.decision_id, decision_id=DH.c.decision_id, note=DH.c.reference,
+        ),
+        _line(
+            AH.outerjoin(t.pledges, t.pledges.c.pledge_id == AH.c.pledge_id),
+            AH.c.valid_from, kinds(AH, "allocation."), event_type=AH.c.event_type,
+            subject=AH.c.allocation_id, requirement_id=AH.c.requirement_id,
+            pledge_id=AH.c.pledge_id, nation=t.pledges.c.donor, item_code=AH.c.item_code,
+            quantity=AH.c.quantity, unit=t.pledges.c.unit, hub=AH.c.hub,
+        ),
+        _line(
+            RF.outerjoin(t.requirements, t.requirements.c.requirement_id == RF.c.requirement_id),
+            RF.c.valid_from, kinds(RF, "shortfall."), event_type=RF.c.event_type,
+            subject=RF.c.requirement_id, requirement_id=RF.c.requirement_id,
+            item_code=t.requirements.c.item_code, quantity=RF.c.open_shortfall,
+            unit=t.requirements.c.unit, shortfall_reason=RF.c.shortfall_reason,
+        ),
+        _line(
+            SH, SH.c.valid_from, kinds(SH, "shipment."), event_type=SH.c.event_type,
+            subject=SH.c.shipment_id, shipment_id=SH.c.shipment_id,
+            requirement_id=SH.c.requirement_id, pledge_id=SH.c.pledge_id, nation=SH.c.donor,
+            item_code=SH.c.item_code, quantity=shipped, hub=SH.c.hub, new_eta=SH.c.eta,
+        ),
+    ]  # fmt: skip
+    return sa.union_all(*lines).subquery("changes")
+
+
+async def changes(
+    conn: AsyncConnection, start: datetime, end: datetime, *, limit: int, offset: int
+) -> dict[str, Any]:
+    """A page of what changed from `start` to `end` (business time, `start` included), oldest
+    first, each line with its kind and summary (domain.changes)."""
+    lines = _change_lines(start, end)
+    total = int(await conn.scalar(sa.select(sa.func.count()).select_from(lines)) or 0)
+    page = await conn.execute(
+        sa.select(lines)
+        .order_by(lines.c.at, lines.c.event_type, lines.c.subject)
+        .limit(limit)
+        .offset(offset)
+    )
+    items = []
+    for r in page:
+        line = _row(r)
+        line["kind"] = change_kinds.KINDS[line.pop("event_type")]
+        line["date"] = line["at"].date() if line["at"] else None
+        line["summary"] = change_kinds.summary(line)
+        for name in _OPTIONAL:
+            if line.get(name) is None:
+                line.pop(name, None)
+        items.append({k: line[k] for k in change_kinds.FIELDS if k in line})
+    following = offset + len(items)
+    return {
+        "changes": items,
+        "count": len(items),
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": following if following < total else None,
     }

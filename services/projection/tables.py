@@ -2,17 +2,22 @@
 
 One row per requirement, pledge, allocation, shipment, forum decision and catalogue item, kept
 current by the consumer; the ledgers, gaps, hub boards and decisions' execution are grouped from
-them when asked. `audit` keeps every event applied (the audit trail, shipment timelines, the
+them when asked. Beside them, the history by business time: a version of each row per event of
+its own stream (`<row>_history`) and what other streams changed in a requirement's figures
+(`requirement_flows`), so that the read models as they stood at a date are an indexed
+aggregate (`as_of.py`). `audit` keeps every event applied (the audit trail, shipment timelines, the
 reasons a shipment is stuck, and the resume point of the live stream). `generations` (used in
 the base schema only) says which generation answers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 
+from services.projection.domain.history import FLOW_FIGURES, REQUIREMENT_OWN
 from shared.eventstore.tables import Position
 
 metadata = sa.MetaData()
@@ -177,6 +182,70 @@ audit = sa.Table(
     sa.Column("scope_hub", sa.String(50), nullable=True),
     sa.Column("scope_donor", sa.String(10), nullable=True),
     sa.Index("ix_audit_stream", "stream_id", "seq"),
+)
+
+
+# -- history by business time (domain/history.py; as_of.py reads it) -------------------------
+
+
+def _history(live: sa.Table, names: Sequence[str] | None = None) -> sa.Table:
+    """`<table>_history`: a version of a `live` row (those columns) per event of its own stream,
+    valid from the event's business time; `seq` is the order recorded, which is each stream's
+    order."""
+    (key,) = live.primary_key.columns
+    kept = [c for c in live.columns if names is None or c.name in names]
+    name = f"{live.name.removesuffix('s')}_history"
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("seq", Position, sa.Identity(), primary_key=True),
+        sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("event_id", sa.Uuid, nullable=True),
+        *(sa.Column(c.name, c.type, nullable=c.nullable) for c in kept),
+        # As of a date: the last version of each key dated before it; the changes between two
+        # dates: the versions dated between them.
+        sa.Index(f"ix_{name}_key", key.name, "seq"),
+        sa.Index(f"ix_{name}_valid_from", "valid_from"),
+    )
+
+
+requirement_history = _history(requirements, REQUIREMENT_OWN)
+pledge_history = _history(pledges)
+allocation_history = _history(allocations)
+shipment_history = _history(shipments)
+decision_history = _history(decisions)
+
+# What another stream's event changed in a requirement's figures (a difference each), or the
+# planner's open shortfall it set.
+requirement_flows = sa.Table(
+    "requirement_flows",
+    metadata,
+    sa.Column("seq", Position, sa.Identity(), primary_key=True),
+    sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("requirement_id", sa.String(200), nullable=False),
+    *(sa.Column(name, sa.Integer, nullable=False) for name in FLOW_FIGURES),
+    sa.Column("open_shortfall", sa.Integer, nullable=True),
+    sa.Column("shortfall_reason", sa.Text, nullable=True),
+    sa.Index("ix_requirement_flows_valid_from", "valid_from"),
+    sa.Index("ix_requirement_flows_key", "requirement_id", "valid_from"),
+    # Shortfalls are few among the flows: as of a date they are found without a scan.
+    sa.Index(
+        "ix_requirement_flows_shortfall",
+        "requirement_id",
+        "valid_from",
+        postgresql_where=sa.text("open_shortfall IS NOT NULL"),
+        sqlite_where=sa.text("open_shortfall IS NOT NULL"),
+    ),
+)
+
+HISTORIES = (
+    requirement_history,
+    pledge_history,
+    allocation_history,
+    shipment_history,
+    decision_history,
 )
 
 generations = sa.Table(

@@ -176,7 +176,19 @@ SURFACES: tuple[Surface, ...] = (
     Surface("delivery", "GET /shipments", (Resource.SHIPMENT,), "a shipment not seen is left out"),
     Surface("delivery", "GET /shipments/{shipment_id}", (Resource.SHIPMENT,)),
     Surface("delivery", "GET /shipments/summary", (Resource.AGGREGATE,)),
-    Surface("projection", "GET /board/requirements", (Resource.AGGREGATE,), "also ?format=csv"),
+    Surface(
+        "projection",
+        "GET /board/requirements",
+        (Resource.AGGREGATE,),
+        "also ?format=csv and ?as_of= (as on every board, ledger, gaps and decision route)",
+    ),
+    Surface(
+        "projection",
+        "GET /changes",
+        (Resource.AGGREGATE, Resource.PLANNING, Resource.SHIPMENT),
+        "a shipment's line as the table shows the shipment, else only its figures under its "
+        "requirement; also CSV",
+    ),
     Surface(
         "projection",
         "GET /board/requirements/{requirement_id}",
@@ -186,7 +198,7 @@ SURFACES: tuple[Surface, ...] = (
     Surface("projection", "GET /donors/{nation}/ledger", (Resource.AGGREGATE,)),
     Surface("projection", "GET /capabilities/gaps", (Resource.AGGREGATE,)),
     Surface("projection", "GET /hubs", (Resource.AGGREGATE,)),
-    Surface("projection", "GET /decisions", (Resource.AGGREGATE,), "also ?format=csv"),
+    Surface("projection", "GET /decisions", (Resource.AGGREGATE,), "also ?format=csv and ?as_of="),
     Surface(
         "projection",
         "GET /decisions/{decision_id}/execution",

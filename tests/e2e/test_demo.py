@@ -1,6 +1,7 @@
 """`make run`'s demo scenario, played through the HTTP API against a stack of its own, tells its
 story in business time: needs and pledges over months, two forum meetings weeks apart, the
-chart spanning those months, each decision's execution counted from its meeting."""
+chart spanning those months, each decision's execution counted from its meeting, the meeting
+pack between the meetings and the board as it stood after the first."""
 
 from __future__ import annotations
 
@@ -64,6 +65,21 @@ async def test_the_demo_spans_months_and_two_meetings(demo_stack: Stack) -> None
             days = [x["days_to_allocated"] for x in execution["lines"] if x["days_to_allocated"]]
             # Executed today, counted from the meeting (not from when it was recorded).
             assert days and min(days) >= (today - decided).days, execution
+        # The meeting pack between the two meetings, as the forum reads it, and the board as
+        # it stood the day after the first.
+        first, second = sorted(meetings)
+        after_first = (first + timedelta(days=1)).isoformat()
+        pack = await client.get(
+            "projection", f"/changes?from={after_first}&to={second}&limit=500", Role.FORUM
+        )
+        kinds = {line["kind"] for line in pack["changes"]}
+        assert "decision" in kinds and kinds & {"need", "pledge"}, kinds
+        assert all("shipment_id" not in line for line in pack["changes"])
+        then = await client.get(
+            "projection", f"/board/requirements?as_of={after_first}&limit=500", Role.OBSERVER
+        )
+        now = await client.get("projection", "/board/requirements?limit=500", Role.OBSERVER)
+        assert 0 < then["count"] < now["count"], (then["count"], now["count"])
         gaps = await client.get("projection", "/capabilities/gaps", Role.OBSERVER)
         days_charted = sorted({p["day"] for s in gaps["over_time"].values() for p in s})
         first, last = date.fromisoformat(days_charted[0]), date.fromisoformat(days_charted[-1])

@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
+from uuid import UUID
 
+from services.projection.domain.history import OWN_ROW, Flow, History
 from services.projection.domain.model import (
     Allocation,
     Decision,
@@ -137,6 +139,9 @@ class Changes:
         self.shipments = shipments
         self.decisions = {} if decisions is None else decisions
         self.items: dict[str, ItemRow] = {}
+        # Each event's versions of its own stream's row and its flows into requirements.
+        self.history = History()
+        self._touched: dict[int, Row] = {}  # the rows the event being applied changed
         self._dirty: dict[type[Row], dict[str, Row]] = {
             Requirement: {},
             Pledge: {},
@@ -181,10 +186,21 @@ class Changes:
     def handles(self, event_type: type[DomainEvent]) -> bool:
         return event_type in self._handlers
 
-    def apply(self, event: DomainEvent, subject: str, at: datetime) -> Scope | None:
-        """Apply one event; returns the movement scope of shipment events."""
+    def apply(
+        self, event: DomainEvent, subject: str, at: datetime, event_id: UUID | None = None
+    ) -> Scope | None:
+        """Apply one event (dated `at`, its business time); returns the movement scope of
+        shipment events. The rows of its own stream it changed are versioned in `history`."""
         handler = self._handlers.get(type(event))
-        return None if handler is None else handler(event, subject, at)
+        if handler is None:
+            return None
+        self._touched = {}
+        scope = handler(event, subject, at)
+        own = OWN_ROW.get(event.TYPE.split(".", 1)[0])
+        for row in self._touched.values():
+            if type(row) is own:
+                self.history.version(row, event.TYPE, at, event_id)
+        return scope
 
     def dirty(self, kind: type[RowT]) -> list[RowT]:
         """Changed rows of one table, in key order (so concurrent writers lock alike)."""
@@ -198,6 +214,7 @@ class Changes:
         if row is None:
             row = table[key] = kind(key)  # type: ignore[call-arg]
         self._dirty[kind][key] = row
+        self._touched[id(row)] = row
         return row
 
     def _requirement(self, key: str) -> Requirement:
@@ -302,33 +319,45 @@ class Changes:
         a.endorsed_by_decision = e.endorsed_by_decision
         a.confirmed_by_decision = e.confirmed_by_decision
         a.status, a.proposed_at, a.updated_at = "proposed", at, at
-        self._allocation_moved(a, before, at)
+        self._allocation_moved(a, before, at, e.TYPE)
 
     def _allocation_status(self, status: str) -> Callable[[Any, str, datetime], None]:
         def apply(_e: DomainEvent, subject: str, at: datetime) -> None:
             a = self._allocation(subject)
             before = a.contribution()
             a.status, a.updated_at = status, at
-            self._allocation_moved(a, before, at)
+            self._allocation_moved(a, before, at, _e.TYPE)
 
         return apply
 
-    def _allocation_moved(self, a: Allocation, before: tuple[int, int], at: datetime) -> None:
+    def _allocation_moved(
+        self, a: Allocation, before: tuple[int, int], at: datetime, event_type: str
+    ) -> None:
         after = a.contribution()
         if a.requirement_id and after != before:
             r = self._requirement(a.requirement_id)
-            r.pledged += after[0] - before[0]
-            r.allocated += after[1] - before[1]
+            pledged, allocated = after[0] - before[0], after[1] - before[1]
+            r.pledged += pledged
+            r.allocated += allocated
             r.refresh(at)
+            self.history.flows.append(
+                Flow(r.requirement_id, event_type, at, pledged=pledged, allocated=allocated)
+            )
 
     def _shortfall_recorded(self, e: ShortfallRecorded, _s: str, at: datetime) -> None:
         r = self._requirement(e.requirement_id)
         r.open_shortfall, r.shortfall_reason = e.open_quantity, e.reason
         r.refresh(at)
+        self.history.flows.append(
+            Flow(r.requirement_id, e.TYPE, at, open_shortfall=r.open_shortfall,
+                 shortfall_reason=r.shortfall_reason)
+        )  # fmt: skip
 
     # -- shipments -------------------------------------------------------------------------
 
-    def _moved(self, subject: str, at: datetime, change: Callable[[Shipment], None]) -> Scope:
+    def _moved(
+        self, subject: str, at: datetime, change: Callable[[Shipment], None], event_type: str
+    ) -> Scope:
         s = self._shipment(subject)
         before = s.contribution()
         change(s)
@@ -336,9 +365,14 @@ class Changes:
         after = s.contribution()
         if s.requirement_id and after != before:
             r = self._requirement(s.requirement_id)
-            r.in_transit += after[0] - before[0]
-            r.delivered_shipments += after[1] - before[1]
+            in_transit, delivered = after[0] - before[0], after[1] - before[1]
+            r.in_transit += in_transit
+            r.delivered_shipments += delivered
             r.refresh(at)
+            self.history.flows.append(
+                Flow(r.requirement_id, event_type, at, in_transit=in_transit,
+                     delivered_shipments=delivered)
+            )  # fmt: skip
         return Scope(hub=s.hub or None, donor=s.donor or None)
 
     def _shipment_scope(self, _e: DomainEvent, subject: str, _at: datetime) -> Scope:
@@ -357,7 +391,7 @@ class Changes:
             s.endorsed_by_decision = e.endorsed_by_decision
             s.confirmed_by_decision = e.confirmed_by_decision
 
-        return self._moved(e.shipment_id, at, change)
+        return self._moved(e.shipment_id, at, change, e.TYPE)
 
     def _shipment_dispatched(self, e: ShipmentDispatched, subject: str, at: datetime) -> Scope:
         def change(s: Shipment) -> None:
@@ -368,45 +402,45 @@ class Changes:
                 at,
             )
 
-        return self._moved(subject, at, change)
+        return self._moved(subject, at, change, ShipmentDispatched.TYPE)
 
     def _shipment_arrived(self, e: ShipmentArrivedAtHub, subject: str, at: datetime) -> Scope:
         def change(s: Shipment) -> None:
             s.status, s.hub, s.arrived_at = "at_hub", e.hub, at
 
-        return self._moved(subject, at, change)
+        return self._moved(subject, at, change, ShipmentArrivedAtHub.TYPE)
 
     def _shipment_inspected(self, e: ShipmentInspected, subject: str, at: datetime) -> Scope:
         def change(s: Shipment) -> None:
             s.status = "held" if e.result == "held" else "cleared"
             s.inspected_at = at
 
-        return self._moved(subject, at, change)
+        return self._moved(subject, at, change, ShipmentInspected.TYPE)
 
     def _shipment_departed(self, _e: ShipmentDepartedHub, subject: str, at: datetime) -> Scope:
         def change(s: Shipment) -> None:
             s.status, s.departed_at = "departed", at
 
-        return self._moved(subject, at, change)
+        return self._moved(subject, at, change, ShipmentDepartedHub.TYPE)
 
     def _shipment_handed_over(self, e: ShipmentHandedOver, subject: str, at: datetime) -> Scope:
         def change(s: Shipment) -> None:
             s.status, s.handed_over_at = "handed_over", at
             s.received_good, s.damaged, s.short = e.received_good, e.damaged, e.short
 
-        return self._moved(subject, at, change)
+        return self._moved(subject, at, change, ShipmentHandedOver.TYPE)
 
     def _shipment_received(self, _e: ShipmentReceived, subject: str, at: datetime) -> Scope:
         def change(s: Shipment) -> None:
             s.status, s.received_at = "received", at
 
-        return self._moved(subject, at, change)
+        return self._moved(subject, at, change, ShipmentReceived.TYPE)
 
     def _shipment_delayed(self, e: ShipmentDelayed, subject: str, at: datetime) -> Scope:
         def change(s: Shipment) -> None:
             s.delayed, s.eta = True, e.new_eta
 
-        return self._moved(subject, at, change)
+        return self._moved(subject, at, change, ShipmentDelayed.TYPE)
 
     def _shipment_lost(self, e: ShipmentLost, subject: str, at: datetime) -> Scope:
         # Losses add up; the shipment ends as lost only when nothing remains on it (as the
@@ -416,7 +450,7 @@ class Changes:
             if s.lost_quantity >= s.quantity:
                 s.status = "lost"
 
-        return self._moved(subject, at, change)
+        return self._moved(subject, at, change, ShipmentLost.TYPE)
 
     def _shipment_cancelled(self, e: ShipmentCancelled, subject: str, at: datetime) -> Scope:
         if subject not in self.shipments:  # nothing planned here to cancel
@@ -425,4 +459,4 @@ class Changes:
         def change(s: Shipment) -> None:
             s.status = "cancelled"
 
-        return self._moved(subject, at, change)
+        return self._moved(subject, at, change, ShipmentCancelled.TYPE)

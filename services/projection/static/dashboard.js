@@ -82,6 +82,35 @@ function saveCsv(parts, name) {
   URL.revokeObjectURL(url);
 }
 
+// -- what changed between two days (the meeting pack) -------------------------------------
+
+function changesQuery() {
+  const params = new URLSearchParams();
+  for (const [k, v] of new FormData($("#changes-form"))) if (v) params.set(k, v);
+  return params;
+}
+
+async function loadChanges(event) {
+  if (event) event.preventDefault();
+  const params = changesQuery();
+  params.set("limit", "500");
+  const data = await api(`/changes?${params}`);
+  $("#changes tbody").replaceChildren(...data.changes.map((c) => el("tr", {},
+    el("td", {}, c.date), el("td", {}, c.kind), el("td", {}, c.summary))));
+  $("#changes-note").textContent =
+    `${data.total} changes from ${data.from} to ${data.to}` + (data.next_offset ? ` (first ${data.count})` : "");
+}
+
+async function downloadChangesCsv(event) {
+  event.preventDefault();
+  const params = changesQuery();
+  params.set("format", "csv");
+  params.set("limit", "500");
+  const res = await fetch(`/changes?${params}`, { headers: { Authorization: `Bearer ${state.token}` } });
+  if (!res.ok) throw new Error(`CSV export: HTTP ${res.status}`);
+  saveCsv([await res.text()], "changes.csv");
+}
+
 // -- forum decisions and their execution --------------------------------------------------
 
 const share = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`);
@@ -331,9 +360,14 @@ async function main() {
   $("#execution-csv").addEventListener("click", downloadExecutionCsv);
   $("#ledger-form").addEventListener("submit", loadLedger);
   $("#chart-capability").addEventListener("change", drawChart);
+  $("#changes-form").addEventListener("submit", loadChanges);
+  $("#changes-csv").addEventListener("click", downloadChangesCsv);
+  // The pack opens on the last 30 days.
+  const month = new Date(Date.now() - 30 * 86400e3).toISOString().slice(0, 10);
+  $("#changes-form").elements.from.value = month;
   connectFeed();
   const results = await Promise.allSettled(
-    [loadBoard(), loadDecisions(), loadGaps(), loadLedger(), loadHubs()]);
+    [loadBoard(), loadDecisions(), loadGaps(), loadLedger(), loadHubs(), loadChanges()]);
   const failed = results.filter((r) => r.status === "rejected");
   setStatus(failed.length ? `error: ${failed[0].reason.message}` : "live");
 }

@@ -603,6 +603,9 @@ def _calls(surface: Surface, w: World) -> list[Call]:
             console.print(line(json.loads(frame), show_data=True))
         return 200, console.export_text().encode()
 
+    # As of today: the same state from the history tables, through the same visibility.
+    today = datetime.now(UTC).date().isoformat()
+    month_ago = (datetime.now(UTC).date() - timedelta(days=30)).isoformat()
     by_path: dict[tuple[str, str], list[Call]] = {
         ("delivery", "GET /shipments"): [Call("list", get(d, "/shipments", limit="500"))],
         ("delivery", "GET /shipments/{shipment_id}"): per_shipment(d, "/shipments/{}"),
@@ -610,24 +613,45 @@ def _calls(surface: Surface, w: World) -> list[Call]:
         ("projection", "GET /board/requirements"): [
             Call("json", get(p, "/board/requirements", limit="500")),
             Call("csv", get(p, "/board/requirements", limit="500", format="csv")),
+            Call("as of", get(p, "/board/requirements", limit="500", as_of=today)),
+            Call("csv as of", get(p, "/board/requirements", format="csv", as_of=today)),
+        ],
+        ("projection", "GET /changes"): [
+            Call("json", get(p, "/changes", limit="500", **{"from": month_ago})),
+            Call("csv", get(p, "/changes.csv", limit="500", **{"from": month_ago})),
         ],
         ("projection", "GET /board/requirements/{requirement_id}"): [
-            Call(s.requirement_id, get(p, f"/board/requirements/{s.requirement_id}"))
-            for s in w.shipments
+            *(
+                Call(s.requirement_id, get(p, f"/board/requirements/{s.requirement_id}"))
+                for s in w.shipments
+            ),
+            *(
+                Call(
+                    f"{s.requirement_id} as of",
+                    get(p, f"/board/requirements/{s.requirement_id}", as_of=today),
+                )
+                for s in w.shipments
+            ),
         ],
         ("projection", "GET /donors/{nation}/ledger"): [
-            Call(n, get(p, f"/donors/{n}/ledger")) for n in NATIONS
+            *(Call(n, get(p, f"/donors/{n}/ledger")) for n in NATIONS),
+            *(Call(f"{n} as of", get(p, f"/donors/{n}/ledger", as_of=today)) for n in NATIONS),
         ],
-        ("projection", "GET /capabilities/gaps"): [Call("gaps", get(p, "/capabilities/gaps"))],
+        ("projection", "GET /capabilities/gaps"): [
+            Call("gaps", get(p, "/capabilities/gaps")),
+            Call("as of", get(p, "/capabilities/gaps", as_of=today)),
+        ],
         ("projection", "GET /hubs"): [Call("hubs", get(p, "/hubs"))],
         ("projection", "GET /hubs/{hub}"): [Call(h, get(p, f"/hubs/{h}")) for h in HUBS],
         ("projection", "GET /decisions"): [
             Call("json", get(p, "/decisions", limit="500")),
             Call("csv", get(p, "/decisions", limit="500", format="csv")),
+            Call("as of", get(p, "/decisions", limit="500", as_of=today)),
         ],
         ("projection", "GET /decisions/{decision_id}/execution"): [
             Call("json", get(p, f"/decisions/DEC-{RUN}/execution")),
             Call("csv", get(p, f"/decisions/DEC-{RUN}/execution", format="csv")),
+            Call("as of", get(p, f"/decisions/DEC-{RUN}/execution", as_of=today)),
         ],
         ("projection", "GET /shipments/{shipment_id}/timeline"): per_shipment(
             p, "/shipments/{}/timeline"
