@@ -1,30 +1,20 @@
 """The dashboard's "as of" date on the board and its "what changed" panel, in headless Chromium
-(as tests/browser/test_dashboard.py, whose browser fixture it shares): a need stated 40 days
+(the browser and the development-mode service of tests/browser/conftest.py): a need stated 40 days
 ago and one stated today; the board as of 35 days ago shows only the first, the changes of the
 last 30 days only the second, under the page's Content-Security-Policy."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from playwright.async_api import Browser
 
-from tests.browser.test_dashboard import CSP_VIOLATIONS, browser
+from tests.browser.conftest import CSP_VIOLATIONS
 from tests.infra import produce
-from tests.projection import Projection, Topics, auth, event, projection_service
-
-__all__ = ["browser"]  # the module's fixture, used here
+from tests.projection import Projection, auth, event
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture(scope="module")
-async def service(kafka: str) -> AsyncIterator[Projection]:
-    async with projection_service(await Topics.fresh(), ENVIRONMENT="development") as svc:
-        yield svc
 
 
 def stated(requirement_id: str, days_ago: int) -> object:
