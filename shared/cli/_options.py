@@ -1,0 +1,65 @@
+"""The options every `aidline` command spells the same way, and how a command prints for a script.
+
+The scheme: `--<service>-url` for a service's address (else `AIDLINE_<SERVICE>_URL`, else the
+local default), `--token` for a bearer token (else `AIDLINE_TOKEN`), `--json` for one JSON
+document on stdout (JSON lines for `tail`) with anything human on stderr, `-q/--quiet` for the
+bare result. Old spellings (`--url`) are hidden aliases that warn on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from shared.demo.client import Endpoints
+
+SERVICES = ("request", "allocation", "delivery", "projection")
+
+
+def _url_option(service: str) -> Any:
+    return typer.Option(
+        f"--{service}-url",
+        envvar=f"AIDLINE_{service.upper()}_URL",
+        help=f"The {service} service's address.",
+        rich_help_panel="Addresses",
+    )
+
+
+RequestUrl = Annotated[str, _url_option("request")]
+AllocationUrl = Annotated[str, _url_option("allocation")]
+DeliveryUrl = Annotated[str, _url_option("delivery")]
+ProjectionUrl = Annotated[str, _url_option("projection")]
+DEFAULTS = Endpoints()
+
+Token = Annotated[
+    str | None,
+    typer.Option(envvar="AIDLINE_TOKEN", help="Bearer token.", show_default="a development one"),
+]
+Json = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON document on stdout; anything else on stderr."),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
+# The spelling before `--<service>-url`; kept working, hidden, with a warning.
+LegacyUrl = Annotated[str | None, typer.Option("--url", hidden=True)]
+
+
+def legacy_url(old: str | None, current: str, replacement: str) -> str:
+    """`--url` if it was given (with a warning on stderr that it is deprecated), else `current`."""
+    if old is None:
+        return current
+    typer.echo(f"warning: --url is deprecated; use {replacement}", err=True)
+    return old
+
+
+def console(json_mode: bool) -> Console:
+    """Where a command's human output goes: stderr when stdout carries JSON."""
+    return Console(stderr=json_mode, highlight=False)
+
+
+def emit_json(document: Any) -> None:
+    """One JSON document (or one JSON line) on stdout."""
+    typer.echo(json.dumps(document, default=str, ensure_ascii=False))
