@@ -55,7 +55,7 @@ def legacy_url(old: str | None, current: str, replacement: str) -> str:
     return old
 
 
-def console(json_mode: bool) -> Console:
+def console_for(json_mode: bool) -> Console:
     """Where a command's human output goes: stderr when stdout carries JSON."""
     return Console(stderr=json_mode, highlight=False)
 
