@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -19,10 +20,23 @@ from shared.demo.client import Endpoints
 SERVICES = ("request", "allocation", "delivery", "projection")
 
 
+def service_url(value: str) -> str:
+    """A service's address as given, without a trailing slash (paths are appended to it);
+    refused with a usage error unless it is an http(s) URL with a host."""
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise typer.BadParameter(f"{value!r} is not a URL ({exc})") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise typer.BadParameter(f"{value!r} is not an http(s) address like http://127.0.0.1:8001")
+    return value.rstrip("/")
+
+
 def _url_option(service: str) -> Any:
     return typer.Option(
         f"--{service}-url",
         envvar=f"AIDLINE_{service.upper()}_URL",
+        callback=service_url,
         help=f"The {service} service's address.",
         rich_help_panel="Addresses",
     )
@@ -52,7 +66,10 @@ def legacy_url(old: str | None, current: str, replacement: str) -> str:
     if old is None:
         return current
     typer.echo(f"warning: --url is deprecated; use {replacement}", err=True)
-    return old
+    try:
+        return service_url(old)
+    except typer.BadParameter as exc:
+        raise typer.BadParameter(exc.message, param_hint="'--url'") from exc
 
 
 def console_for(json_mode: bool) -> Console:
