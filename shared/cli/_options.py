@@ -56,6 +56,9 @@ Json = Annotated[
     bool,
     typer.Option("--json", help="Print one JSON document on stdout; anything else on stderr."),
 ]
+JsonLines = Annotated[
+    bool, typer.Option("--json", help="Print one JSON line per event on stdout; notes on stderr.")
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
 # The spelling before `--<service>-url`; kept working, hidden, with a warning.
 LegacyUrl = Annotated[str | None, typer.Option("--url", hidden=True)]

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from shared.cli._options import (
     DEFAULTS,
-    Json,
+    JsonLines,
     LegacyUrl,
     ProjectionUrl,
     Token,
@@ -63,7 +63,7 @@ def tail(
     token: Token = None,
     data: Annotated[bool, typer.Option("--data/--no-data", help="Print each event's data")] = True,
     count: Annotated[int | None, typer.Option(help="Stop after this many events")] = None,
-    json_lines: Json = False,
+    json_lines: JsonLines = False,
     url: LegacyUrl = None,
 ) -> None:
     """Print the live event stream readably (Ctrl-C stops); a planner's token by default."""
