@@ -1,12 +1,10 @@
-"""What the CLI commands that talk to the projection service share: its address and a token."""
+"""What the CLI commands that call a service's admin or stream endpoints share: a token."""
 
 from __future__ import annotations
 
 import os
 
 from shared.auth import DEV_SECRET, mint_token
-
-DEFAULT_URL = os.environ.get("AIDLINE_PROJECTION_URL", "http://127.0.0.1:8004")
 
 
 def bearer(token: str | None, *roles: str) -> dict[str, str]:

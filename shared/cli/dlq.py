@@ -8,16 +8,20 @@ is fixed (each service's `/admin/dead-letters`, with an admin token).
     aidline dlq replay --consumer C [--topic T] [--partition P] [--from-offset A] [--to-offset B]
                        [--since TIME] [--until TIME]
 
+Addresses: `--<service>-url` (else AIDLINE_<SERVICE>_URL); `--service` asks only one of them.
+`--json` prints one JSON document on stdout: list {"consumers", "letters", "unanswered"} (each
+entry with its "service"), show the letter with its "service", replay {"results", "problems",
+"counts"}. Errors go to stderr.
+
 Exit codes: 0 done (replay: every letter tried is replayed, or was before); 1 a letter failed
 again, or what was named does not exist; 2 a service did not answer as expected.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from json import dumps
 from typing import Annotated, Any
 
 import httpx
@@ -25,20 +29,27 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli._options import (
+    DEFAULTS,
+    SERVICES,
+    AllocationUrl,
+    DeliveryUrl,
+    Json,
+    ProjectionUrl,
+    RequestUrl,
+    Token,
+    emit_json,
+)
 from shared.cli._projection import bearer
-from shared.demo.client import Endpoints
 
 app = typer.Typer(help="Dead letters: list, show, replay after a fix.", no_args_is_help=True)
-console = Console()
+console = Console()  # what was asked for
+errors = Console(stderr=True)  # why it could not be
 
-SERVICES = ("request", "allocation", "delivery", "projection")
 PAGE = 500  # the most a call lists or tries
 
 Service = Annotated[
     str | None, typer.Option(help="Ask only this service (request, allocation, ...)")
-]
-Token = Annotated[
-    str | None, typer.Option(envvar="AIDLINE_TOKEN", help="Admin bearer token (default: dev)")
 ]
 
 
@@ -46,16 +57,12 @@ class Unanswered(Exception):
     """A service did not answer as its contract says (exit 2)."""
 
 
-def _urls(only: str | None) -> dict[str, str]:
-    """Each service's address (`AIDLINE_<SERVICE>_URL`, as `aidline status` reads them)."""
+def _urls(only: str | None, *urls: str) -> dict[str, str]:
+    """The services' addresses (in SERVICES' order), or only the one named."""
     if only is not None and only not in SERVICES:
-        console.print(f"[red]no service {only!r}[/red]; one of {', '.join(SERVICES)}")
+        errors.print(f"[red]no service {only!r}[/red]; one of {', '.join(SERVICES)}")
         raise typer.Exit(2)
-    return {
-        name: os.environ.get(f"AIDLINE_{name.upper()}_URL", getattr(Endpoints, name))
-        for name in SERVICES
-        if only in (None, name)
-    }
+    return {name: url for name, url in zip(SERVICES, urls, strict=True) if only in (None, name)}
 
 
 def _client(url: str, token: str | None) -> httpx.Client:
@@ -77,8 +84,16 @@ def list_letters(
     state: Annotated[str, typer.Option(help="pending | replayed | all")] = "all",
     service: Service = None,
     token: Token = None,
+    json: Json = False,
+    request_url: RequestUrl = DEFAULTS.request,
+    allocation_url: AllocationUrl = DEFAULTS.allocation,
+    delivery_url: DeliveryUrl = DEFAULTS.delivery,
+    projection_url: ProjectionUrl = DEFAULTS.projection,
 ) -> None:
-    """Counts and errors per consumer, then the letters (oldest first)."""
+    """Counts and errors per consumer, then the letters (oldest first); an admin's token by
+    default."""
+    urls = _urls(service, request_url, allocation_url, delivery_url, projection_url)
+    found: dict[str, list[dict[str, Any]]] = {"consumers": [], "letters": [], "unanswered": []}
     summary = Table(title="Dead letters per consumer")
     for column in ("service", "consumer", "pending", "replayed", "pending by error"):
         summary.add_column(column)
@@ -86,27 +101,31 @@ def list_letters(
     for column in ("id", "service", "consumer", "topic/partition/offset", "event type", "error",
                    "state"):  # fmt: skip
         letters.add_column(column)
-    unanswered = 0
-    for name, url in _urls(service).items():
+    for name, url in urls.items():
         try:
             with _client(url, token) as client:
                 pages = _pages(client, consumer=consumer, state=state)
                 for number, page in enumerate(pages):
                     if number == 0:
                         for entry in page["consumers"]:
-                            errors = ", ".join(
+                            found["consumers"].append({"service": name} | entry)
+                            why = ", ".join(
                                 f"{e['error_type']} ({e['pending']})" for e in entry["errors"]
                             )
                             summary.add_row(name, entry["consumer"], str(entry["pending"]),
-                                            str(entry["replayed"]), errors)  # fmt: skip
+                                            str(entry["replayed"]), why)  # fmt: skip
                     for item in page["items"]:
+                        found["letters"].append({"service": name} | item)
                         letters.add_row(*_letter_row(name, item))
         except (httpx.HTTPError, Unanswered) as exc:
-            unanswered += 1
-            console.print(f"[red]{name}: not answering as expected[/red] ({exc})")
-    console.print(summary)
-    console.print(letters)
-    raise typer.Exit(2 if unanswered else 0)
+            found["unanswered"].append({"service": name, "error": str(exc)})
+            errors.print(f"[red]{name}: not answering as expected[/red] ({exc})")
+    if json:
+        emit_json(found)
+    else:
+        console.print(summary)
+        console.print(letters)
+    raise typer.Exit(2 if found["unanswered"] else 0)
 
 
 def _pages(client: httpx.Client, *, consumer: str | None, state: str) -> Iterator[dict[str, Any]]:
@@ -141,9 +160,15 @@ def show(
     letter: Annotated[str, typer.Argument(help="The letter's id (from `aidline dlq list`)")],
     service: Service = None,
     token: Token = None,
+    json: Json = False,
+    request_url: RequestUrl = DEFAULTS.request,
+    allocation_url: AllocationUrl = DEFAULTS.allocation,
+    delivery_url: DeliveryUrl = DEFAULTS.delivery,
+    projection_url: ProjectionUrl = DEFAULTS.projection,
 ) -> None:
     """One letter in full: where it came from, why it failed, its headers and event."""
-    for name, url in _urls(service).items():
+    urls = _urls(service, request_url, allocation_url, delivery_url, projection_url)
+    for name, url in urls.items():
         try:
             with _client(url, token) as client:
                 response = client.get(f"/admin/dead-letters/{letter}")
@@ -151,11 +176,14 @@ def show(
                     continue
                 body = _json(response, 200)
         except (httpx.HTTPError, Unanswered) as exc:
-            console.print(f"[red]{name}: not answering as expected[/red] ({exc})")
+            errors.print(f"[red]{name}: not answering as expected[/red] ({exc})")
             raise typer.Exit(2) from exc
-        console.print_json(json.dumps({"service": name} | body))
+        if json:
+            emit_json({"service": name} | body)
+        else:
+            console.print_json(dumps({"service": name} | body))
         return
-    console.print(f"[red]no service has dead letter {letter}[/red]")
+    errors.print(f"[red]no service has dead letter {letter}[/red]")
     raise typer.Exit(1)
 
 
@@ -172,6 +200,13 @@ class Replayed:
     @property
     def failed(self) -> bool:
         return bool(self.problems) or any(r["outcome"] == "failed" for r in self.results)
+
+    def counts(self) -> dict[str, int]:
+        """How many letters had each outcome."""
+        counts: dict[str, int] = {}
+        for r in self.results:
+            counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+        return dict(sorted(counts.items()))
 
 
 Post = Callable[[dict[str, Any]], httpx.Response]
@@ -213,6 +248,11 @@ def replay(
     ] = None,
     service: Service = None,
     token: Token = None,
+    json: Json = False,
+    request_url: RequestUrl = DEFAULTS.request,
+    allocation_url: AllocationUrl = DEFAULTS.allocation,
+    delivery_url: DeliveryUrl = DEFAULTS.delivery,
+    projection_url: ProjectionUrl = DEFAULTS.projection,
 ) -> None:
     """Replay letters through their consumer once the cause is fixed: exactly once in effect (a
     letter replayed before is reported so, not applied again)."""
@@ -220,9 +260,9 @@ def replay(
                "to_offset": to_offset, "since": since, "until": until}  # fmt: skip
     filters = {k: v for k, v in filters.items() if v is not None}
     if bool(letters) == (consumer is not None) or (consumer is not None and bool(filters) == all_):
-        console.print("[red]give letter ids, or --consumer with --all or with filters[/red]")
+        errors.print("[red]give letter ids, or --consumer with --all or with filters[/red]")
         raise typer.Exit(2)
-    urls = _urls(service)
+    urls = _urls(service, request_url, allocation_url, delivery_url, projection_url)
     selections: list[dict[str, Any]]
     if letters:
         selections = [{"ids": letters[i : i + PAGE]} for i in range(0, len(letters), PAGE)]
@@ -233,9 +273,13 @@ def replay(
         for body in selections:
             outcome = _merge(outcome, _replay_somewhere(body, urls, token))
     except (httpx.HTTPError, Unanswered) as exc:
-        console.print(f"[red]a service did not answer as expected[/red] ({exc})")
+        errors.print(f"[red]a service did not answer as expected[/red] ({exc})")
         raise typer.Exit(2) from exc
-    _report(outcome)
+    if json:
+        emit_json({"results": outcome.results, "problems": outcome.problems,
+                   "counts": outcome.counts()})  # fmt: skip
+    else:
+        _report(outcome)
     raise typer.Exit(1 if outcome.failed else 0)
 
 
@@ -250,7 +294,7 @@ def _replay_somewhere(body: dict[str, Any], urls: dict[str, str], token: str | N
         if done is not None:
             return done
     what = f"consumer {body['consumer']!r}" if "consumer" in body else "these letters"
-    console.print(f"[red]no service has {what}[/red] (ids: `aidline dlq list`)")
+    errors.print(f"[red]no service has {what}[/red] (ids: `aidline dlq list`)")
     raise typer.Exit(1)
 
 
@@ -269,7 +313,5 @@ def _report(outcome: Replayed) -> None:
     console.print(table)
     for problem in outcome.problems:
         console.print(f"[red]failed again, the letters stay:[/red] {problem}")
-    counts: dict[str, int] = {}
-    for r in outcome.results:
-        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
-    console.print(", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "nothing replayed")
+    counts = outcome.counts()
+    console.print(", ".join(f"{n} {o}" for o, n in counts.items()) or "nothing replayed")

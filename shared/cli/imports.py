@@ -4,6 +4,8 @@ progress bar and a summary of what was stored, what was already there and what w
 Batches keep each request small; the service derives each pledge's id from the row's content,
 so running the command again (or after an interruption) stores nothing twice. Exit status: 0 all
 rows stored or already there, 1 some rows refused, 2 the file or the service refused outright.
+Everything it prints goes to stderr, except with `--json` the summary on stdout: {"rows",
+"stored", "duplicates", "refused": [{"line", "why"}]}.
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from shared.cli._options import (
+    DEFAULTS,
+    Json,
+    LegacyUrl,
+    Quiet,
+    RequestUrl,
+    Token,
+    emit_json,
+    legacy_url,
+)
+
 app = typer.Typer(help="Import data into Aidline.", no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -35,6 +48,11 @@ class Tally:
     stored: int = 0
     duplicates: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+
+    def document(self, rows: int) -> dict[str, Any]:
+        refused = [{"line": line, "why": why} for line, why in self.rejected]
+        return {"rows": rows, "stored": self.stored, "duplicates": self.duplicates,
+                "refused": refused}  # fmt: skip
 
 
 def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -117,13 +135,15 @@ def _summary(tally: Tally, total: int) -> None:
 @app.command()
 def pledges(
     file: Annotated[Path, typer.Argument(help=HEADER_HELP)],
-    url: Annotated[
-        str, typer.Option(envvar="AIDLINE_REQUEST_URL", help="The request service")
-    ] = "http://127.0.0.1:8001",
-    token: Annotated[str, typer.Option(envvar="AIDLINE_TOKEN", help="A forum or admin token")] = "",
+    request_url: RequestUrl = DEFAULTS.request,
+    token: Token = None,
     batch_size: Annotated[int, typer.Option(min=1, max=20_000, help="Rows per request")] = 5000,
+    json: Json = False,
+    quiet: Quiet = False,
+    url: LegacyUrl = None,
 ) -> None:
-    """Import pledges from a CSV file (forum or admin)."""
+    """Import pledges from a CSV file (a forum or admin token: `--token`)."""
+    url = legacy_url(url, request_url, "--request-url")
     if not token:
         raise _fail("a token is required: --token or AIDLINE_TOKEN (see `aidline token`).")
     header, rows = _read(file)
@@ -137,12 +157,15 @@ def pledges(
     )
     with (
         httpx.Client(base_url=url, headers=headers, timeout=120) as client,
-        Progress(*columns, console=console) as progress,
+        Progress(*columns, console=console, disable=quiet) as progress,
     ):
         task = progress.add_task("rows", total=len(rows))
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
             _send(client, _batch(header, batch), [line for line, _ in batch], tally)
             progress.advance(task, len(batch))
-    _summary(tally, len(rows))
+    if json:
+        emit_json(tally.document(len(rows)))
+    else:
+        _summary(tally, len(rows))
     raise typer.Exit(1 if tally.rejected else 0)

@@ -3,29 +3,51 @@ registered here, so `aidline --help` lists everything in one place."""
 
 from __future__ import annotations
 
+from importlib.metadata import version as installed
+from typing import Annotated
+
 import typer
 
 from shared.cli import demo, dlq, imports, rebuild, run, status, tail, token
+from shared.cli._options import Json, emit_json
 
 app = typer.Typer(
     name="aidline",
     help="Aidline: run the stack, mint tokens, watch events, import, rebuild, dead letters.",
     no_args_is_help=True,
-    add_completion=False,
 )
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(installed("aidline"))
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
-    """Aidline's command line."""
+def main(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            expose_value=False,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Aidline's command line. Addresses: `--<service>-url` (or AIDLINE_<SERVICE>_URL); tokens:
+    `--token` (or AIDLINE_TOKEN); `--json` prints one JSON document on stdout."""
 
 
 @app.command()
-def version() -> None:
+def version(json: Json = False) -> None:
     """Print the installed version."""
-    from importlib.metadata import version as installed
-
-    typer.echo(installed("aidline"))
+    if json:
+        emit_json({"version": installed("aidline")})
+    else:
+        typer.echo(installed("aidline"))
 
 
 # Commands registered by their modules (one line each).

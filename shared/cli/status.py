@@ -1,7 +1,8 @@
 """`aidline status`: is each service up and ready, is the broker reachable, where is each relay
 (state, position, lag, age of the oldest unpublished event, and where and why it stopped), how
 far behind are the consumers. Exit code 0 when everything is ready, 1 otherwise (scripts can
-rely on it)."""
+rely on it). `--json`: {"ready": bool, "services": {name: {"url", "status", "checks"}}}, the
+checks as each service's /readyz gives them."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ from typing import Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from shared.demo.client import Endpoints
-
-console = Console()
+from shared.cli._options import (
+    DEFAULTS,
+    AllocationUrl,
+    DeliveryUrl,
+    Json,
+    ProjectionUrl,
+    RequestUrl,
+    console_for,
+    emit_json,
+)
 
 
 def _readiness(url: str) -> tuple[str, dict[str, Any]]:
@@ -28,10 +35,11 @@ def _readiness(url: str) -> tuple[str, dict[str, Any]]:
 
 
 def status(
-    request_url: str = typer.Option(Endpoints.request, envvar="AIDLINE_REQUEST_URL"),
-    allocation_url: str = typer.Option(Endpoints.allocation, envvar="AIDLINE_ALLOCATION_URL"),
-    delivery_url: str = typer.Option(Endpoints.delivery, envvar="AIDLINE_DELIVERY_URL"),
-    projection_url: str = typer.Option(Endpoints.projection, envvar="AIDLINE_PROJECTION_URL"),
+    request_url: RequestUrl = DEFAULTS.request,
+    allocation_url: AllocationUrl = DEFAULTS.allocation,
+    delivery_url: DeliveryUrl = DEFAULTS.delivery,
+    projection_url: ProjectionUrl = DEFAULTS.projection,
+    json: Json = False,
 ) -> None:
     """Services, broker and consumer lag, from each service's /readyz."""
     services = {
@@ -40,14 +48,25 @@ def status(
         "delivery": delivery_url,
         "projection": projection_url,
     }
+    answers = {name: (url, *_readiness(url)) for name, url in services.items()}
+    # degraded answers callers, but something is down
+    all_ready = all(verdict == "ready" for _, verdict, _ in answers.values())
+    if json:
+        emit_json({"ready": all_ready, "services": {
+            name: {"url": url, "status": verdict, "checks": checks}
+            for name, (url, verdict, checks) in answers.items()
+        }})  # fmt: skip
+    else:
+        _print_table(answers)
+    raise typer.Exit(0 if all_ready else 1)
+
+
+def _print_table(answers: dict[str, tuple[str, str, dict[str, Any]]]) -> None:
     table = Table(title="Aidline status")
     columns = ("service", "ready", "database", "kafka", "relay", "consumers (lag)", "problems")
     for column in columns:
         table.add_column(column)
-    all_ready = True
-    for name, url in services.items():
-        verdict, checks = _readiness(url)
-        all_ready &= verdict == "ready"  # degraded answers callers, but something is down
+    for name, (_, verdict, checks) in answers.items():
         consumers = {k.split(":", 1)[1]: v for k, v in checks.items() if k.startswith("consumer:")}
         problems = [
             f"{key}: {_why(check)}" for key, check in checks.items() if not check.get("ok", False)
@@ -63,8 +82,7 @@ def status(
             ", ".join(f"{c} ({v.get('lag', '?')})" for c, v in consumers.items()) or "—",
             "\n".join(problems) or "",
         )
-    console.print(table)
-    raise typer.Exit(0 if all_ready else 1)
+    console_for(json_mode=False).print(table)
 
 
 def _relay(check: dict[str, Any] | None) -> str:

@@ -3,7 +3,8 @@
 Reads the projection service's Server-Sent Events (`GET /events/stream`, with the bearer token
 in the Authorization header) and resumes where it left off (Last-Event-ID) when the connection
 drops: from the newest events, with a warning, when the service no longer replays that far
-back (410). It stops when the token expires (the service ends the stream then).
+back (410). It stops when the token expires (the service ends the stream then). `--json`: one
+JSON line per event on stdout (the stream's record as the service sent it), notes on stderr.
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.text import Text
 
-from shared.cli._projection import DEFAULT_URL, bearer
+from shared.cli._options import (
+    DEFAULTS,
+    JsonLines,
+    LegacyUrl,
+    ProjectionUrl,
+    Token,
+    console_for,
+    emit_json,
+    legacy_url,
+)
+from shared.cli._projection import bearer
 
 COLOURS = {
     "requirement": "cyan",
@@ -49,15 +59,16 @@ def tail(
     subject: Annotated[
         str | None, typer.Option("--subject", "-s", help="Only this stream id")
     ] = None,
-    url: Annotated[str, typer.Option(help="The projection service")] = DEFAULT_URL,
-    token: Annotated[
-        str | None, typer.Option(envvar="AIDLINE_TOKEN", help="Bearer token (default: dev planner)")
-    ] = None,
+    projection_url: ProjectionUrl = DEFAULTS.projection,
+    token: Token = None,
     data: Annotated[bool, typer.Option("--data/--no-data", help="Print each event's data")] = True,
     count: Annotated[int | None, typer.Option(help="Stop after this many events")] = None,
+    json_lines: JsonLines = False,
+    url: LegacyUrl = None,
 ) -> None:
-    """Print the live event stream readably (Ctrl-C stops)."""
-    console = Console(highlight=False)
+    """Print the live event stream readably (Ctrl-C stops); a planner's token by default."""
+    url = legacy_url(url, projection_url, "--projection-url")
+    out, notes = console_for(json_mode=False), console_for(json_mode=json_lines)
     params = {k: v for k, v in {"types": ",".join(type_ or []), "subject": subject}.items() if v}
     headers = bearer(token, "planner")
     last_id: str | None = None
@@ -71,28 +82,38 @@ def tail(
             ) as response:  # fmt: skip
                 if response.status_code == 410 and last_id:
                     response.read()
-                    console.print("[yellow]missed too much to catch up; from now on[/yellow]")
+                    notes.print("[yellow]missed too much to catch up; from now on[/yellow]")
                     last_id = None
                     continue
                 if response.status_code != 200:
                     response.read()
-                    console.print(f"[red]{response.status_code}[/red] {response.text}")
+                    notes.print(f"[red]{response.status_code}[/red] {response.text}")
                     raise typer.Exit(1)
                 for raw in response.iter_lines():
                     if raw.startswith(": live"):  # the server now sends every new event
-                        console.print(f"[dim]watching {url}/events/stream {params or ''}[/dim]")
+                        notes.print(f"[dim]watching {url}/events/stream {params or ''}[/dim]")
                     elif raw == "event: expired":
-                        console.print("[red]the token has expired[/red]; get a new one")
+                        notes.print("[red]the token has expired[/red]; get a new one")
                         raise typer.Exit(1)
                     elif raw.startswith("id:"):
                         last_id = raw[3:].strip()
                     elif raw.startswith("data:"):
-                        console.print(line(json.loads(raw[5:]), show_data=data))
+                        record = json.loads(raw[5:])
+                        if json_lines:
+                            emit_json(
+                                record if data else {k: v for k, v in record.items() if k != "data"}
+                            )
+                        else:
+                            out.print(line(record, show_data=data))
                         seen += 1
                         if count is not None and seen >= count:
                             return
         except httpx.TransportError as exc:
-            console.print(f"[yellow]connection lost ({exc!r}); reconnecting…[/yellow]")
+            notes.print(f"[yellow]connection lost ({exc!r}); reconnecting…[/yellow]")
             time.sleep(1.0)
         except KeyboardInterrupt:
             return
+
+
+def _without(record: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != key}

@@ -3,13 +3,18 @@ secret) for any role.
 
     aidline token --role donor --nation PL
     aidline token --role hub --hub PL-RZE --ttl 30m
-    aidline token --role planner --quiet          # only the token, for scripts
+    aidline token --role planner --quiet          # only the token (also whenever piped)
+    aidline token --role admin --json             # {"token", "role", "expires_at", ...}
     aidline token --all                           # one token per role, as a table
+
+In a terminal it prints a table; when stdout is not a terminal (`TOKEN=$(aidline token -r
+admin)`), or with `-q`, only the token (with --all: `role token` lines).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, NoReturn
@@ -21,6 +26,7 @@ from rich.table import Table
 
 from shared.auth import DEV_SECRET, Role, mint_token
 from shared.catalogue import hubs
+from shared.cli._options import Json, emit_json
 
 DEFAULT_NATION = "PL"  # for --all, when --nation is not given
 _TTL = re.compile(r"(\d+)([smhd]?)")
@@ -42,8 +48,13 @@ def token(
     all_roles: Annotated[bool, typer.Option("--all", help="One token per role.")] = False,
     quiet: Annotated[
         bool,
-        typer.Option("--quiet", "-q", help="Print only the token (with --all: `role token`)."),
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Print only the token (with --all: `role token`); the default when piped.",
+        ),
     ] = False,
+    json: Json = False,
     secret: Annotated[
         str,
         typer.Option(envvar="JWT_SECRET", help="HS256 secret.", show_default="development"),
@@ -75,11 +86,15 @@ def token(
                             hub=claims.hub, ttl_seconds=ttl_seconds))
         for claims in tokens
     ]  # fmt: skip
-    if quiet:
+    expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+    if json:
+        documents = [_document(claims, value, expires) for claims, value in minted]
+        emit_json(documents if all_roles else documents[0])
+    elif quiet or not sys.stdout.isatty():  # a script capturing it wants the token alone
         for claims, value in minted:
             typer.echo(f"{claims.label} {value}" if all_roles else value)
-        return
-    _print_table(minted, datetime.now(UTC) + timedelta(seconds=ttl_seconds))
+    else:
+        _print_table(minted, expires)
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,18 @@ def _claims(roles: list[Role], nation: str | None, hub: str | None, sub: str | N
     scope = (nation or hub or "").lower()
     default_sub = "dev-" + "-".join(roles) + (f"-{scope}" if scope else "")
     return _Claims(roles, sub or default_sub, nation, hub)
+
+
+def _document(claims: _Claims, value: str, expires: datetime) -> dict[str, object]:
+    return {
+        "token": value,
+        "role": claims.label,
+        "roles": [str(role) for role in claims.roles],
+        "sub": claims.sub,
+        "nation": claims.nation,
+        "hub": claims.hub,
+        "expires_at": expires.isoformat(timespec="seconds"),
+    }
 
 
 def _print_table(minted: list[tuple[_Claims, str]], expires: datetime) -> None:

@@ -11,6 +11,7 @@ after replaying it again.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -101,6 +102,18 @@ async def test_a_poison_message_fixed_and_replayed_with_the_cli(stack: Stack) ->
             listed = _cli(stack, "list", "--state", "pending", "--service", "projection")
             assert listed.returncode == 0, listed.stdout + listed.stderr
             assert letter["id"][:8] in listed.stdout
+            listed = _cli(stack, "list", "--state", "pending", "--service", "projection", "--json")
+            assert listed.returncode == 0, listed.stderr
+            found = json.loads(listed.stdout)
+            assert letter["id"] in [i["id"] for i in found["letters"]], found
+            assert {c["service"] for c in found["consumers"]} == {"projection"}
+            assert found["unanswered"] == []
+            shown = _cli(stack, "show", letter["id"], "--json")
+            assert shown.returncode == 0, shown.stderr
+            full = json.loads(shown.stdout)
+            assert (full["service"], full["id"], full["error"]) == (
+                "projection", letter["id"], letter["error"]
+            )  # fmt: skip
 
             await conn.execute(f'DROP TRIGGER refuse_poison ON "{schema}".audit')  # the fix
             replayed = _cli(stack, "replay", letter["id"])
@@ -108,6 +121,11 @@ async def test_a_poison_message_fixed_and_replayed_with_the_cli(stack: Stack) ->
             assert "1 replayed" in replayed.stdout
             again = _cli(stack, "replay", letter["id"])
             assert again.returncode == 0 and "already-replayed" in again.stdout, again.stdout
+            as_json = _cli(stack, "replay", letter["id"], "--json")
+            assert as_json.returncode == 0, as_json.stderr
+            report = json.loads(as_json.stdout)
+            assert report["counts"] == {"already-replayed": 1} and report["problems"] == []
+            assert [r["id"] for r in report["results"]] == [letter["id"]]
 
             shown = (await client.get(f"{projection}/board/requirements/{requirement}",
                                       headers=ADMIN)).json()  # fmt: skip

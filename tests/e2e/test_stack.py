@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -36,3 +38,11 @@ def test_aidline_status_reports_every_service_ready(stack: Stack) -> None:
     result = CliRunner().invoke(app, ["status"], env=urls)
     assert result.exit_code == 0, result.output
     assert result.output.count("yes") == len(SERVICES)
+    as_json = CliRunner().invoke(app, ["status", "--json"], env=urls)
+    assert as_json.exit_code == 0, as_json.output
+    document = json.loads(as_json.stdout)
+    assert document["ready"] is True
+    assert {n: s["status"] for n, s in document["services"].items()} == dict.fromkeys(
+        SERVICES, "ready"
+    )
+    assert document["services"]["request"]["checks"]["database"]["ok"] is True

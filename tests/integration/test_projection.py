@@ -495,7 +495,8 @@ async def test_the_cli_tails_the_stream_and_rebuilds(service: Projection, topics
     s = Scenario()
     aidline = str(Path(sys.executable).with_name("aidline"))
     tail = await asyncio.create_subprocess_exec(
-        aidline, "tail", "--url", service.url, "--subject", s.requirement, "--count", "1",
+        aidline, "tail", "--projection-url", service.url, "--subject", s.requirement,
+        "--count", "1",
         stdout=asyncio.subprocess.PIPE, env=os.environ | {"COLUMNS": "200"},
     )  # fmt: skip
     requests = s.requests()
@@ -511,10 +512,45 @@ async def test_the_cli_tails_the_stream_and_rebuilds(service: Projection, topics
     assert tail.returncode == 0
     assert "requirement.submitted" in out.decode() and s.requirement in out.decode()
     rebuild = await asyncio.create_subprocess_exec(
-        aidline, "rebuild", "--url", service.url, stdout=asyncio.subprocess.PIPE,
+        aidline, "rebuild", "--projection-url", service.url, stdout=asyncio.subprocess.PIPE,
         env=os.environ | {"COLUMNS": "200"},
     )  # fmt: skip
     out, _ = await asyncio.wait_for(rebuild.communicate(), 90)
     assert rebuild.returncode == 0, out.decode()
     assert "is live" in out.decode()
     await row(service, s.requirement, requests[0])
+
+
+async def test_the_cli_speaks_json_lines_and_json(service: Projection, topics: Topics) -> None:
+    """For scripts: `tail --json` one JSON line per event and nothing else on stdout, `rebuild
+    --json` one document; the old `--url` spelling still works, with a warning."""
+    s = Scenario()
+    aidline = str(Path(sys.executable).with_name("aidline"))
+    tail = await asyncio.create_subprocess_exec(
+        aidline, "tail", "--url", service.url, "--subject", s.requirement, "--count", "2",
+        "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    requests = s.requests()
+    try:
+        assert tail.stderr is not None
+        warning = await asyncio.wait_for(tail.stderr.readline(), 30)
+        assert b"--url is deprecated; use --projection-url" in warning
+        assert b"watching" in await asyncio.wait_for(tail.stderr.readline(), 30)
+        await produce(topics.requests, requests[:2])
+        out, _ = await asyncio.wait_for(tail.communicate(), 30)
+    finally:
+        if tail.returncode is None:
+            tail.kill()
+    assert tail.returncode == 0
+    records = [json.loads(line) for line in out.decode().splitlines()]
+    assert [r["subject"] for r in records] == [s.requirement] * 2
+    assert records[0]["type"] == "requirement.submitted" and "data" in records[0]
+    rebuild = await asyncio.create_subprocess_exec(
+        aidline, "rebuild", "--projection-url", service.url, "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(rebuild.communicate(), 90)
+    assert rebuild.returncode == 0, err.decode()
+    document = json.loads(out)
+    assert document["state"] == "swapped" and document["generation"] >= 2, document
+    assert "is live" in err.decode()

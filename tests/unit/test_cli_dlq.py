@@ -69,3 +69,9 @@ def test_a_replay_must_say_what_it_replays() -> None:
                  ["--consumer", "c", "--all", "--topic", "t"]):  # fmt: skip
         result = runner.invoke(app, ["dlq", "replay", *args])
         assert result.exit_code == 2, (args, result.output)
+
+
+def test_an_unknown_service_is_named_on_stderr_and_nothing_is_asked() -> None:
+    result = CliRunner().invoke(app, ["dlq", "list", "--service", "billing", "--json"])
+    assert result.exit_code == 2
+    assert result.stdout == "" and "no service 'billing'" in result.stderr

@@ -1,8 +1,15 @@
-"""`aidline token`: the tokens it prints are accepted and carry the claims asked for."""
+"""`aidline token`: the tokens it prints are accepted and carry the claims asked for; a table in
+a terminal, the bare token when captured by a script, one JSON document with `--json`."""
 
 from __future__ import annotations
 
+import json
+import os
+import pty
 import re
+import subprocess
+import sys
+from datetime import UTC, datetime
 
 import jwt
 import pytest
@@ -20,6 +27,31 @@ def _run(*args: str, env: dict[str, str] | None = None) -> str:
     result = runner.invoke(app, ["token", *args], env=env)
     assert result.exit_code == 0, result.output
     return result.output
+
+
+def _in_a_terminal(*args: str) -> str:
+    """What `aidline token` prints when its stdout is a terminal (a pseudo-terminal)."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli.main", "token", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=os.environ | {"TERM": "xterm", "NO_COLOR": "1"},  # a terminal without colours
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert process.wait(30) == 0, process.stderr.read() if process.stderr else ""
+    return b"".join(chunks).decode()
 
 
 def _refused(*args: str) -> str:
@@ -70,15 +102,46 @@ def test_the_secret_comes_from_jwt_secret() -> None:
     assert TokenVerifier(secret=secret).verify(value).roles == {Role.ADMIN}
 
 
+def test_captured_by_a_script_it_prints_the_bare_token() -> None:
+    """`TOKEN=$(aidline token -r admin)`: CliRunner's stdout is not a terminal."""
+    output = _run("--role", "admin")
+    assert JWT.fullmatch(output.strip()) and output.endswith("\n"), output
+    assert VERIFIER.verify(output.strip()).roles == {Role.ADMIN}
+
+
+def test_json_carries_the_token_and_its_claims() -> None:
+    document = json.loads(_run("--role", "hub", "--hub", "PL-RZE", "--ttl", "30m", "--json"))
+    assert VERIFIER.verify(document["token"]).hub == "PL-RZE"
+    assert (document["role"], document["roles"], document["sub"]) == (
+        "hub",
+        ["hub"],
+        "dev-hub-pl-rze",
+    )
+    assert (document["nation"], document["hub"]) == (None, "PL-RZE")
+    left = datetime.fromisoformat(document["expires_at"]) - datetime.now(UTC)
+    assert 1700 < left.total_seconds() <= 1800
+
+
+def test_json_with_all_is_one_list() -> None:
+    documents = json.loads(_run("--all", "--json"))
+    assert [d["role"] for d in documents] == list(Role)
+    assert all(VERIFIER.verify(d["token"]).roles == {Role(d["role"])} for d in documents)
+
+
+def test_in_a_terminal_quiet_still_prints_only_the_token() -> None:
+    output = _in_a_terminal("--role", "observer", "-q").strip()
+    assert JWT.fullmatch(output), output
+
+
 def test_the_table_shows_one_verifiable_token() -> None:
-    output = _run("--role", "donor", "--nation", "DE")
+    output = _in_a_terminal("--role", "donor", "--nation", "DE")
     assert "dev-donor-de" in output and "expires" in output
     [value] = JWT.findall(output)
     assert VERIFIER.verify(value).nation == "DE"
 
 
 def test_all_prints_one_token_per_role_in_a_table() -> None:
-    output = _run("--all", "--nation", "RO", "--hub", "RO-SUC")
+    output = _in_a_terminal("--all", "--nation", "RO", "--hub", "RO-SUC")
     principals = [VERIFIER.verify(value) for value in JWT.findall(output)]
     assert [p.roles for p in principals] == [{role} for role in Role]
     by_role = {next(iter(p.roles)): p for p in principals}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -50,11 +51,17 @@ async def served() -> AsyncIterator[str]:
 
 
 async def aidline(*args: str) -> tuple[int, str]:
+    status, output, _ = await aidline_apart(*args, stderr=asyncio.subprocess.STDOUT)
+    return status, output
+
+
+async def aidline_apart(*args: str, stderr: int = asyncio.subprocess.PIPE) -> tuple[int, str, str]:
+    """The exit status, stdout and stderr."""
     process = await asyncio.create_subprocess_exec(
-        AIDLINE, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        AIDLINE, *args, stdout=asyncio.subprocess.PIPE, stderr=stderr
     )
-    output, _ = await process.communicate()
-    return process.returncode or 0, output.decode()
+    output, errors = await process.communicate()
+    return process.returncode or 0, output.decode(), (errors or b"").decode()
 
 
 async def test_the_cli_imports_in_batches_and_reports_refused_lines(
@@ -69,8 +76,9 @@ async def test_the_cli_imports_in_batches_and_reports_refused_lines(
     token = mint_token(DEV_SECRET, "forum-secretariat", ["forum"])
     async with served() as url:
         status, output = await aidline(
-            "import", "pledges", str(file), "--url", url, "--token", token, "--batch-size", "5"
-        )
+            "import", "pledges", str(file), "--request-url", url, "--token", token,
+            "--batch-size", "5",
+        )  # fmt: skip
         assert status == 1, output
         assert "12/12" in output  # the progress bar finished
         assert cells(output) == [
@@ -79,13 +87,31 @@ async def test_the_cli_imports_in_batches_and_reports_refused_lines(
             ["10", "item_code: NOPE-1 is not in the catalogue"],
         ]
         again, output = await aidline(
-            "import", "pledges", str(file), "--url", url, "--token", token
+            "import", "pledges", str(file), "--request-url", url, "--token", token
         )
         assert again == 1
         assert cells(output)[0] == ["0", "10", "2"]  # nothing stored twice
+        # For a script: the summary as one JSON document on stdout, the progress on stderr.
+        status, out, err = await aidline_apart(
+            "import", "pledges", str(file), "--request-url", url, "--token", token, "--json"
+        )
+        assert status == 1 and "12/12" in err, err
+        assert json.loads(out) == {
+            "rows": 12, "stored": 0, "duplicates": 10,
+            "refused": [
+                {"line": 5, "why": "donor: 'XX' is not an ISO 3166-1 alpha-2 country code"},
+                {"line": 10, "why": "item_code: NOPE-1 is not in the catalogue"},
+            ],
+        }  # fmt: skip
+        # The old spelling still works, with a warning.
+        status, out, err = await aidline_apart(
+            "import", "pledges", str(file), "--url", url, "--token", token, "--json", "-q"
+        )
+        assert status == 1 and json.loads(out)["duplicates"] == 10
+        assert "--url is deprecated; use --request-url" in err and "12/12" not in err
         donor = mint_token(DEV_SECRET, "pl-mod", ["donor"], nation="PL")
         status, output = await aidline(
-            "import", "pledges", str(file), "--url", url, "--token", donor
+            "import", "pledges", str(file), "--request-url", url, "--token", donor
         )
         assert status == 2 and "Forbidden (403)" in output
 
