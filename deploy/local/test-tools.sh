@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The programs the tests drive besides Python: Debian's headless Chromium (tests/browser; never a
-# download by Playwright), jq (the README's walk-through script, tests/e2e), the OpenAPI client
+# download by Playwright), jq, kcat and uuidgen (the docs' recipes, tests/e2e), the OpenAPI client
 # generator (tests/e2e/test_generated_clients.py) and helm (the chart,
 # tests/integration/test_helm_chart.py; built from its Go module into the cache, as the Kafka jars
 # are kept). Idempotent: does nothing when all are there.
@@ -38,6 +38,9 @@ fi
 missing=()
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v jq >/dev/null || missing+=(jq)
+# The docs' recipes (tests/e2e/test_doc_recipes.py): Kafka from the shell, and uuidgen.
+command -v kcat >/dev/null || missing+=(kcat)
+command -v uuidgen >/dev/null || missing+=(uuid-runtime)
 (( ${#missing[@]} == 0 )) && exit 0
 
 if ! command -v apt-get >/dev/null; then
