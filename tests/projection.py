@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +23,7 @@ from shared.auth import DEV_SECRET, mint_token
 from shared.db import Database
 from shared.domain import Metadata, StoredEvent
 from shared.messaging.kafka import new_producer
-from tests.infra import KAFKA, POSTGRES_URL, create_topic, eventually
+from tests.infra import KAFKA, POSTGRES_URL, create_topic, eventually, produce
 
 
 def free_port() -> int:
@@ -166,3 +167,41 @@ async def drop_schemas(database_url: str, base: str) -> None:
                 await conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
     finally:
         await db.dispose()
+
+
+@contextlib.asynccontextmanager
+async def fed_projection(
+    backend: str,
+    folder: Path,
+    *,
+    requests: Sequence[StoredEvent],
+    allocations: Sequence[StoredEvent],
+    deliveries: Sequence[StoredEvent],
+) -> AsyncIterator[Projection]:
+    """A projection on `backend` (`postgresql`, or `sqlite` with its file in `folder`) on fresh
+    topics, once it has applied these events. Allocations and deliveries go first: the topics
+    are read in parallel, so the order they are applied in is not given anyway."""
+    topics = await Topics.fresh()
+    url = POSTGRES_URL if backend == "postgresql" else f"sqlite+aiosqlite:///{folder}/aidline.db"
+    async with projection_service(topics, url, READ_YOUR_WRITES_TIMEOUT="20") as service:
+        lasts = []
+        for topic, events in (
+            (topics.deliveries, deliveries),
+            (topics.allocations, allocations),
+            (topics.requests, requests),
+        ):
+            await produce(topic, events)
+            lasts.append(events[-1])
+        for last in lasts:
+            await read(service, "/decisions", "admin", after_event=str(last.event_id))
+        yield service
+
+
+async def read(service: Projection, path: str, role: str, **params: Any) -> Any:
+    """A GET that must answer 200: its JSON, or its text (CSV). `scope`: the token's nation/hub."""
+    scope = params.pop("scope", {})
+    response = await service.client.get(path, params=params, headers=auth(role, **scope))
+    assert response.status_code == 200, response.text
+    if response.headers["content-type"].startswith("application/json"):
+        return response.json()
+    return response.text

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra import POSTGRES_URL, eventually, produce
+from tests.infra import eventually
 from tests.integration.test_decision_execution import (
     A1,
     DEC,
@@ -34,7 +34,7 @@ from tests.integration.test_decision_execution import (
     _deliveries,
     _requests,
 )
-from tests.projection import Projection, Topics, auth, projection_service
+from tests.projection import Projection, auth, fed_projection, read
 
 RUN = uuid.uuid4().hex[:6]
 
@@ -52,31 +52,15 @@ TODAY = datetime.now(UTC).date()
 async def service(
     kafka: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Projection]:
-    topics = await Topics.fresh()
-    url = POSTGRES_URL
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('as_of')}/aidline.db"
-    async with projection_service(topics, url, READ_YOUR_WRITES_TIMEOUT="20") as svc:
-        lasts = []
-        for topic, events in (
-            (topics.deliveries, _deliveries()),
-            (topics.allocations, _allocations()),
-            (topics.requests, _requests()),
-        ):
-            await produce(topic, events)
-            lasts.append(events[-1])
-        for last in lasts:
-            await get(svc, "/decisions", after_event=str(last.event_id))
+    async with fed_projection(
+        request.param, tmp_path_factory.mktemp("as_of"),
+        requests=_requests(), allocations=_allocations(), deliveries=_deliveries(),
+    ) as svc:  # fmt: skip
         yield svc
 
 
 async def get(service: Projection, path: str, role: str = "planner", **params: Any) -> Any:
-    scope = params.pop("scope", {})
-    response = await service.client.get(path, params=params, headers=auth(role, **scope))
-    assert response.status_code == 200, response.text
-    if response.headers["content-type"].startswith("application/json"):
-        return response.json()
-    return response.text
+    return await read(service, path, role, **params)
 
 
 async def board(service: Projection, **params: Any) -> dict[str, dict[str, Any]]:

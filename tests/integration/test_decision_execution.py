@@ -18,8 +18,8 @@ import pytest
 from shared.auth import Principal, Role
 from shared.auth.visibility import Resource, hidden_fields
 from shared.domain import StoredEvent
-from tests.infra import POSTGRES_URL, eventually, produce
-from tests.projection import Projection, Topics, auth, event, projection_service
+from tests.infra import eventually
+from tests.projection import Projection, auth, event, fed_projection, read
 
 RUN = uuid.uuid4().hex[:6]
 DECIDED = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
@@ -145,31 +145,16 @@ def _deliveries() -> list[StoredEvent]:
 async def service(
     kafka: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Projection]:
-    topics = await Topics.fresh()
-    url = POSTGRES_URL
-    if request.param == "sqlite":  # `make run`'s default
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('decisions')}/aidline.db"
-    async with projection_service(topics, url, READ_YOUR_WRITES_TIMEOUT="20") as svc:
-        # Allocations and deliveries first: topics are read in parallel, order is not given.
-        lasts = []
-        for topic, events in (
-            (topics.deliveries, _deliveries()),
-            (topics.allocations, _allocations()),
-            (topics.requests, _requests()),
-        ):
-            await produce(topic, events)
-            lasts.append(events[-1])
-        for last in lasts:
-            await get(svc, "/decisions", after_event=str(last.event_id))
+    # SQLite: `make run`'s default.
+    async with fed_projection(
+        request.param, tmp_path_factory.mktemp("decisions"),
+        requests=_requests(), allocations=_allocations(), deliveries=_deliveries(),
+    ) as svc:  # fmt: skip
         yield svc
 
 
 async def get(service: Projection, path: str, role: str = "observer", **params: Any) -> Any:
-    scope = params.pop("scope", {})
-    response = await service.client.get(path, params=params, headers=auth(role, **scope))
-    assert response.status_code == 200, response.text
-    return response.json() if response.headers["content-type"].startswith("application/json") \
-        else response.text  # fmt: skip
+    return await read(service, path, role, **params)
 
 
 async def test_the_decision_followed_to_the_border(service: Projection) -> None:
