@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from services.projection import tables as t
 from services.projection.consumers import seed_items
 from services.projection.pulse import Pulse
 from services.projection.settings import ProjectionSettings
 from shared.db import Database
-from shared.db.migrate import upgrade
+from shared.db.migrate import current_revision, upgrade
 from shared.eventstore import EventStore
 from shared.messaging.consumer import EventConsumer, Message
 from shared.messaging.kafka import KafkaConnection
@@ -59,6 +60,7 @@ class Generation:
         building: bool = False,
     ) -> None:
         self.number = number
+        self.migrate_on_start = settings.migrate_on_start
         # Filled by a rebuild: nobody reads it until the swap (see `prepare` and `finish`).
         self.building = building
         self.schema = f"{settings.projection_schema}_g{number}"
@@ -93,7 +95,10 @@ class Generation:
         self._task: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
-        await upgrade(self.db, MIGRATIONS)
+        # The active generation's schema is migrated with the base one (`aidline migrate`, or
+        # at start with MIGRATE_ON_START); a new one a rebuild fills is made here.
+        if self.building or self.migrate_on_start:
+            await upgrade(self.db, MIGRATIONS)
         async with self.db.engine.begin() as conn:
             await seed_items(conn, self.sink)
             if self.building:
@@ -141,6 +146,25 @@ class Generation:
         return await self.consumer.processed(event_id)
 
 
+async def upgrade_active(database_url: str, base_schema: str) -> list[tuple[str, str | None]]:
+    """`aidline migrate`'s step for the read models, after the base schema: the active
+    generation's schema (the first one on a new database, which the service then takes)."""
+    base = Database(database_url, base_schema, pool_size=2)
+    try:
+        async with base.engine.connect() as conn:
+            number = await conn.scalar(
+                sa.select(t.generations.c.number).where(t.generations.c.state == "active")
+            )
+    finally:
+        await base.dispose()
+    db = Database(database_url, f"{base_schema}_g{number or 1}", pool_size=2)
+    try:
+        await upgrade(db, MIGRATIONS)
+        return [(db.schema, await current_revision(db))]
+    finally:
+        await db.dispose()
+
+
 class ReadModels:
     """Runs the active generation; swaps in the one a rebuild has filled."""
 
@@ -166,16 +190,18 @@ class ReadModels:
         active = next((r.number for r in rows if r.state == "active"), None)
         if active is None:
             active = 1
-            async with self.base.engine.begin() as conn:
-                await conn.execute(
-                    t.generations.insert().values(
-                        number=1,
-                        schema_name=f"{self.settings.projection_schema}_g1",
-                        state="active",
-                        created_at=datetime.now(UTC),
-                        activated_at=datetime.now(UTC),
+            # Another instance starting at the same moment may record it first: the same row.
+            with contextlib.suppress(IntegrityError):
+                async with self.base.engine.begin() as conn:
+                    await conn.execute(
+                        t.generations.insert().values(
+                            number=1,
+                            schema_name=f"{self.settings.projection_schema}_g1",
+                            state="active",
+                            created_at=datetime.now(UTC),
+                            activated_at=datetime.now(UTC),
+                        )
                     )
-                )
         generation = self.generation(active)
         await generation.prepare()
         self.active = generation

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import demo, dlq, imports, rebuild, run, status, tail, token
+from shared.cli import demo, dlq, imports, migrate, rebuild, run, status, tail, token
 
 app = typer.Typer(
     name="aidline",
-    help="Aidline: run the stack, mint tokens, watch events, import, rebuild, dead letters.",
+    help="Aidline: run the stack, migrate, mint tokens, watch events, import, rebuild, dead letters.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -35,6 +35,7 @@ app.command("demo")(demo.demo)
 app.command("status")(status.status)
 app.command("tail")(tail.tail)
 app.command("rebuild")(rebuild.rebuild)
+app.command("migrate")(migrate.migrate)
 app.add_typer(imports.app, name="import")
 app.add_typer(dlq.app, name="dlq")
 
