@@ -68,6 +68,7 @@ class ProjectionRuntime(ServiceRuntime):
         await super().start()
         await self.read_models.start()
         self.supervise("event-stream", self.stream.run)
+        self.supervise("commits", self.read_models.follow_commits)
 
     async def stop(self) -> None:
         await self.rebuilder.stop()

@@ -10,7 +10,6 @@ write the changed rows back with one upsert per table and the audit rows with on
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any, TypeVar
@@ -67,11 +66,6 @@ AUDIT_COLUMNS = (
     "causation_id", "stream_version", "schema_version", "topic", "partition", "offset", "data",
     "scope_hub", "scope_donor",
 )  # fmt: skip
-
-
-def audit_order_key(schema: str) -> int:
-    """The lock that numbers a generation's audit rows in commit order (see below)."""
-    return zlib.crc32(f"aidline.audit.{schema}".encode())
 
 
 class ReadModelWriter:
@@ -137,12 +131,12 @@ class ReadModelWriter:
         )
         items = [changes.items[k] for k in sorted(changes.items)]
         await self._write(sink, conn, ItemRow, items, None)
-        if sink.concurrent_writers:
-            # Audit rows get their `seq` in commit order, also with several instances (or a
-            # rebuild's helpers) writing at once: the live stream follows `seq` and would pass
-            # over a row whose transaction commits after a later-numbered one's. Held from here
-            # to the commit only: the batch's loads and writes above still run side by side.
-            await tx.store.db.dialect.lock_transaction(conn, audit_order_key(tx.store.db.schema))
+        # Audit rows get their `seq` in commit order, also with several instances (or a
+        # rebuild's helpers) writing at once: the live stream follows `seq` and would pass over
+        # a row whose transaction commits after a later-numbered one's. In order from here to
+        # the commit only: the batch's loads and writes above still run side by side. The
+        # commit is announced, so every instance's stream and read-your-writes wake up.
+        await sink.commit_in_order(conn, tx.store.db.schema)
         await sink.insert(conn, t.audit, AUDIT_COLUMNS, audit_rows)
 
     async def _claim(

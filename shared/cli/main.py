@@ -9,7 +9,8 @@ from shared.cli import demo, dlq, imports, migrate, rebuild, run, status, tail, 
 
 app = typer.Typer(
     name="aidline",
-    help="Aidline: run the stack, migrate, mint tokens, watch events, import, rebuild, dead letters.",
+    help="Aidline: run the stack, migrate, mint tokens, watch events, import, rebuild, dead "
+    "letters.",
     no_args_is_help=True,
     add_completion=False,
 )
