@@ -28,6 +28,10 @@ class ServiceSettings(BaseSettings):
     # "Connection poolers"): `session` (none, or PgBouncer's pool_mode = session) works;
     # `transaction` is refused at start, naming why.
     database_pool_mode: Literal["session", "transaction"] = "session"
+    # Connections each instance keeps to its schema for requests and consumers (the relay's
+    # leader and the projection's listeners take one more each, its generation five): size
+    # PostgreSQL's max_connections for the instances (docs/scaling.md).
+    database_pool_size: int = Field(default=20, ge=2, le=500)
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # While the broker is away, topic creation, the relay and the consumers try again after
     # a pause that doubles from 0.5 s up to this (with jitter): the longest a return waits.
