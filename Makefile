@@ -5,7 +5,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The lock files (requirements/*.txt, from pyproject.toml by `make lock`) say exactly what is
+# installed, with hashes; a stamp per lock file's content re-installs only when it changes.
+UV := $(BIN)/uv
+RUN_LOCK := requirements/run.txt
+DEV_LOCK := requirements/dev.txt
+RUN_STAMP := $(VENV)/.run-$(shell cat $(RUN_LOCK) | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.dev-$(shell cat $(DEV_LOCK) | sha1sum | cut -c1-12)
 INFRA := deploy/local/infra.sh
 PYTEST_ARGS ?=
 # Tests and benchmarks get a broker and database of their own (own state folder and ports), so
@@ -23,14 +29,30 @@ TEST_INFRA := AIDLINE_HOME=$(CURDIR)/.aidline/test KAFKA_PORT=19092 CONTROLLER_P
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(BIN)/uv:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "Aidline needs Python 3.11 or newer (found: $$($(PYTHON) --version))"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "==> installing Aidline and its pinned dependencies into $(VENV)"
-	@$(BIN)/pip install -q --upgrade pip
-	@$(BIN)/pip install -q -e '.[dev,bench]'
-	@rm -f $(VENV)/.installed-* && touch $@
+	@$(BIN)/pip install -q --disable-pip-version-check $$(grep -o '^uv==[^ ]*' $(DEV_LOCK))
+
+# Development and tests: exactly the dev lock (sync removes what it does not name).
+$(STAMP): $(DEV_LOCK) | $(BIN)/uv
+	@echo "==> installing Aidline and its locked dependencies (run, dev, bench) into $(VENV)"
+	@$(UV) pip sync -q --python $(BIN)/python --require-hashes $(DEV_LOCK)
+	@$(UV) pip install -q --python $(BIN)/python --no-deps -e .
+	@rm -f $(VENV)/.dev-* $(VENV)/.run-* && touch $@ $(RUN_STAMP)
+
+# Running only: what the services need, nothing for tests (kept when the dev set is there).
+$(RUN_STAMP): $(RUN_LOCK) | $(BIN)/uv
+	@echo "==> installing Aidline and its locked runtime dependencies into $(VENV)"
+	@$(UV) pip install -q --python $(BIN)/python --require-hashes -r $(RUN_LOCK)
+	@$(UV) pip install -q --python $(BIN)/python --no-deps -e .
+	@rm -f $(VENV)/.run-* && touch $@
+
+.PHONY: lock
+lock: | $(BIN)/uv ## Re-resolve requirements/*.txt from pyproject.toml (after changing a pin)
+	@$(UV) pip compile -q pyproject.toml --universal --python-version 3.11 --generate-hashes -o $(RUN_LOCK)
+	@$(UV) pip compile -q pyproject.toml --extra dev --extra bench --universal --python-version 3.11 --generate-hashes -o $(DEV_LOCK)
 
 .PHONY: install
 install: $(STAMP) ## Create the virtual environment and install the project
@@ -62,7 +84,7 @@ bench: $(STAMP) ## Benchmarks beside their baselines; writes bench-results/resul
 
 .PHONY: mutation
 mutation: $(STAMP) ## Mutation testing of the domain layers and the projector (not in CI; ~25 min)
-	@$(BIN)/pip install -q -e '.[dev,mutation]'
+	@$(UV) pip install -q --python $(BIN)/python -e '.[dev,mutation]'
 	@$(BIN)/mutmut run --max-children 2
 	@$(BIN)/mutmut results
 
@@ -73,7 +95,7 @@ lint: $(STAMP) ## ruff and mypy
 	@$(BIN)/mypy shared services
 
 .PHONY: run
-run: $(STAMP) ## Start Kafka and the four services with demo data; prints the dashboard address
+run: $(RUN_STAMP) ## Start Kafka and the four services with demo data; prints the dashboard address
 	@$(BIN)/aidline run
 
 .PHONY: up

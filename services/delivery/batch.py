@@ -105,7 +105,10 @@ async def _apply_row(ctx: CommandContext[None], index: int, row: BatchRow) -> di
         return _rejected(described, problem_for(exc))
     except (ConcurrencyError, IntegrityError):  # another upload changed the shipment meanwhile
         problem = Problem(
-            409, "Conflict", "The shipment changed while this row was applied; send it again."
+            409,
+            "Conflict",
+            "The shipment changed while this row was applied; send it again.",
+            kind="concurrent-update",
         )
         return _rejected(described, problem)
     return applied

@@ -15,6 +15,7 @@ from shared.contracts.docs import asyncapi_yaml
 from shared.observability.http import RequestObservability
 from shared.runtime import ServiceRuntime, readiness_status
 from shared.settings import ServiceSettings
+from shared.web.api_docs import install_api_docs
 from shared.web.headers import SecurityHeaders
 from shared.web.limits import BodySizeLimit
 from shared.web.problems import install_problem_handlers
@@ -69,6 +70,8 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(storable_text)],
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.handler_deps = handler_deps
@@ -80,6 +83,7 @@ def create_app(
         enabled=settings.rate_limit_enabled,
     )
     install_problem_handlers(app)
+    install_api_docs(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
 

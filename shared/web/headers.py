@@ -3,8 +3,7 @@ sniffing, no referrer.
 
 The policy is set on JSON, problem and stream answers too: it costs nothing there, and it is
 what makes a JSON body that a browser is tricked into rendering inert. The API documentation
-pages (`/docs`, `/redoc`) are FastAPI's: they load Swagger UI / ReDoc from a CDN and start it
-with an inline script, so they get a policy of their own that allows exactly that.
+pages (`/docs`, `/redoc`) get a policy of their own: Swagger UI and ReDoc set inline styles.
 """
 
 from __future__ import annotations
@@ -17,13 +16,15 @@ CSP = (
     "default-src 'self'; base-uri 'none'; form-action 'self'; object-src 'none'; "
     "frame-ancestors 'none'"
 )
-_CDN = "https://cdn.jsdelivr.net"
+# Swagger UI and ReDoc, served from the service itself (shared/web/api_docs.py): scripts from
+# 'self' only; both style elements inline, ReDoc starts a worker from a blob and Swagger UI
+# shows its logo as a data: image.
 DOCS_CSP = (
-    f"default-src 'self'; script-src 'self' 'unsafe-inline' {_CDN}; "
-    f"style-src 'self' 'unsafe-inline' {_CDN}; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "worker-src 'self' blob:; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; base-uri 'none'; "
+    "form-action 'self'; object-src 'none'; frame-ancestors 'none'"
 )
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_PATHS = frozenset({"/docs", "/redoc"})
 
 COMMON = {
     "X-Content-Type-Options": "nosniff",

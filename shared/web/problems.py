@@ -20,11 +20,11 @@ from shared.domain.errors import (
     TooLarge,
     VersionMismatch,
 )
+from shared.web.problem_types import type_uri
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-TYPE_BASE = "https://aidline.dev/problems/"
 
 
 class Problem(Exception):
@@ -50,7 +50,7 @@ class Problem(Exception):
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "type": TYPE_BASE + self.kind,
+            "type": type_uri(self.kind),
             "title": self.title,
             "status": self.status,
         }

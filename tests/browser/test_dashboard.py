@@ -6,57 +6,18 @@ panel follows a decision to what is stuck, as the viewer's role may see it. Need
 
 from __future__ import annotations
 
-import os
+import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, expect
 
 from shared.auth import Principal, Role
 from shared.auth.visibility import Resource, hidden_fields
+from tests.browser.conftest import CSP_VIOLATIONS
 from tests.infra import produce
-from tests.projection import Projection, Topics, auth, event, projection_service, token
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-CSP_VIOLATIONS = """
-window.cspViolations = [];
-document.addEventListener("securitypolicyviolation",
-  (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
-"""
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing; run deploy/local/test-tools.sh", pytrace=False)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=ARGS, headless=True
-        )
-        yield browser
-        await browser.close()
-
-
-@pytest.fixture(scope="module")
-async def topics(kafka: str) -> Topics:
-    # Fresh topics, where the request service would write: the shared ones grow with every
-    # run on a long-lived broker, and replaying them all would make this test slow.
-    return await Topics.fresh()
-
-
-@pytest.fixture(scope="module")
-async def service(topics: Topics) -> AsyncIterator[Projection]:
-    # Development mode, as `make run`: the page takes its token from /dev/token (loopback).
-    async with projection_service(topics, ENVIRONMENT="development") as svc:
-        yield svc
+from tests.projection import Projection, Topics, auth, event, token
 
 
 def submitted(requirement_id: str, item_code: str = "AD-IRIST-SLM") -> object:
@@ -90,9 +51,10 @@ async def test_the_dashboard_shows_the_board_and_live_events(
         assert "default-src 'self'" in answer.headers["content-security-policy"]
         await page.wait_for_selector(f'#board tr[data-id="{first}"]', timeout=15_000)
         assert "air_defence" in await page.inner_text(f'#board tr[data-id="{first}"]')
-        await page.wait_for_function(
-            "document.querySelector('#status').textContent.startsWith('live')", timeout=15_000
-        )
+        # A locator assertion, not wait_for_function: when its first look fails, the latter
+        # re-evaluates its string predicate inside the page, which the page's CSP refuses
+        # ('unsafe-eval'); a locator polls through Playwright's own injected script.
+        await expect(page.locator("#status")).to_have_text(re.compile(r"^live"), timeout=15_000)
         await page.wait_for_selector("#chart svg", timeout=15_000)
         second = f"REQ-UI-{uuid.uuid4().hex[:8]}"
         await produce(topics.requests, [submitted(second)])  # type: ignore[list-item]

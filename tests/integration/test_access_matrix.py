@@ -46,9 +46,10 @@ PUBLIC_PATHS = frozenset(
         "/healthz",  # liveness probe
         "/readyz",  # readiness probe (no data beyond component health)
         "/metrics",  # Prometheus scrape
-        "/docs",  # OpenAPI UI
-        "/docs/oauth2-redirect",
+        "/docs",  # OpenAPI UI (Swagger UI) and its start-up script
+        "/docs/swagger-init.js",
         "/redoc",
+        "/problems",  # what each problem type means (the `type` of problem+json answers)
         "/openapi.json",
         "/asyncapi.json",  # the event catalogue (public contract)
         "/asyncapi.yaml",
@@ -56,7 +57,8 @@ PUBLIC_PATHS = frozenset(
         "/dev/token",  # development only: the dashboard's observer token (404 in production)
     }
 )
-PUBLIC_PREFIXES = ("/static", "/schemas/")  # dashboard assets; JSON Schema per event type
+# Dashboard assets; the API docs pages' assets (Swagger UI, ReDoc); JSON Schema per event type.
+PUBLIC_PREFIXES = ("/static", "/docs/assets", "/problems/", "/schemas/")
 
 
 # -- walking an app ----------------------------------------------------------------------------
@@ -289,7 +291,7 @@ Reader = Annotated[Principal, Depends(Authorize(SELF_TEST_POLICY, "things.read")
 
 
 def _throwaway_app() -> FastAPI:
-    app = FastAPI()
+    app = FastAPI(docs_url=None, redoc_url=None)  # as the services: shared/web/api_docs.py
     app.state.verifier = TokenVerifier(secret=DEV_SECRET)
     install_problem_handlers(app)
 

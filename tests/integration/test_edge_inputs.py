@@ -79,7 +79,7 @@ async def test_if_match_that_is_no_version_is_400(
     response = await allocation.post(
         "/allocations/AL-NONE/approve", headers=bearer(Role.PLANNER) | {"If-Match": value}
     )
-    assert _problem(response, 400)["type"] == "https://aidline.dev/problems/invalid-if-match"
+    assert _problem(response, 400)["type"] == "/problems/invalid-if-match"
 
 
 @pytest.mark.parametrize("key", [b"k" * 201, b"", b"nul\x85inside", b"del\x7f"])
@@ -90,7 +90,7 @@ async def test_idempotency_key_that_does_not_fit_is_400(
         "/admin/rebuild", headers=bearer(Role.ADMIN) | {"Idempotency-Key": key}
     )
     body = _problem(response, 400)
-    assert body["type"] == "https://aidline.dev/problems/invalid-idempotency-key"
+    assert body["type"] == "/problems/invalid-idempotency-key"
 
 
 async def test_correlation_id_longer_than_128_is_400(
@@ -120,7 +120,7 @@ async def test_claims_that_do_not_fit_are_401(
     projection: httpx.AsyncClient, sub: str, scope: dict[str, str]
 ) -> None:
     response = await projection.get("/hubs", headers=bearer(Role.HUB, sub=sub, **scope))
-    assert _problem(response, 401)["type"] == "https://aidline.dev/problems/invalid-token"
+    assert _problem(response, 401)["type"] == "/problems/invalid-token"
 
 
 async def test_longest_claims_are_accepted(projection: httpx.AsyncClient) -> None:

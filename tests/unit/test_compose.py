@@ -150,13 +150,35 @@ def test_services_wait_for_healthy_kafka_and_postgres(compose: dict[str, Any]) -
 
 
 def test_the_dockerfile_installs_the_project_and_runs_a_service(dockerfile: list[str]) -> None:
-    assert dockerfile[0] == "FROM python:3.11-slim"
+    froms = [line for line in dockerfile if line.startswith("FROM")]
+    # Two stages on one base, pinned to a patch release (not a moving "3.11-slim").
+    assert len(froms) == 2 and froms[0].endswith(" AS build")
+    assert {line.split()[1] for line in froms} == {"python:3.11.14-slim-bookworm"}
     copied = {part for line in dockerfile if line.startswith("COPY") for part in line.split()[1:-1]}
-    assert {"pyproject.toml", "shared", "services"} <= copied
-    assert any(re.match(r"RUN pip install \.(\s|$)", line) for line in dockerfile)
+    assert {"pyproject.toml", "shared", "services", "requirements/run.txt"} <= copied
+    assert any(re.match(r"RUN pip install --no-deps /src(\s|$)", line) for line in dockerfile)
     cmd = next(line for line in dockerfile if line.startswith("CMD"))
     match = re.fullmatch(r'CMD \["python", "-m", "services\.(\w+)"\]', cmd)
     assert match and (ROOT / "services" / match.group(1) / "__main__.py").is_file()
+
+
+def test_the_dependency_layer_comes_before_the_code(dockerfile: list[str]) -> None:
+    """An edit to the code rebuilds the small last layers, not the locked dependencies."""
+    locked = next(
+        i
+        for i, line in enumerate(dockerfile)
+        if line.startswith("RUN pip install --require-hashes")
+    )
+    code = next(i for i, line in enumerate(dockerfile) if line.startswith("COPY shared"))
+    assert locked < code
+    assert "requirements/run.txt" in dockerfile[locked - 1]
+
+
+def test_the_image_runs_as_a_user_and_reports_its_health(dockerfile: list[str]) -> None:
+    final = dockerfile[max(i for i, line in enumerate(dockerfile) if line.startswith("FROM")) :]
+    assert any(re.fullmatch(r"USER [1-9]\d*", line) for line in final)
+    healthcheck = next(line for line in final if line.startswith("HEALTHCHECK"))
+    assert "/healthz" in healthcheck
 
 
 def test_the_makefile_drives_compose() -> None:

@@ -29,6 +29,8 @@ def app() -> object:
         ("/openapi.json", CSP),
         ("/docs", DOCS_CSP),
         ("/redoc", DOCS_CSP),
+        ("/docs/swagger-init.js", CSP),
+        ("/docs/assets/swagger-ui-bundle.js", CSP),
     ],
 )
 async def test_every_answer_carries_the_security_headers(
@@ -47,3 +49,8 @@ async def test_every_answer_carries_the_security_headers(
 def test_the_strict_policy_allows_nothing_inline_or_foreign() -> None:
     assert CSP.startswith("default-src 'self';")
     assert "unsafe" not in CSP and "http" not in CSP
+
+
+def test_the_docs_policy_allows_scripts_from_the_service_only() -> None:
+    assert "script-src 'self';" in DOCS_CSP
+    assert "http" not in DOCS_CSP and "unsafe-eval" not in DOCS_CSP
