@@ -75,7 +75,7 @@ class ServiceRuntime:
         self.settings = settings
         self.migrations = migrations
         self.topic = topic
-        self.db = Database(settings.database_url, schema)
+        self.db = Database(settings.database_url, schema, pool_size=settings.database_pool_size)
         # No event Kafka would refuse is ever stored (docs/operations.md, "Event size").
         self.store = EventStore(
             self.db, size_limit=kafka_limit(settings.kafka_max_message_bytes, source or "")

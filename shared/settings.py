@@ -24,6 +24,14 @@ class ServiceSettings(BaseSettings):
     # One URL for the whole deployment; each service keeps its tables in its own schema
     # (PostgreSQL) or its own file (SQLite), so no service can touch another's tables.
     database_url: str = DEFAULT_SQLITE_URL
+    # What sits between the services and PostgreSQL, if a pooler does (docs/scaling.md,
+    # "Connection poolers"): `session` (none, or PgBouncer's pool_mode = session) works;
+    # `transaction` is refused at start, naming why.
+    database_pool_mode: Literal["session", "transaction"] = "session"
+    # Connections each instance keeps to its schema for requests and consumers (the relay's
+    # leader and the projection's listeners take one more each, its generation five): size
+    # PostgreSQL's max_connections for the instances (docs/scaling.md).
+    database_pool_size: int = Field(default=20, ge=2, le=500)
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # While the broker is away, topic creation, the relay and the consumers try again after
     # a pause that doubles from 0.5 s up to this (with jitter): the longest a return waits.
@@ -95,6 +103,19 @@ class ServiceSettings(BaseSettings):
     rate_limit_enabled: bool = True
     rate_limit_per_minute: float = Field(default=30.0, gt=0)
     rate_limit_burst: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _session_pooling_only(self) -> ServiceSettings:
+        if self.database_pool_mode == "transaction":
+            raise ValueError(
+                "DATABASE_POOL_MODE=transaction (PgBouncer in transaction mode) is not supported: "
+                "the relay's leadership is a session advisory lock and its wake-up a LISTEN, and "
+                "a transaction-mode pool hands the server connection to other clients between "
+                "transactions (two relays would publish at once, or none be woken; the "
+                "driver's prepared statements fail too). Point DATABASE_URL at PostgreSQL "
+                "itself or at a pool in session mode (pool_mode = session)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _kafka_settings_agree(self) -> ServiceSettings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -22,6 +24,22 @@ from services.projection.stream_admission import StreamSlots, Tickets
 from shared.runtime import ServiceRuntime
 from shared.web.app import create_app
 
+log = logging.getLogger(__name__)
+
+
+def ticket_secret(settings: ProjectionSettings) -> bytes | None:
+    """What signs stream tickets: STREAM_TICKET_SECRET, else the HS256 token secret (every
+    instance has it already), else none (each instance its own; tickets work on their issuer)."""
+    if settings.stream_ticket_secret is not None:
+        return settings.stream_ticket_secret.get_secret_value().encode()
+    if not (settings.jwt_public_key_file or settings.jwt_jwks_file or settings.jwt_jwks_url):
+        return settings.jwt_secret.encode()
+    log.warning(
+        "STREAM_TICKET_SECRET is not set: stream tickets open streams only on the instance that "
+        "issued them; set it, the same on every projection instance"
+    )
+    return None
+
 
 class ProjectionRuntime(ServiceRuntime):
     """The shared runtime plus the read models' generations, their rebuild and the live
@@ -37,7 +55,7 @@ class ProjectionRuntime(ServiceRuntime):
             settings.stream_buffer_size,
             max_resume=settings.stream_max_resume_events,
             slots=StreamSlots(settings.stream_max_per_principal, settings.stream_max_total),
-            tickets=Tickets(settings.stream_ticket_seconds),
+            tickets=Tickets(settings.stream_ticket_seconds, secret=ticket_secret(settings)),
         )
         self.read_models.on_switch.append(self.stream.follow)
         self.read_models.on_switch.append(self._report_consumer)
@@ -50,6 +68,7 @@ class ProjectionRuntime(ServiceRuntime):
         await super().start()
         await self.read_models.start()
         self.supervise("event-stream", self.stream.run)
+        self.supervise("commits", self.read_models.follow_commits)
 
     async def stop(self) -> None:
         await self.rebuilder.stop()

@@ -154,6 +154,12 @@ class ReadModelWriter:
         )
         items = [changes.items[k] for k in sorted(changes.items)]
         await self._write(sink, conn, ItemRow, items, None)
+        # Audit rows get their `seq` in commit order, also with several instances (or a
+        # rebuild's helpers) writing at once: the live stream follows `seq` and would pass over
+        # a row whose transaction commits after a later-numbered one's. In order from here to
+        # the commit only: the batch's loads and writes above still run side by side. The
+        # commit is announced, so every instance's stream and read-your-writes wake up.
+        await sink.commit_in_order(conn, tx.store.db.schema)
         await sink.insert(conn, t.audit, AUDIT_COLUMNS, audit_rows)
         await self._write_history(sink, conn, changes)
 

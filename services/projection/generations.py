@@ -6,6 +6,11 @@ generation n+1 and fills it while generation n keeps answering; `ReadModels.swap
 the active one, stops the old generation's consumer and drops its schema. The base schema's
 `generations` table says which generation is active, so a restart finds it; a rebuild
 interrupted by a crash is marked failed and dropped at the next start (run it again).
+
+Several instances of the service share the generations: the one rebuilding holds a lock for as
+long as it builds (another instance starting meanwhile leaves its generation alone; one whose
+builder died abandons it), and announces its swap, upon which every other instance takes the
+new generation too (`follow_commits`) before the old one is dropped.
 """
 
 from __future__ import annotations
@@ -14,19 +19,21 @@ import asyncio
 import contextlib
 import logging
 import uuid
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from services.projection import tables as t
 from services.projection.consumers import seed_items
 from services.projection.pulse import Pulse
 from services.projection.settings import ProjectionSettings
 from shared.db import Database
-from shared.db.migrate import upgrade
+from shared.db.migrate import current_revision, upgrade
 from shared.eventstore import EventStore
 from shared.messaging.consumer import EventConsumer, Message
 from shared.messaging.kafka import KafkaConnection
@@ -44,6 +51,9 @@ PLANNER_SETTINGS = {"random_page_cost": "1.1"}
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# How often the connection listening for commits is checked (a lost one is replaced), and the
+# active generation looked up (a swap announced while it was lost is found then).
+LISTEN_CHECK_SECONDS = 10.0
 
 
 class Generation:
@@ -59,6 +69,7 @@ class Generation:
         building: bool = False,
     ) -> None:
         self.number = number
+        self.migrate_on_start = settings.migrate_on_start
         # Filled by a rebuild: nobody reads it until the swap (see `prepare` and `finish`).
         self.building = building
         self.schema = f"{settings.projection_schema}_g{number}"
@@ -93,7 +104,10 @@ class Generation:
         self._task: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
-        await upgrade(self.db, MIGRATIONS)
+        # The active generation's schema is migrated with the base one (`aidline migrate`, or
+        # at start with MIGRATE_ON_START); a new one a rebuild fills is made here.
+        if self.building or self.migrate_on_start:
+            await upgrade(self.db, MIGRATIONS)
         async with self.db.engine.begin() as conn:
             await seed_items(conn, self.sink)
             if self.building:
@@ -141,6 +155,25 @@ class Generation:
         return await self.consumer.processed(event_id)
 
 
+async def upgrade_active(database_url: str, base_schema: str) -> list[tuple[str, str | None]]:
+    """`aidline migrate`'s step for the read models, after the base schema: the active
+    generation's schema (the first one on a new database, which the service then takes)."""
+    base = Database(database_url, base_schema, pool_size=2)
+    try:
+        async with base.engine.connect() as conn:
+            number = await conn.scalar(
+                sa.select(t.generations.c.number).where(t.generations.c.state == "active")
+            )
+    finally:
+        await base.dispose()
+    db = Database(database_url, f"{base_schema}_g{number or 1}", pool_size=2)
+    try:
+        await upgrade(db, MIGRATIONS)
+        return [(db.schema, await current_revision(db))]
+    finally:
+        await db.dispose()
+
+
 class ReadModels:
     """Runs the active generation; swaps in the one a rebuild has filled."""
 
@@ -153,6 +186,19 @@ class ReadModels:
         # Told when the active generation changes, or commits (for the live stream).
         self.on_switch: list[Callable[[Generation, Generation | None], Any]] = []
         self.on_applied: list[Callable[[], None]] = []
+        self.sink = sink_for(base)  # announces of other instances' commits (`follow_commits`)
+        self._swapped = asyncio.Event()  # set (and replaced) when the active generation changes
+        self._announced_swap = asyncio.Event()  # another instance swapped one in
+        self._switching = asyncio.Lock()
+
+    @property
+    def _swaps(self) -> str:
+        """What a swap is announced as (`ReadModelSink.commit_in_order`)."""
+        return f"{self.base.schema}.generations"
+
+    def building_lock(self, number: int) -> int:
+        """Held by the instance building generation `number` (`Rebuilder`)."""
+        return zlib.crc32(f"aidline.rebuild.{self.base.schema}.{number}".encode())
 
     def generation(self, number: int, *, building: bool = False) -> Generation:
         return Generation(number, self.settings, self.spec, self._committed, building=building)
@@ -161,21 +207,26 @@ class ReadModels:
         async with self.base.engine.begin() as conn:
             rows = (await conn.execute(sa.select(t.generations))).all()
         for row in rows:
-            if row.state == "building":  # a rebuild that did not survive a restart
-                await self.abandon(row.number, "interrupted by a restart")
+            if row.state != "building":
+                continue
+            if await self.base.dialect.lock_held(self.base.engine, self.building_lock(row.number)):
+                continue  # another instance is building it
+            await self.abandon(row.number, "interrupted by a restart")  # its builder died
         active = next((r.number for r in rows if r.state == "active"), None)
         if active is None:
             active = 1
-            async with self.base.engine.begin() as conn:
-                await conn.execute(
-                    t.generations.insert().values(
-                        number=1,
-                        schema_name=f"{self.settings.projection_schema}_g1",
-                        state="active",
-                        created_at=datetime.now(UTC),
-                        activated_at=datetime.now(UTC),
+            # Another instance starting at the same moment may record it first: the same row.
+            with contextlib.suppress(IntegrityError):
+                async with self.base.engine.begin() as conn:
+                    await conn.execute(
+                        t.generations.insert().values(
+                            number=1,
+                            schema_name=f"{self.settings.projection_schema}_g1",
+                            state="active",
+                            created_at=datetime.now(UTC),
+                            activated_at=datetime.now(UTC),
+                        )
                     )
-                )
         generation = self.generation(active)
         await generation.prepare()
         self.active = generation
@@ -192,6 +243,54 @@ class ReadModels:
     def current(self) -> Generation:
         assert self.active is not None, "the read models have not started"
         return self.active
+
+    async def follow_commits(self) -> None:
+        """Wake read-your-writes and the live stream when ANY instance commits a batch to the
+        active generation, not only this one: with several instances each applies some of the
+        partitions (their waits would otherwise fall back on a slow poll). Take the generation
+        another instance swapped in. Until cancelled; a lost connection raises (the caller
+        restarts it)."""
+        async with self.sink.listen(self._swaps, self._announced_swap.set) as swaps_alive:
+            while True:
+                generation, swapped = self.current, self._swapped
+
+                def committed(generation: Generation = generation) -> None:
+                    self._committed(generation, ())
+
+                async with self.sink.listen(generation.schema, committed) as alive:
+                    committed()  # what was committed before the listening began
+                    while not swapped.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(
+                                self._announced_swap.wait(), LISTEN_CHECK_SECONDS
+                            )
+                        self._announced_swap.clear()
+                        await alive()
+                        await swaps_alive()
+                        await self.follow_active()
+
+    async def follow_active(self) -> None:
+        """Take the generation the `generations` table says is active, if another instance
+        swapped it in: its consumer joins that generation's group, the old one's stops."""
+        async with self.base.engine.connect() as conn:
+            number = await conn.scalar(
+                sa.select(t.generations.c.number).where(t.generations.c.state == "active")
+            )
+        if number is None or number == self.current.number:
+            return
+        async with self._switching:
+            old = self.current
+            if number == old.number:
+                return
+            new = self.generation(number)
+            await new.prepare()
+            await self._activate(new, old)
+            if self.settings.consumers_enabled:
+                new.start()
+            await old.stop()
+            await old.db.dispose()
+        log.info("projection generation %d taken over from another instance (was %d)",
+                 number, old.number)  # fmt: skip
 
     def _committed(self, generation: Generation, _messages: Sequence[Message]) -> None:
         generation.pulse.fire()
@@ -210,22 +309,29 @@ class ReadModels:
         """Make `new` the active generation; returns the one it replaced, for the caller to
         drop once it has recorded the swap."""
         old = self.current
-        async with self.base.engine.begin() as conn:
-            await conn.execute(
-                t.generations.update()
-                .where(t.generations.c.number == old.number)
-                .values(state="retired")
-            )
-            await conn.execute(
-                t.generations.update()
-                .where(t.generations.c.number == new.number)
-                .values(state="active", activated_at=datetime.now(UTC))
-            )
-        self.active = new
-        await self._switched(new, old)
-        self.commits.fire()
+        async with self._switching:
+            async with self.base.engine.begin() as conn:
+                await conn.execute(
+                    t.generations.update()
+                    .where(t.generations.c.number == old.number)
+                    .values(state="retired")
+                )
+                await conn.execute(
+                    t.generations.update()
+                    .where(t.generations.c.number == new.number)
+                    .values(state="active", activated_at=datetime.now(UTC))
+                )
+                await self.sink.commit_in_order(conn, self._swaps)  # the others take it too
+            await self._activate(new, old)
         log.info("projection generation %d swapped in (was %d)", new.number, old.number)
         return old
+
+    async def _activate(self, new: Generation, old: Generation) -> None:
+        self.active = new
+        self._swapped.set()
+        self._swapped = asyncio.Event()
+        await self._switched(new, old)
+        self.commits.fire()
 
     async def abandon(self, number: int, reason: str, generation: Generation | None = None) -> None:
         """Drop generation `number` and record it as failed."""

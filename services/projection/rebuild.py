@@ -48,6 +48,9 @@ from shared.supervision import Backoff, TaskStatus, retry
 
 log = logging.getLogger(__name__)
 
+# Between the swap and the old generation's drop: other instances switch over meanwhile.
+DROP_GRACE_SECONDS = 1.0
+
 # How often a reservation looks whether the command that made it has finished.
 
 
@@ -89,6 +92,20 @@ class Rebuilder:
                 title="Rebuild already running",
             )
         conn = tx.conn
+        # One reservation at a time across instances; one whose builder is alive refuses.
+        await self.models.base.dialect.lock_transaction(conn, self.models.building_lock(0))
+        building = await conn.scalars(
+            sa.select(t.generations.c.number).where(t.generations.c.state == "building")
+        )
+        for other in building:
+            if await self.models.base.dialect.lock_held(
+                self.models.base.engine, self.models.building_lock(other)
+            ):
+                raise DomainError(
+                    f"Generation {other} is being built by another instance.",
+                    kind="rebuild-running",
+                    title="Rebuild already running",
+                )
         number = int(await conn.scalar(sa.select(sa.func.max(t.generations.c.number))) or 0) + 1
         await conn.execute(
             t.generations.insert().values(
@@ -113,6 +130,12 @@ class Rebuilder:
         return number
 
     async def _run(self, number: int) -> None:
+        # Held while it builds: another instance starting meanwhile leaves the generation be.
+        base = self.models.base
+        async with base.dialect.hold_lock(base.engine, self.models.building_lock(number)):
+            await self._build(number)
+
+    async def _build(self, number: int) -> None:
         generation = self.models.generation(number)
         self.building = generation
         try:
@@ -128,6 +151,10 @@ class Rebuilder:
             old = await self.models.swap(generation)
             self.building = None
             self.progress.state, self.progress.finished_at = "swapped", datetime.now(UTC)
+            # The other instances take the new generation when the swap is announced; their
+            # queries on the old one end before its tables go (DROP waits for them), and what
+            # they start after a short while goes to the new one.
+            await asyncio.sleep(DROP_GRACE_SECONDS)
             await old.drop()
         except asyncio.CancelledError:
             raise

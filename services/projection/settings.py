@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
 from shared.settings import ServiceSettings
@@ -35,6 +35,10 @@ class ProjectionSettings(ServiceSettings):
     stream_max_per_principal: int = Field(default=8, ge=1, le=1000)
     stream_max_total: int = Field(default=500, ge=1, le=100_000)
     stream_ticket_seconds: float = Field(default=60, gt=0, le=600)
+    # Signs stream tickets; the same on every instance, so any takes another's ticket. Unset:
+    # derived from JWT_SECRET where tokens are HS256 (shared already), else each instance has
+    # one of its own (tickets then open streams on the issuing instance only: logged).
+    stream_ticket_secret: SecretStr | None = Field(default=None, min_length=32)
     # `GET /dev/token` hands the dashboard an observer token: only with ENVIRONMENT=development,
     # an HS256 secret, and to a client on this machine (the route checks the address).
     dev_token_enabled: bool = True

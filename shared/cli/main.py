@@ -8,12 +8,13 @@ from typing import Annotated
 
 import typer
 
-from shared.cli import demo, dlq, imports, rebuild, run, status, tail, token
+from shared.cli import demo, dlq, imports, migrate, rebuild, run, status, tail, token
 from shared.cli._options import Json, emit_json
 
 app = typer.Typer(
     name="aidline",
-    help="Aidline: run the stack, mint tokens, watch events, import, rebuild, dead letters.",
+    help="Aidline: run the stack, migrate, mint tokens, watch events, import, rebuild, dead "
+    "letters.",
     no_args_is_help=True,
 )
 
@@ -57,6 +58,7 @@ app.command("demo")(demo.demo)
 app.command("status")(status.status)
 app.command("tail")(tail.tail)
 app.command("rebuild")(rebuild.rebuild)
+app.command("migrate")(migrate.migrate)
 app.add_typer(imports.app, name="import")
 app.add_typer(dlq.app, name="dlq")
 

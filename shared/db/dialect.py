@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,6 +62,15 @@ class Dialect(ABC):
     async def lock_transaction(self, conn: AsyncConnection, key: int) -> None:
         """Hold the lock named `key` until the transaction ends (no-op where writers are
         serialised by the database itself)."""
+
+    @abstractmethod
+    def hold_lock(self, engine: AsyncEngine, key: int) -> AbstractAsyncContextManager[None]:
+        """Hold the lock named `key` while open, on a connection of its own: a process that
+        dies lets it go with its connection (where one process is all, nothing to hold)."""
+
+    @abstractmethod
+    async def lock_held(self, engine: AsyncEngine, key: int) -> bool:
+        """Whether a live process holds `key` (`hold_lock`); never where one process is all."""
 
 
 def dialect_for(url: str) -> Dialect:

@@ -3,7 +3,8 @@ locks (see `shared.db.dialect` for the interface)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -98,3 +99,22 @@ class PostgresDialect(Dialect):
 
     async def lock_transaction(self, conn: AsyncConnection, key: int) -> None:
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+    @contextlib.asynccontextmanager
+    async def hold_lock(self, engine: AsyncEngine, key: int) -> AsyncIterator[None]:
+        async with engine.connect() as conn:
+            driver = await driver_connection(conn)
+            await driver.execute("SELECT pg_advisory_lock($1)", key)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    await driver.execute("SELECT pg_advisory_unlock($1)", key)
+
+    async def lock_held(self, engine: AsyncEngine, key: int) -> bool:
+        async with engine.connect() as conn:
+            driver = await driver_connection(conn)
+            if not await driver.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                return True
+            await driver.execute("SELECT pg_advisory_unlock($1)", key)
+            return False

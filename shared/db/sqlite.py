@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,13 @@ class SqliteDialect(Dialect):
 
     async def lock_transaction(self, conn: AsyncConnection, key: int) -> None:
         return None  # BEGIN IMMEDIATE: one writer at a time already
+
+    @contextlib.asynccontextmanager
+    async def hold_lock(self, engine: AsyncEngine, key: int) -> AsyncIterator[None]:
+        yield  # one process uses the file
+
+    async def lock_held(self, engine: AsyncEngine, key: int) -> bool:
+        return False
 
 
 def _configure(engine: AsyncEngine) -> None:

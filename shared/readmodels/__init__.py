@@ -7,8 +7,9 @@ Rows are tuples in the table's column order; a table here has a one-column prima
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,6 +65,27 @@ class ReadModelSink(ABC):
     ) -> None:
         """Insert rows that are new by construction (an audit trail)."""
         await self.db.dialect.insert_rows(conn, table, columns, rows)
+
+    # -- several instances writing one generation ------------------------------------------
+
+    async def commit_in_order(self, conn: AsyncConnection, name: str) -> None:
+        """From here to its commit, the transaction goes after every other writer's of `name`
+        that got here first (rows numbered from now on are numbered in commit order), and its
+        commit is announced to `listen(name)` in every process. Nothing to do where one
+        process writes (SQLite)."""
+        return None
+
+    @contextlib.asynccontextmanager
+    async def listen(
+        self, name: str, on_commit: Callable[[], None]
+    ) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        """Call `on_commit` after each commit announced for `name`, by any process, while
+        open. Yields a check that raises once the listening connection is lost."""
+
+        async def alive() -> None:
+            return None
+
+        yield alive
 
     async def delete(self, conn: AsyncConnection, table: sa.Table, keys: Collection[str]) -> None:
         if keys:

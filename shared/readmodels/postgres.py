@@ -14,8 +14,10 @@ logged from then on, and builds the other indexes before the generation answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Collection, Sequence
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -74,9 +76,45 @@ def _load_sql(table: sa.Table) -> str:
     )
 
 
+def _announced(name: str) -> tuple[int, str]:
+    """The lock and the channel of `commit_in_order(name)`."""
+    key = zlib.crc32(f"aidline.commits.{name}".encode())
+    return key, f"aidline_commits_{key:08x}"  # a channel name is at most 63 bytes
+
+
 class PostgresSink(ReadModelSink):
     concurrent_writers = True
     json_as_text = True
+
+    async def commit_in_order(self, conn: AsyncConnection, name: str) -> None:
+        # The lock is held to the commit; NOTIFY is delivered at the commit, in commit order.
+        # Through SQLAlchemy: it begins the transaction on the server first, if nothing has.
+        lock, channel = _announced(name)
+        await conn.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(lock), sa.func.pg_notify(channel, ""))
+        )
+
+    @contextlib.asynccontextmanager
+    async def listen(
+        self, name: str, on_commit: Callable[[], None]
+    ) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        _, channel = _announced(name)
+        async with self.db.engine.connect() as conn:
+            driver = await driver_connection(conn)
+
+            def notified(*_args: object) -> None:
+                on_commit()
+
+            await driver.add_listener(channel, notified)
+
+            async def alive() -> None:
+                await driver.fetchval("SELECT 1")
+
+            try:
+                yield alive
+            finally:
+                with contextlib.suppress(Exception):
+                    await driver.remove_listener(channel, notified)
 
     async def begin_batch(self, conn: AsyncConnection) -> None:
         # Durable even where the server's default is `synchronous_commit = off`: a crash must

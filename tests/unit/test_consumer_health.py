@@ -53,3 +53,12 @@ def test_lag_that_keeps_growing_is_reported() -> None:
     liveness.observe({TopicPartition("t", 0): 500}, at=time.monotonic() - 45)
     health = _health(liveness, assigned=True)
     assert not health.ok and "lag has grown" in health.problems[0]
+
+
+def test_partitions_taken_away_are_no_longer_reported() -> None:
+    liveness = _liveness()
+    mine, theirs = TopicPartition("t", 0), TopicPartition("t", 1)
+    liveness.observe({mine: 3, theirs: 5})
+    liveness.forget([theirs])  # another instance of the group holds it now
+    liveness.forget([theirs])
+    assert liveness.lag == {mine: 3}

@@ -184,3 +184,14 @@ def test_each_instance_has_its_own_client_id() -> None:
     assert default.client_id.endswith(f"-{os.getpid()}")
     chosen = KafkaConnection.from_settings(_settings(kafka_client_id="request-pod-7"))
     assert chosen.client_id == "request-pod-7"
+
+
+def test_a_transaction_mode_pool_is_refused_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _refused(database_pool_mode="transaction")
+    assert "(PgBouncer in transaction mode) is not supported" in message
+    assert "session advisory lock" in message and "pool_mode = session" in message
+    monkeypatch.setenv("DATABASE_POOL_MODE", "transaction")
+    with pytest.raises(ValidationError, match="not supported"):
+        ServiceSettings()
+    monkeypatch.setenv("DATABASE_POOL_MODE", "session")
+    assert ServiceSettings().database_pool_mode == "session"

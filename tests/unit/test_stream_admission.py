@@ -48,15 +48,36 @@ def test_a_ticket_expires_and_never_outlives_its_token() -> None:
     assert tickets.redeem(short) is None
 
 
-def test_tickets_kept_are_bounded() -> None:
+def test_a_ticket_opens_a_stream_on_any_instance_sharing_the_secret() -> None:
+    clock = Clock()
+    secret = b"s" * 32
+    issuer, other = Tickets(60, secret=secret, clock=clock), Tickets(60, secret=secret, clock=clock)
+    principal = Principal("dora", frozenset({Role.DONOR}), nation="PL", expires_at=clock.now + 90)
+    ticket, _ = issuer.issue(principal)
+    taken = other.redeem(ticket)
+    assert taken == principal and taken is not None and taken.expires_at == clock.now + 90
+    assert taken.nation == "PL" and taken.roles == {Role.DONOR}
+    assert other.redeem(ticket) is None  # once per instance
+    assert Tickets(60, secret=b"x" * 32, clock=clock).redeem(ticket) is None  # another secret
+    assert Tickets(60, clock=clock).redeem(issuer.issue(principal)[0]) is None  # its own
+    body, _, signature = ticket.partition(".")
+    forged = body[:-2] + ("AA" if body[-2:] != "AA" else "BB")
+    assert other.redeem(f"{forged}.{signature}") is None
+    assert other.redeem(body) is None and other.redeem("") is None
+
+
+def test_tickets_taken_are_remembered_within_bounds() -> None:
     clock = Clock()
     tickets = Tickets(60, kept=3, clock=clock)
     issued = [tickets.issue(_principal(f"p{i}"))[0] for i in range(5)]
-    assert [tickets.redeem(t) is not None for t in issued] == [False, False, True, True, True]
-    old = tickets.issue(_principal())[0]
+    assert all(tickets.redeem(t) is not None for t in issued)
+    assert tickets.redeem(issued[4]) is None and tickets.redeem(issued[2]) is None
+    # Past the bound the oldest are forgotten (only a flood within one minute gets there).
+    assert tickets.redeem(issued[0]) is not None
     clock.now += 61
-    tickets.issue(_principal())  # sweeps the expired
-    assert tickets.redeem(old) is None
+    assert len(tickets._taken) == 3
+    assert tickets.redeem(tickets.issue(_principal())[0]) is not None  # sweeps the expired
+    assert len(tickets._taken) == 1
 
 
 def test_streams_are_capped_per_principal_and_in_all() -> None:

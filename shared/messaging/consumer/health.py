@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -47,6 +48,14 @@ class Liveness:
             if highwater is not None:
                 lag[tp] = max(0, highwater - await consumer.position(tp))
         self.observe(lag)
+
+    def forget(self, partitions: Collection[TopicPartition]) -> None:
+        """Partitions taken away (another instance of the group holds them now): their lag is
+        that instance's to report."""
+        for tp in partitions:
+            if self.lag.pop(tp, None) is not None:
+                with contextlib.suppress(KeyError):
+                    LAG.remove(self.consumer, tp.topic, str(tp.partition))
 
     def observe(self, lag: Mapping[TopicPartition, int], at: float | None = None) -> None:
         """Record each partition's lag; note when the total started to grow."""

@@ -325,6 +325,7 @@ class EventConsumer:
     async def revoke(self, partitions: Collection[TopicPartition]) -> None:
         async with self._applying:  # let the batch in flight commit first
             self.applier.forget(partitions)
+            self.liveness.forget(partitions)
 
     async def assign(
         self, consumer: AIOKafkaConsumer, partitions: Collection[TopicPartition]
