@@ -38,7 +38,7 @@ from shared.catalogue import hubs
 from shared.web.commands import handle_command
 from shared.web.dead_letters import dead_letter_router
 from shared.web.deps import Authorize, RuntimeDep, from_loopback
-from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from shared.web.paging import DEFAULT_LIMIT, Limit, Offset, paged
 from shared.web.problems import Problem
 from shared.web.ratelimit import RateLimit
 
@@ -111,6 +111,7 @@ router = APIRouter(tags=["read models"])
 
 @router.get("/board/requirements", summary="The requirement board (filters; ?format=csv)")
 async def board(
+    request: Request,
     principal: BoardRead,
     conn: Active,
     tables: AsOf,
@@ -118,8 +119,8 @@ async def board(
     status: Status | None = None,
     priority: Annotated[int | None, Query(ge=1, le=4)] = None,
     format: Literal["json", "csv"] = "json",
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Response:
     rows = await queries.board(
         conn,
@@ -133,7 +134,10 @@ async def board(
     rows = shown_all(principal, Resource.AGGREGATE, rows)
     if format == "csv":
         return csv_response(rows, queries.CSV_FIELDS, "requirements.csv")
-    return json_response({"requirements": rows, "count": len(rows)})
+    total = await queries.board_total(
+        conn, capability=capability, status=status, priority=priority, tables=tables
+    )
+    return paged(request, rows, total=total, limit=limit, offset=offset, render=json_response)
 
 
 @router.get("/board/requirements/{requirement_id}", summary="One requirement on the board")
@@ -172,18 +176,19 @@ async def capability_gaps(
 
 @router.get("/decisions", summary="The forum's decisions: when, what, progress (?format=csv)")
 async def decisions(
+    request: Request,
     principal: DecisionsRead,
     conn: Active,
     tables: AsOf,
     format: Literal["json", "csv"] = "json",
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Response:
-    page = await queries.decisions(conn, limit=limit, offset=offset, tables=tables)
-    page["decisions"] = shown_all(principal, Resource.AGGREGATE, page["decisions"])
+    items, total = await queries.decisions(conn, limit=limit, offset=offset, tables=tables)
+    items = shown_all(principal, Resource.AGGREGATE, items)
     if format == "csv":
-        return csv_response(page["decisions"], queries.DECISION_CSV_FIELDS, "decisions.csv")
-    return json_response(page)
+        return csv_response(items, queries.DECISION_CSV_FIELDS, "decisions.csv")
+    return paged(request, items, total=total, limit=limit, offset=offset, render=json_response)
 
 
 @router.get(
@@ -238,8 +243,8 @@ async def changes(
         date | None, Query(description="YYYY-MM-DD, included; default today (UTC)")
     ] = None,
     format: Literal["json", "csv"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Response:
     last = _past_day("to", to or datetime.now(UTC).date())
     if from_ > last:
@@ -247,23 +252,36 @@ async def changes(
     if (last - from_).days >= change_kinds.MAX_DAYS:
         raise _invalid_day("from", f"at most {change_kinds.MAX_DAYS} days before to")
     start = cutoff(from_ - timedelta(days=1))
-    page = await queries.changes(conn, start, cutoff(last), limit=limit, offset=offset)
-    page["from"], page["to"] = from_, last
-    page["changes"] = [_change_line(principal, line) for line in page["changes"]]
+    lines, total = await queries.changes(conn, start, cutoff(last), limit=limit, offset=offset)
+    lines = [_change_line(principal, line) for line in lines]
     as_csv = format == "csv" or (
         format is None
         and (request.url.path.endswith(".csv") or "text/csv" in request.headers.get("accept", ""))
     )
     if as_csv:
-        return csv_response(page["changes"], change_kinds.FIELDS, "changes.csv")
-    return json_response(page)
+        return csv_response(lines, change_kinds.FIELDS, "changes.csv")
+    return paged(
+        request,
+        lines,
+        total=total,
+        limit=limit,
+        offset=offset,
+        extra={"from": from_, "to": last},
+        render=json_response,
+    )
 
 
 @router.get("/hubs", summary="The logistics hubs")
-async def hub_list(_principal: HubsRead, _wait: AfterEvent) -> JSONResponse:
-    return JSONResponse(
-        [{"code": h.code, "name": h.name, "country": h.country} for h in hubs().values()]
-    )
+async def hub_list(
+    request: Request,
+    _principal: HubsRead,
+    _wait: AfterEvent,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> JSONResponse:
+    every = [{"hub": h.code, "name": h.name, "country": h.country} for h in hubs().values()]
+    items = every[offset : offset + limit]
+    return paged(request, items, total=len(every), limit=limit, offset=offset)
 
 
 @router.get("/hubs/{hub}", summary="A hub's board: inbound, on hand, held, dwell time")

@@ -239,7 +239,7 @@ async def test_figures_for_all_shipments_as_the_table_allows(
 
 async def test_the_decisions_list_with_progress_paged_and_as_csv(service: Projection) -> None:
     page = await get(service, "/decisions")
-    [d] = page["decisions"]
+    [d] = page["items"]
     assert (page["total"], page["next_offset"]) == (1, None)
     assert d["decision_id"] == DEC and d["meeting_date"] == DECIDED.date().isoformat()
     figures = (
@@ -248,7 +248,7 @@ async def test_the_decisions_list_with_progress_paged_and_as_csv(service: Projec
     )  # fmt: skip
     assert [d[k] for k in figures] == [2, 1, 140, 100, 30, 1, 100]
     assert d["share_handed_over"] == round(30 / 140, 4)
-    assert (await get(service, "/decisions", offset="1"))["decisions"] == []
+    assert (await get(service, "/decisions", offset="1"))["items"] == []
     rows = list(csv.DictReader(io.StringIO(await get(service, "/decisions", format="csv"))))
     assert rows[0]["reference"] == '\'=HYPERLINK("http://x")'
     lines = csv.DictReader(
