@@ -175,8 +175,8 @@ async def test_the_walkthrough_through_generated_clients(clients: dict[str, str]
     answer: Any = None
     for step, who, body in steps:
         extra = {"body": body} if body is not None else {}
-        answer = _ok(await step.asyncio_detailed(shipment.id, client=who, idempotency_key=key(),
-                                                 **extra))  # fmt: skip
+        answer = _ok(await step.asyncio_detailed(shipment.shipment_id, client=who,
+                                                 idempotency_key=key(), **extra))  # fmt: skip
     received = answer.event_id
 
     # 6. The board and 7. the decision's execution, once the receipt is applied.
