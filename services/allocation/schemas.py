@@ -41,7 +41,8 @@ class AllocationOut(BaseModel):
     redacted: bool = False
 
 
-AllocationPage = ListPage[AllocationOut]
+class AllocationPage(ListPage[AllocationOut]):
+    """Allocations, a page at a time (the list envelope)."""
 
 
 class PlacedOut(BaseModel):

@@ -330,4 +330,5 @@ class ShipmentView(BaseModel):
     redacted: bool = False
 
 
-ShipmentPage = ListPage[ShipmentView]
+class ShipmentPage(ListPage[ShipmentView]):
+    """Shipments the caller may see, a page at a time (the list envelope)."""

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sse_starlette import EventSourceResponse
 
-from services.projection import handlers, queries
+from services.projection import handlers, queries, schemas
 from services.projection.access import POLICY
 from services.projection.as_of import LIVE, Tables, cutoff, tables_as_of
 from services.projection.commands import Rebuild
@@ -22,7 +22,6 @@ from services.projection.generations import ReadModels
 from services.projection.read_your_writes import AfterEvent
 from services.projection.rebuild import Rebuilder
 from services.projection.rendering import csv_response, json_response
-from services.projection.schemas import StreamTicket
 from services.projection.settings import ProjectionSettings
 from services.projection.stream import ClosingEventSourceResponse, EventStream, StreamAuthorize
 from shared.auth import Principal, Role, mint_token
@@ -109,7 +108,11 @@ ShipmentsTimeline = Annotated[Principal, Depends(Authorize(POLICY, "shipments.ti
 router = APIRouter(tags=["read models"])
 
 
-@router.get("/board/requirements", summary="The requirement board (filters; ?format=csv)")
+@router.get(
+    "/board/requirements",
+    summary="The requirement board (filters; ?format=csv)",
+    response_model=schemas.BoardPage,
+)
 async def board(
     request: Request,
     principal: BoardRead,
@@ -140,7 +143,11 @@ async def board(
     return paged(request, rows, total=total, limit=limit, offset=offset, render=json_response)
 
 
-@router.get("/board/requirements/{requirement_id}", summary="One requirement on the board")
+@router.get(
+    "/board/requirements/{requirement_id}",
+    summary="One requirement on the board",
+    response_model=schemas.RequirementDetail,
+)
 async def requirement(
     requirement_id: str, principal: BoardRead, conn: Active, tables: AsOf
 ) -> JSONResponse:
@@ -152,7 +159,11 @@ async def requirement(
     return json_response(require_shown(principal, Resource.AGGREGATE, found, what="It"))
 
 
-@router.get("/donors/{nation}/ledger", summary="A donor nation's ledger")
+@router.get(
+    "/donors/{nation}/ledger",
+    summary="A donor nation's ledger",
+    response_model=schemas.DonorLedger,
+)
 async def donor_ledger(
     nation: Annotated[str, Path(pattern="^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")],
     principal: DonorsLedger,
@@ -163,7 +174,11 @@ async def donor_ledger(
     return json_response(require_shown(principal, Resource.AGGREGATE, ledger, what="It"))
 
 
-@router.get("/capabilities/gaps", summary="Need vs pledged vs allocated vs delivered")
+@router.get(
+    "/capabilities/gaps",
+    summary="Need vs pledged vs allocated vs delivered",
+    response_model=schemas.CapabilityGaps,
+)
 async def capability_gaps(
     principal: CapabilitiesGaps,
     conn: Active,
@@ -174,7 +189,11 @@ async def capability_gaps(
     return json_response(require_shown(principal, Resource.AGGREGATE, gaps, what="It"))
 
 
-@router.get("/decisions", summary="The forum's decisions: when, what, progress (?format=csv)")
+@router.get(
+    "/decisions",
+    summary="The forum's decisions: when, what, progress (?format=csv)",
+    response_model=schemas.DecisionPage,
+)
 async def decisions(
     request: Request,
     principal: DecisionsRead,
@@ -194,6 +213,7 @@ async def decisions(
 @router.get(
     "/decisions/{decision_id}/execution",
     summary="A decision followed to the border: quantities per step, days, what is stuck and why",
+    response_model=schemas.DecisionExecution,
 )
 async def decision_execution(
     decision_id: str,
@@ -230,6 +250,7 @@ def _change_line(principal: Principal, line: dict[str, Any]) -> dict[str, Any]:
 @router.get(
     "/changes",
     summary="What changed between two days (business time): the forum's meeting pack (CSV too)",
+    response_model=schemas.ChangesPage,
 )
 @router.get(
     "/changes.csv", summary="What changed between two days, as CSV", include_in_schema=False
@@ -271,7 +292,7 @@ async def changes(
     )
 
 
-@router.get("/hubs", summary="The logistics hubs")
+@router.get("/hubs", summary="The logistics hubs", response_model=schemas.HubPage)
 async def hub_list(
     request: Request,
     _principal: HubsRead,
@@ -284,7 +305,11 @@ async def hub_list(
     return paged(request, items, total=len(every), limit=limit, offset=offset)
 
 
-@router.get("/hubs/{hub}", summary="A hub's board: inbound, on hand, held, dwell time")
+@router.get(
+    "/hubs/{hub}",
+    summary="A hub's board: inbound, on hand, held, dwell time",
+    response_model=schemas.HubBoard,
+)
 async def hub_board(hub: str, principal: HubsRead, conn: Active) -> JSONResponse:
     if hub not in hubs():
         raise Problem(404, "Not found", f"No hub {hub}; known hubs: {', '.join(sorted(hubs()))}.")
@@ -295,7 +320,11 @@ async def hub_board(hub: str, principal: HubsRead, conn: Active) -> JSONResponse
     return json_response(require_shown(principal, Resource.AGGREGATE, answer, what="It"))
 
 
-@router.get("/shipments/{shipment_id}/timeline", summary="A shipment's milestones")
+@router.get(
+    "/shipments/{shipment_id}/timeline",
+    summary="A shipment's milestones",
+    response_model=schemas.Timeline,
+)
 async def shipment_timeline(
     shipment_id: str, principal: ShipmentsTimeline, conn: Active
 ) -> JSONResponse:
@@ -322,7 +351,11 @@ async def shipment_timeline(
     return json_response({"shipment": shipment, "milestones": [m for m in milestones if m]})
 
 
-@router.get("/audit/{stream_id}", summary="Every event of a stream: actor, time, causation")
+@router.get(
+    "/audit/{stream_id}",
+    summary="Every event of a stream: actor, time, causation",
+    response_model=schemas.AuditTrail,
+)
 async def audit(stream_id: str, principal: AuditRead, conn: Active) -> JSONResponse:
     events = await queries.audit_trail(conn, stream_id)
     if not events:
@@ -353,6 +386,13 @@ stream_router = APIRouter(tags=["live stream"])
     "/events/stream",
     summary="Server-Sent Events of every event (filters; resumable with Last-Event-ID)",
     response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `id` (the event id, for Last-Event-ID), `event` "
+            "(its type; `expired` when the token runs out), `data` (the event as JSON)",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def event_stream(
     runtime: RuntimeDep,
@@ -382,11 +422,11 @@ async def event_stream(
     summary="A single-use ticket to open one live stream (for EventSource, which sends no headers)",
     dependencies=[Depends(RateLimit(per_minute=60, burst=20))],
 )
-async def stream_ticket(runtime: RuntimeDep, principal: EventsStreamTicket) -> StreamTicket:
+async def stream_ticket(runtime: RuntimeDep, principal: EventsStreamTicket) -> schemas.StreamTicket:
     # Not a command (nothing is stored), so not through handle_command.
     stream: EventStream = runtime.stream  # type: ignore[attr-defined]
     ticket, seconds = stream.tickets.issue(principal)
-    return StreamTicket(ticket=ticket, expires_in=round(seconds, 1))
+    return schemas.StreamTicket(ticket=ticket, expires_in=round(seconds, 1))
 
 
 # -- operations ------------------------------------------------------------------------------
@@ -396,7 +436,11 @@ admin_router = APIRouter(tags=["operations"])
 dead_letter_routes = dead_letter_router(POLICY)
 
 
-@admin_router.get("/admin/status", summary="Lag per partition, events applied, rebuild progress")
+@admin_router.get(
+    "/admin/status",
+    summary="Lag per partition, events applied, rebuild progress",
+    response_model=schemas.AdminStatus,
+)
 async def admin_status(
     runtime: RuntimeDep, models: Models, principal: AdminStatus, _wait: AfterEvent
 ) -> JSONResponse:
@@ -429,6 +473,7 @@ async def dashboard() -> FileResponse:
     "/dev/token",
     summary="Development only, from this machine only: an observer token for the dashboard",
     responses={404: {"description": "Not handed out here (not development, or not loopback)"}},
+    response_model=schemas.DevToken,
 )
 async def dev_token(request: Request, runtime: RuntimeDep) -> JSONResponse:
     settings: ProjectionSettings = runtime.settings  # type: ignore[assignment]

@@ -293,7 +293,8 @@ class CatalogueItemView(BaseModel):
     origin: Literal["base", "added"]
 
 
-CatalogueItemPage = ListPage[CatalogueItemView]
+class CatalogueItemPage(ListPage[CatalogueItemView]):
+    """The item catalogue, by item code (the list envelope)."""
 
 
 # -- answers -----------------------------------------------------------------------------

@@ -84,19 +84,14 @@ Item = TypeVar("Item")
 
 class ListPage(BaseModel, Generic[Item]):
     """Every list endpoint answers this envelope (docs/DESIGN.md §4, "Lists"), and a
-    `Link: <…>; rel="next"` header (RFC 8288) while `next_offset` is not null."""
+    `Link: <…>; rel="next"` header (RFC 8288) while `next_offset` is not null. Name each use
+    (`class ShipmentPage(ListPage[ShipmentView])`): the name generated clients give it."""
 
     items: list[Item]
     total: int = Field(description="Items matching the filters, on every page")
     limit: int
     offset: int
     next_offset: int | None = Field(description="`offset` of the next page; null on the last")
-
-    @classmethod
-    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
-        # `AllocationOutPage`, not pydantic's `ListPage[AllocationOut]`: the name generated
-        # clients give the class.
-        return f"{getattr(params[0], '__name__', 'Item')}Page"
 
 
 def next_offset(total: int, limit: int, offset: int) -> int | None:
