@@ -365,7 +365,7 @@ DECISION_CSV_FIELDS = [
     "handed_over_quantity", "share_handed_over", "shortfalls", "confirmed_quantity",
 ]  # fmt: skip
 EXECUTION_CSV_FIELDS = [
-    "kind", "id", "item_code", "unit", "status", "donor", *execution.FIGURES,
+    "kind", "subject", "item_code", "unit", "status", "donor", *execution.FIGURES,
     *(f"days_to_{step}" for step in execution.STEPS),
     "held_shipments", "delayed_shipments", "lost_shipments", "open_shortfall",
     "shortfall_reason", "stuck",

@@ -209,7 +209,7 @@ class ExecutionLine(_Figures):
     """A requirement the decision endorsed or a pledge it confirmed, followed to the border."""
 
     kind: Literal["requirement", "pledge"]
-    id: str = Field(description="The requirement's or the pledge's id (as `kind` says)")
+    subject: str = Field(description="The requirement's or the pledge's id (as `kind` says)")
     item_code: str
     unit: str
     status: str

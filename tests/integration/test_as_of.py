@@ -161,7 +161,7 @@ async def test_the_ledger_gaps_and_decisions_as_of(service: Projection) -> None:
     )
     assert early.status_code == 404
     execution = await get(service, f"/decisions/{DEC}/execution", as_of=day(6))
-    lines = {x["id"]: x for x in execution["lines"]}
+    lines = {x["subject"]: x for x in execution["lines"]}
     assert (lines[R1]["dispatched"], lines[R1]["handed_over"], lines[R1]["lost"]) == (100, 0, 0)
     # the delay is known on day 6, the loss (day 7) not yet; the hold's notes (day 6.5) only
     # from the day they were written

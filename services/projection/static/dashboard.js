@@ -167,8 +167,8 @@ async function showExecution(decisionId) {
     `${fmt(s.shortfall.requirements)} short (${fmt(s.shortfall.quantity)}); shipments held ` +
     `${fmt(s.held.shipments)} (${fmt(s.held.quantity)}), delayed ${fmt(s.delayed.shipments)} ` +
     `(${fmt(s.delayed.quantity)}), with losses ${fmt(s.lost.shipments)} (${fmt(s.lost.quantity)} lost)`;
-  $("#execution-lines tbody").replaceChildren(...x.lines.map((line) => el("tr", { "data-id": line.id },
-    el("td", {}, `${line.kind} ${line.id}`), el("td", {}, line.item_code),
+  $("#execution-lines tbody").replaceChildren(...x.lines.map((line) => el("tr", { "data-id": line.subject },
+    el("td", {}, `${line.kind} ${line.subject}`), el("td", {}, line.item_code),
     el("td", {}, el("span", { class: `pill ${line.status}` }, line.status)),
     ...["confirmed", "allocated", "dispatched", "at_hub", "handed_over", "received", "lost"]
       .map((k) => el("td", { class: "n" }, fmt(line[k]))),
