@@ -211,6 +211,9 @@ async def test_filters_and_csv(service: Projection, topics: Topics) -> None:
     )
     assert s.requirement in [r["requirement_id"] for r in found["items"]]
     assert all(r["status"] == "endorsed" for r in found["items"])
+    assert found["total"] == len(found["items"]) and found["next_offset"] is None
+    every = await get(service, "/board/requirements", limit="1")
+    assert (len(every["items"]), every["next_offset"]) == (1, 1 if every["total"] > 1 else None)
     none = await get(service, "/board/requirements", capability="maritime", priority=1)
     assert s.requirement not in [r["requirement_id"] for r in none["items"]]
     csv = await service.client.get(
