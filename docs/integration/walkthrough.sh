@@ -71,7 +71,7 @@ get "$A/requirements/$REQ/coverage" "$PLANNER" | jq -c . >&2
 step "5. The shipment moves: donor dispatches, the hub receives, inspects, hands over"
 SHIP=$(until_found shipment bash -c "curl -sS '$D/shipments?status=planned&limit=200' \
   -H 'Authorization: Bearer $PLANNER' | jq -r --arg a '$ALLOC' \
-  '[.items[] | select(.allocation_id == \$a)][0].id // empty'")
+  '[.items[] | select(.allocation_id == \$a)][0].shipment_id // empty'")
 SHIPMENT=$(get "$D/shipments/$SHIP" "$PLANNER")
 HUB=$(jq -r .hub <<<"$SHIPMENT")
 QUANTITY=$(jq -r .quantity <<<"$SHIPMENT")

@@ -23,7 +23,7 @@ from shared.auth import Principal
 from shared.web.commands import handle_command
 from shared.web.dead_letters import dead_letter_router
 from shared.web.deps import Authorize, RuntimeDep
-from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from shared.web.paging import DEFAULT_LIMIT, Limit, Offset, paged
 
 router = APIRouter(tags=["allocation"])
 # The dead letters of the service's consumers (`aidline dlq`).
@@ -52,17 +52,20 @@ async def run_plan(
     )
 
 
-@router.get("/allocations", summary="Allocations, filtered and paginated")
+@router.get(
+    "/allocations", summary="Allocations, filtered and paginated", response_model=AllocationPage
+)
 async def list_allocations(
+    request: Request,
     runtime: RuntimeDep,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "allocations.read"))],
     requirement_id: Annotated[str | None, Query(max_length=200)] = None,
     pledge_id: Annotated[str | None, Query(max_length=200)] = None,
     status: Status | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> AllocationPage:
-    return await queries.allocations(
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> JSONResponse:
+    items, total = await queries.allocations(
         runtime.db,
         principal,
         requirement_id=requirement_id,
@@ -71,6 +74,7 @@ async def list_allocations(
         limit=limit,
         offset=offset,
     )
+    return paged(request, items, total=total, limit=limit, offset=offset)
 
 
 @router.get(

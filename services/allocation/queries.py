@@ -4,10 +4,11 @@ from the planning state."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from services.allocation import planning_state, tables
 from services.allocation.domain import explain
-from services.allocation.schemas import AllocationOut, AllocationPage, CoverageOut, Status
+from services.allocation.schemas import AllocationOut, CoverageOut, Status
 from shared.auth import Principal
 from shared.auth.visibility import Resource, require_shown, shown_all
 from shared.db import Database
@@ -23,7 +24,9 @@ async def allocations(
     status: Status | None,
     limit: int,
     offset: int,
-) -> AllocationPage:
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of allocations as the caller may see them (typed views: a held-back field is
+    null, `redacted` true), and how many match."""
     async with db.engine.connect() as conn:
         rows, total = await tables.list_allocations(
             conn,
@@ -33,17 +36,11 @@ async def allocations(
             limit=limit,
             offset=offset,
         )
-    following = offset + len(rows)
-    return AllocationPage(
-        items=[
-            AllocationOut.model_validate(seen)
-            for seen in shown_all(principal, Resource.PLANNING, (r._mapping for r in rows))
-        ],
-        total=total,
-        limit=limit,
-        offset=offset,
-        next_offset=following if following < total else None,
-    )
+    items = [
+        AllocationOut.model_validate(seen).model_dump(mode="json")
+        for seen in shown_all(principal, Resource.PLANNING, (r._mapping for r in rows))
+    ]
+    return items, total
 
 
 async def allocation(db: Database, principal: Principal, allocation_id: str) -> AllocationOut:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.allocation.domain import Candidate
+from shared.web.paging import ListPage
 
 Status = Literal["proposed", "approved", "rejected", "cancelled"]
 
@@ -40,12 +41,8 @@ class AllocationOut(BaseModel):
     redacted: bool = False
 
 
-class AllocationPage(BaseModel):
-    items: list[AllocationOut]
-    total: int
-    limit: int
-    offset: int
-    next_offset: int | None
+class AllocationPage(ListPage[AllocationOut]):
+    """Allocations, a page at a time (the list envelope)."""
 
 
 class PlacedOut(BaseModel):

@@ -16,7 +16,7 @@ from shared.auth import Principal
 from shared.web.commands import handle_command
 from shared.web.dead_letters import dead_letter_router
 from shared.web.deps import Authorize, RuntimeDep
-from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from shared.web.paging import DEFAULT_LIMIT, Limit, Offset, paged
 from shared.web.ratelimit import RateLimit
 
 router = APIRouter(tags=["shipments"])
@@ -36,16 +36,17 @@ HubFilter = Annotated[str | None, Query(min_length=1, max_length=50)]
     response_model=schemas.ShipmentPage,
 )
 async def list_shipments(
+    request: Request,
     runtime: RuntimeDep,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "shipments.list"))],
     status: Status | None = None,
     hub: HubFilter = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> JSONResponse:
-    # As stored and shown: not re-validated through the model, which would add what the
-    # caller's role may not see back as nulls.
-    page = await queries.shipments_page(
+    # As stored and shown (`paged` does not re-validate them through the model, which would
+    # add what the caller's role may not see back as nulls).
+    items, total = await queries.shipments_page(
         runtime.db,
         principal,
         status=status.value if status else None,
@@ -53,7 +54,7 @@ async def list_shipments(
         limit=limit,
         offset=offset,
     )
-    return JSONResponse(page)
+    return paged(request, items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/shipments/summary", summary="Shipments and quantities per hub and status")

@@ -22,8 +22,9 @@ async def shipments_page(
     hub: str | None,
     limit: int,
     offset: int,
-) -> dict[str, Any]:
-    """A page of shipments; those the caller may see only as totals are left out of `items`."""
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of shipments (those the caller may see only as totals left out) and how many
+    match."""
     where = [
         column == value
         for column, value in (
@@ -44,7 +45,7 @@ async def shipments_page(
         )
         views = [dict(row.view) for row in rows]
     items = shown_all(principal, Resource.SHIPMENT, views)
-    return {"items": items, "total": int(total or 0), "limit": limit, "offset": offset}
+    return items, int(total or 0)
 
 
 async def summary(db: Database, hub: str | None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pydantic import (
 from services.delivery import commands
 from shared.contracts.deliveries import InspectionResult, TransportMode
 from shared.web.commands import canonical_json
+from shared.web.paging import ListPage
 from shared.web.problems import field_errors
 
 # Serial numbers are sized so that the largest command and the events it derives fit in one
@@ -300,7 +301,7 @@ class ShipmentView(BaseModel):
     """A shipment as the caller may see it: what the visibility table holds back from the
     caller's role is left out, and `redacted` is then true (docs/access.md)."""
 
-    id: str
+    shipment_id: str
     version: int
     status: str
     allocation_id: str | None = None
@@ -329,8 +330,5 @@ class ShipmentView(BaseModel):
     redacted: bool = False
 
 
-class ShipmentPage(BaseModel):
-    items: list[ShipmentView]
-    total: int
-    limit: int
-    offset: int
+class ShipmentPage(ListPage[ShipmentView]):
+    """Shipments the caller may see, a page at a time (the list envelope)."""

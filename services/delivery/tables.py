@@ -103,7 +103,7 @@ def full_view(shipment: Shipment) -> dict[str, Any]:
     handed_over = shipment.status.value in ("handed_over", "received")
     discrepancy = shipment.missing_serials or shipment.unexpected_serials
     return {
-        "id": shipment.id,
+        "shipment_id": shipment.id,
         "version": shipment.version,
         "status": shipment.status.value,
         "allocation_id": shipment.allocation_id,

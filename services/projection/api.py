@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sse_starlette import EventSourceResponse
 
-from services.projection import handlers, queries
+from services.projection import handlers, queries, schemas
 from services.projection.access import POLICY
 from services.projection.as_of import LIVE, Tables, cutoff, tables_as_of
 from services.projection.commands import Rebuild
@@ -22,7 +22,6 @@ from services.projection.generations import ReadModels
 from services.projection.read_your_writes import AfterEvent
 from services.projection.rebuild import Rebuilder
 from services.projection.rendering import csv_response, json_response
-from services.projection.schemas import StreamTicket
 from services.projection.settings import ProjectionSettings
 from services.projection.stream import ClosingEventSourceResponse, EventStream, StreamAuthorize
 from shared.auth import Principal, Role, mint_token
@@ -38,7 +37,7 @@ from shared.catalogue import hubs
 from shared.web.commands import handle_command
 from shared.web.dead_letters import dead_letter_router
 from shared.web.deps import Authorize, RuntimeDep, from_loopback
-from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from shared.web.paging import DEFAULT_LIMIT, Limit, Offset, paged
 from shared.web.problems import Problem
 from shared.web.ratelimit import RateLimit
 
@@ -109,8 +108,13 @@ ShipmentsTimeline = Annotated[Principal, Depends(Authorize(POLICY, "shipments.ti
 router = APIRouter(tags=["read models"])
 
 
-@router.get("/board/requirements", summary="The requirement board (filters; ?format=csv)")
+@router.get(
+    "/board/requirements",
+    summary="The requirement board (filters; ?format=csv)",
+    response_model=schemas.BoardPage,
+)
 async def board(
+    request: Request,
     principal: BoardRead,
     conn: Active,
     tables: AsOf,
@@ -118,8 +122,8 @@ async def board(
     status: Status | None = None,
     priority: Annotated[int | None, Query(ge=1, le=4)] = None,
     format: Literal["json", "csv"] = "json",
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Response:
     rows = await queries.board(
         conn,
@@ -133,10 +137,17 @@ async def board(
     rows = shown_all(principal, Resource.AGGREGATE, rows)
     if format == "csv":
         return csv_response(rows, queries.CSV_FIELDS, "requirements.csv")
-    return json_response({"requirements": rows, "count": len(rows)})
+    total = await queries.board_total(
+        conn, capability=capability, status=status, priority=priority, tables=tables
+    )
+    return paged(request, rows, total=total, limit=limit, offset=offset, render=json_response)
 
 
-@router.get("/board/requirements/{requirement_id}", summary="One requirement on the board")
+@router.get(
+    "/board/requirements/{requirement_id}",
+    summary="One requirement on the board",
+    response_model=schemas.RequirementDetail,
+)
 async def requirement(
     requirement_id: str, principal: BoardRead, conn: Active, tables: AsOf
 ) -> JSONResponse:
@@ -148,7 +159,11 @@ async def requirement(
     return json_response(require_shown(principal, Resource.AGGREGATE, found, what="It"))
 
 
-@router.get("/donors/{nation}/ledger", summary="A donor nation's ledger")
+@router.get(
+    "/donors/{nation}/ledger",
+    summary="A donor nation's ledger",
+    response_model=schemas.DonorLedger,
+)
 async def donor_ledger(
     nation: Annotated[str, Path(pattern="^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")],
     principal: DonorsLedger,
@@ -159,7 +174,11 @@ async def donor_ledger(
     return json_response(require_shown(principal, Resource.AGGREGATE, ledger, what="It"))
 
 
-@router.get("/capabilities/gaps", summary="Need vs pledged vs allocated vs delivered")
+@router.get(
+    "/capabilities/gaps",
+    summary="Need vs pledged vs allocated vs delivered",
+    response_model=schemas.CapabilityGaps,
+)
 async def capability_gaps(
     principal: CapabilitiesGaps,
     conn: Active,
@@ -170,25 +189,31 @@ async def capability_gaps(
     return json_response(require_shown(principal, Resource.AGGREGATE, gaps, what="It"))
 
 
-@router.get("/decisions", summary="The forum's decisions: when, what, progress (?format=csv)")
+@router.get(
+    "/decisions",
+    summary="The forum's decisions: when, what, progress (?format=csv)",
+    response_model=schemas.DecisionPage,
+)
 async def decisions(
+    request: Request,
     principal: DecisionsRead,
     conn: Active,
     tables: AsOf,
     format: Literal["json", "csv"] = "json",
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Response:
-    page = await queries.decisions(conn, limit=limit, offset=offset, tables=tables)
-    page["decisions"] = shown_all(principal, Resource.AGGREGATE, page["decisions"])
+    items, total = await queries.decisions(conn, limit=limit, offset=offset, tables=tables)
+    items = shown_all(principal, Resource.AGGREGATE, items)
     if format == "csv":
-        return csv_response(page["decisions"], queries.DECISION_CSV_FIELDS, "decisions.csv")
-    return json_response(page)
+        return csv_response(items, queries.DECISION_CSV_FIELDS, "decisions.csv")
+    return paged(request, items, total=total, limit=limit, offset=offset, render=json_response)
 
 
 @router.get(
     "/decisions/{decision_id}/execution",
     summary="A decision followed to the border: quantities per step, days, what is stuck and why",
+    response_model=schemas.DecisionExecution,
 )
 async def decision_execution(
     decision_id: str,
@@ -225,6 +250,7 @@ def _change_line(principal: Principal, line: dict[str, Any]) -> dict[str, Any]:
 @router.get(
     "/changes",
     summary="What changed between two days (business time): the forum's meeting pack (CSV too)",
+    response_model=schemas.ChangesPage,
 )
 @router.get(
     "/changes.csv", summary="What changed between two days, as CSV", include_in_schema=False
@@ -238,8 +264,8 @@ async def changes(
         date | None, Query(description="YYYY-MM-DD, included; default today (UTC)")
     ] = None,
     format: Literal["json", "csv"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Response:
     last = _past_day("to", to or datetime.now(UTC).date())
     if from_ > last:
@@ -247,26 +273,43 @@ async def changes(
     if (last - from_).days >= change_kinds.MAX_DAYS:
         raise _invalid_day("from", f"at most {change_kinds.MAX_DAYS} days before to")
     start = cutoff(from_ - timedelta(days=1))
-    page = await queries.changes(conn, start, cutoff(last), limit=limit, offset=offset)
-    page["from"], page["to"] = from_, last
-    page["changes"] = [_change_line(principal, line) for line in page["changes"]]
+    lines, total = await queries.changes(conn, start, cutoff(last), limit=limit, offset=offset)
+    lines = [_change_line(principal, line) for line in lines]
     as_csv = format == "csv" or (
         format is None
         and (request.url.path.endswith(".csv") or "text/csv" in request.headers.get("accept", ""))
     )
     if as_csv:
-        return csv_response(page["changes"], change_kinds.FIELDS, "changes.csv")
-    return json_response(page)
-
-
-@router.get("/hubs", summary="The logistics hubs")
-async def hub_list(_principal: HubsRead, _wait: AfterEvent) -> JSONResponse:
-    return JSONResponse(
-        [{"code": h.code, "name": h.name, "country": h.country} for h in hubs().values()]
+        return csv_response(lines, change_kinds.FIELDS, "changes.csv")
+    return paged(
+        request,
+        lines,
+        total=total,
+        limit=limit,
+        offset=offset,
+        extra={"from": from_, "to": last},
+        render=json_response,
     )
 
 
-@router.get("/hubs/{hub}", summary="A hub's board: inbound, on hand, held, dwell time")
+@router.get("/hubs", summary="The logistics hubs", response_model=schemas.HubPage)
+async def hub_list(
+    request: Request,
+    _principal: HubsRead,
+    _wait: AfterEvent,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> JSONResponse:
+    every = [{"hub": h.code, "name": h.name, "country": h.country} for h in hubs().values()]
+    items = every[offset : offset + limit]
+    return paged(request, items, total=len(every), limit=limit, offset=offset)
+
+
+@router.get(
+    "/hubs/{hub}",
+    summary="A hub's board: inbound, on hand, held, dwell time",
+    response_model=schemas.HubBoard,
+)
 async def hub_board(hub: str, principal: HubsRead, conn: Active) -> JSONResponse:
     if hub not in hubs():
         raise Problem(404, "Not found", f"No hub {hub}; known hubs: {', '.join(sorted(hubs()))}.")
@@ -277,7 +320,11 @@ async def hub_board(hub: str, principal: HubsRead, conn: Active) -> JSONResponse
     return json_response(require_shown(principal, Resource.AGGREGATE, answer, what="It"))
 
 
-@router.get("/shipments/{shipment_id}/timeline", summary="A shipment's milestones")
+@router.get(
+    "/shipments/{shipment_id}/timeline",
+    summary="A shipment's milestones",
+    response_model=schemas.Timeline,
+)
 async def shipment_timeline(
     shipment_id: str, principal: ShipmentsTimeline, conn: Active
 ) -> JSONResponse:
@@ -304,7 +351,11 @@ async def shipment_timeline(
     return json_response({"shipment": shipment, "milestones": [m for m in milestones if m]})
 
 
-@router.get("/audit/{stream_id}", summary="Every event of a stream: actor, time, causation")
+@router.get(
+    "/audit/{stream_id}",
+    summary="Every event of a stream: actor, time, causation",
+    response_model=schemas.AuditTrail,
+)
 async def audit(stream_id: str, principal: AuditRead, conn: Active) -> JSONResponse:
     events = await queries.audit_trail(conn, stream_id)
     if not events:
@@ -335,6 +386,13 @@ stream_router = APIRouter(tags=["live stream"])
     "/events/stream",
     summary="Server-Sent Events of every event (filters; resumable with Last-Event-ID)",
     response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `id` (the event id, for Last-Event-ID), `event` "
+            "(its type; `expired` when the token runs out), `data` (the event as JSON)",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def event_stream(
     runtime: RuntimeDep,
@@ -364,11 +422,11 @@ async def event_stream(
     summary="A single-use ticket to open one live stream (for EventSource, which sends no headers)",
     dependencies=[Depends(RateLimit(per_minute=60, burst=20))],
 )
-async def stream_ticket(runtime: RuntimeDep, principal: EventsStreamTicket) -> StreamTicket:
+async def stream_ticket(runtime: RuntimeDep, principal: EventsStreamTicket) -> schemas.StreamTicket:
     # Not a command (nothing is stored), so not through handle_command.
     stream: EventStream = runtime.stream  # type: ignore[attr-defined]
     ticket, seconds = stream.tickets.issue(principal)
-    return StreamTicket(ticket=ticket, expires_in=round(seconds, 1))
+    return schemas.StreamTicket(ticket=ticket, expires_in=round(seconds, 1))
 
 
 # -- operations ------------------------------------------------------------------------------
@@ -378,7 +436,11 @@ admin_router = APIRouter(tags=["operations"])
 dead_letter_routes = dead_letter_router(POLICY)
 
 
-@admin_router.get("/admin/status", summary="Lag per partition, events applied, rebuild progress")
+@admin_router.get(
+    "/admin/status",
+    summary="Lag per partition, events applied, rebuild progress",
+    response_model=schemas.AdminStatus,
+)
 async def admin_status(
     runtime: RuntimeDep, models: Models, principal: AdminStatus, _wait: AfterEvent
 ) -> JSONResponse:
@@ -411,6 +473,7 @@ async def dashboard() -> FileResponse:
     "/dev/token",
     summary="Development only, from this machine only: an observer token for the dashboard",
     responses={404: {"description": "Not handed out here (not development, or not loopback)"}},
+    response_model=schemas.DevToken,
 )
 async def dev_token(request: Request, runtime: RuntimeDep) -> JSONResponse:
     settings: ProjectionSettings = runtime.settings  # type: ignore[assignment]

@@ -111,6 +111,32 @@ async def board(
     return [_row(r) for r in await conn.execute(query.limit(limit).offset(offset))]
 
 
+async def board_total(
+    conn: AsyncConnection,
+    *,
+    capability: str | None = None,
+    status: str | None = None,
+    priority: int | None = None,
+    tables: Tables = LIVE,
+) -> int:
+    """How many requirements the board's filters match (the list envelope's `total`)."""
+    own = (
+        as_of.own_requirements(tables.cutoff)
+        if tables.cutoff is not None and not status
+        else tables.requirements
+    )
+    query = sa.select(sa.func.count()).select_from(
+        own.outerjoin(IT, IT.c.item_code == own.c.item_code)
+    )
+    if capability:
+        query = query.where(item_capability == capability)
+    if status:
+        query = query.where(own.c.status == status)
+    if priority:
+        query = query.where(own.c.priority == priority)
+    return int(await conn.scalar(query) or 0)
+
+
 async def _as_of_page(
     conn: AsyncConnection,
     cutoff: datetime,
@@ -339,7 +365,7 @@ DECISION_CSV_FIELDS = [
     "handed_over_quantity", "share_handed_over", "shortfalls", "confirmed_quantity",
 ]  # fmt: skip
 EXECUTION_CSV_FIELDS = [
-    "kind", "id", "item_code", "unit", "status", "donor", *execution.FIGURES,
+    "kind", "subject", "item_code", "unit", "status", "donor", *execution.FIGURES,
     *(f"days_to_{step}" for step in execution.STEPS),
     "held_shipments", "delayed_shipments", "lost_shipments", "open_shortfall",
     "shortfall_reason", "stuck",
@@ -348,10 +374,10 @@ EXECUTION_CSV_FIELDS = [
 
 async def decisions(
     conn: AsyncConnection, *, limit: int, offset: int, tables: Tables = LIVE
-) -> dict[str, Any]:
-    """A page of the forum's decisions, latest meeting first, each with its progress: the
-    quantities of the requirements it endorsed (as on the board) and of the pledges it
-    confirmed; cancelled requirements and withdrawn pledges left out of the figures."""
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the forum's decisions (and how many there are), latest meeting first, each
+    with its progress: the quantities of the requirements it endorsed (as on the board) and of
+    the pledges it confirmed; cancelled requirements and withdrawn pledges left out."""
     R, P, D = tables.requirements, tables.pledges, tables.decisions
     DELIVERED = _delivered(R)
     total = int(await conn.scalar(sa.select(sa.func.count()).select_from(D)) or 0)
@@ -406,15 +432,7 @@ async def decisions(
                 "confirmed_quantity": confirmed.get(r["decision_id"], 0),
             }
         )
-    following = offset + len(items)
-    return {
-        "decisions": items,
-        "count": len(items),
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": following if following < total else None,
-    }
+    return items, total
 
 
 async def decision_execution(
@@ -702,9 +720,9 @@ def _change_lines(start: datetime, end: datetime) -> sa.Subquery:
 
 async def changes(
     conn: AsyncConnection, start: datetime, end: datetime, *, limit: int, offset: int
-) -> dict[str, Any]:
+) -> tuple[list[dict[str, Any]], int]:
     """A page of what changed from `start` to `end` (business time, `start` included), oldest
-    first, each line with its kind and summary (domain.changes)."""
+    first, each line with its kind and summary (domain.changes); and how many lines there are."""
     lines = _change_lines(start, end)
     total = int(await conn.scalar(sa.select(sa.func.count()).select_from(lines)) or 0)
     page = await conn.execute(
@@ -723,12 +741,4 @@ async def changes(
             if line.get(name) is None:
                 line.pop(name, None)
         items.append({k: line[k] for k in change_kinds.FIELDS if k in line})
-    following = offset + len(items)
-    return {
-        "changes": items,
-        "count": len(items),
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": following if following < total else None,
-    }
+    return items, total

@@ -13,7 +13,7 @@ from services.request.access import POLICY
 from services.request.schemas import (
     AmendIn,
     CatalogueItemIn,
-    CatalogueItemView,
+    CatalogueItemPage,
     CommandOut,
     ConfirmIn,
     DecidedOut,
@@ -35,6 +35,7 @@ from shared.web.commands import handle_command
 from shared.web.content import JsonBody, require_content_type
 from shared.web.dead_letters import dead_letter_router
 from shared.web.deps import Authorize, RuntimeDep
+from shared.web.paging import DEFAULT_LIMIT, Limit, Offset, paged
 from shared.web.ratelimit import RateLimit
 
 router = APIRouter()
@@ -286,14 +287,19 @@ async def get_decision(
 # -- catalogue ---------------------------------------------------------------------------
 
 
-@router.get("/catalogue/items", tags=["catalogue"])
+@router.get("/catalogue/items", tags=["catalogue"], response_model=CatalogueItemPage)
 async def list_items(
+    request: Request,
     principal: Annotated[Principal, Depends(Authorize(POLICY, "catalogue.read"))],
     runtime: RuntimeDep,
     capability: Annotated[Literal[CAPABILITIES] | None, Query()] = None,  # type: ignore[valid-type]
-) -> list[CatalogueItemView]:
-    """The base catalogue and the items admins added."""
-    return await queries.items(runtime.store, capability)
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> JSONResponse:
+    """The base catalogue and the items admins added, by item code."""
+    every = await queries.items(runtime.store, capability)
+    items = [item.model_dump(mode="json") for item in every[offset : offset + limit]]
+    return paged(request, items, total=len(every), limit=limit, offset=offset)
 
 
 @router.post(

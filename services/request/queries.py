@@ -137,7 +137,7 @@ async def history(
 
 def _view(item: Item, origin: Literal["base", "added"]) -> CatalogueItemView:
     return CatalogueItemView(
-        code=item.code,
+        item_code=item.code,
         name=item.name,
         capability=item.capability,
         unit=item.unit,
@@ -154,5 +154,5 @@ async def items(store: EventStore, capability: str | None) -> list[CatalogueItem
     views += [_view(i, "added") for i in added.values()]
     return sorted(
         (v for v in views if capability is None or v.capability == capability),
-        key=lambda v: v.code,
+        key=lambda v: v.item_code,
     )

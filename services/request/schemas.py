@@ -23,6 +23,7 @@ from services.request.commands import utc_today
 from services.request.domain import MAX_QUANTITY
 from shared.catalogue import CAPABILITIES, EumClass, normalise_nation
 from shared.contracts.requests import PledgeSource
+from shared.web.paging import ListPage
 
 
 def _not_past(value: date) -> date:
@@ -283,13 +284,17 @@ class CatalogueItemIn(BaseModel):
 
 
 class CatalogueItemView(BaseModel):
-    code: str
+    item_code: str
     name: str
     capability: str
     unit: str
     eum_class: str
     substitutes: list[str]
     origin: Literal["base", "added"]
+
+
+class CatalogueItemPage(ListPage[CatalogueItemView]):
+    """The item catalogue, by item code (the list envelope)."""
 
 
 # -- answers -----------------------------------------------------------------------------

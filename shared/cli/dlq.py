@@ -147,7 +147,7 @@ def _letter_row(service: str, item: dict[str, Any]) -> list[str]:
     state = item["state"]
     if item["replayed_at"]:
         state += f" {item['replayed_at'][:19]} by {item['replayed_by']}"
-    return [item["id"], service, item["consumer"],
+    return [item["letter_id"], service, item["consumer"],
             f"{item['topic']}/{item['partition']}/{item['offset']}",
             item["event_type"] or "(not a CloudEvent)", error[:300], state]  # fmt: skip
 
@@ -309,7 +309,9 @@ def _report(outcome: Replayed) -> None:
     colours = {"replayed": "green", "failed": "red"}
     for r in outcome.results:
         colour = colours.get(r["outcome"], "yellow")
-        table.add_row(r["id"], r["consumer"], f"[{colour}]{r['outcome']}[/]", r["error"] or "")
+        table.add_row(
+            r["letter_id"], r["consumer"], f"[{colour}]{r['outcome']}[/]", r["error"] or ""
+        )
     console.print(table)
     for problem in outcome.problems:
         console.print(f"[red]failed again, the letters stay:[/red] {problem}")

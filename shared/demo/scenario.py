@@ -243,9 +243,9 @@ async def play(
     )
     for n, shipment in enumerate(shipments):
         try:
-            played.shipments[shipment["id"]] = await _move(client, rng, shipment, n, today)
+            played.shipments[shipment["shipment_id"]] = await _move(client, rng, shipment, n, today)
         except Conflict:
-            played.shipments[shipment["id"]] = "cancelled"  # its allocation was re-planned
+            played.shipments[shipment["shipment_id"]] = "cancelled"  # its allocation was re-planned
     say(f"{len(shipments)} shipments moved")
     return played
 
@@ -274,7 +274,7 @@ async def _planned(client: AidlineClient, approved: int) -> list[dict[str, Any]]
     items: list[dict[str, Any]] = page["items"]
     if len(items) < approved:
         return None
-    return sorted((s for s in items if s["status"] == "planned"), key=lambda s: s["id"])
+    return sorted((s for s in items if s["status"] == "planned"), key=lambda s: s["shipment_id"])
 
 
 async def _move(
@@ -282,7 +282,7 @@ async def _move(
 ) -> str:
     """Walk one shipment as far as the scenario takes it; returns where it ended."""
     sid, hub, donor, quantity = (
-        shipment["id"],
+        shipment["shipment_id"],
         shipment["hub"],
         shipment["donor"],
         shipment["quantity"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal, Self
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -20,7 +20,15 @@ from shared.auth import AccessPolicy, Principal, Role
 from shared.auth.policy import Rule, rule
 from shared.messaging.consumer import dead_letter_admin as admin
 from shared.web.deps import Authorize, RuntimeDep
-from shared.web.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from shared.web.paging import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    Limit,
+    ListPage,
+    Offset,
+    paged,
+)
 
 READ, REPLAY = "dead_letters.read", "dead_letters.replay"
 # The rules each service's policy includes (`**DEAD_LETTER_RULES`): for admins only, as the
@@ -112,7 +120,7 @@ class ConsumerLetters(BaseModel):
 
 
 class DeadLetterOut(BaseModel):
-    id: str
+    letter_id: str
     consumer: str
     state: Literal["pending", "replayed"]
     dlq_topic: str
@@ -132,13 +140,10 @@ class DeadLetterOut(BaseModel):
     replay_error: str | None
 
 
-class DeadLetterPage(BaseModel):
+class DeadLetterPage(ListPage[DeadLetterOut]):
+    """The list envelope, and per consumer its letters pending and replayed."""
+
     consumers: list[ConsumerLetters]
-    items: list[DeadLetterOut]
-    total: int
-    limit: int
-    offset: int
-    next_offset: int | None
 
 
 class DeadLetterDetail(DeadLetterOut):
@@ -150,7 +155,7 @@ class DeadLetterDetail(DeadLetterOut):
 
 
 class ReplayResult(BaseModel):
-    id: str
+    letter_id: str
     consumer: str
     outcome: Literal["replayed", "already-replayed", "already-applied", "failed"]
     error: str | None
@@ -177,17 +182,21 @@ def dead_letter_router(policy: AccessPolicy) -> APIRouter:
         response_model=DeadLetterPage,
     )
     async def dead_letters(
+        request: Request,
         runtime: RuntimeDep,
         consumer: Annotated[str | None, Query(min_length=1, max_length=MAX_NAME)] = None,
         state: admin.State = "all",
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
         _principal: Principal = reader,
     ) -> JSONResponse:
-        page = await admin.page(
+        items, total = await admin.page(
             runtime.consumers, consumer=consumer, state=state, limit=limit, offset=offset
         )
-        return JSONResponse(page)
+        consumers = await admin.summary(runtime.consumers)
+        return paged(
+            request, items, total=total, limit=limit, offset=offset, extra={"consumers": consumers}
+        )
 
     @router.get(
         "/admin/dead-letters/{letter_id}",

@@ -1,5 +1,6 @@
 """Sane page sizes for every list endpoint: `?limit=` (1..500, default 50) with `?offset=` or an
-opaque `?cursor=` that the previous page handed out.
+opaque `?cursor=` that the previous page handed out; and the one envelope every list answers
+(`ListPage`, written by `paged`).
 
 A cursor is URL-safe base64 of a small JSON value (a position, a key); it is opaque to clients
 but not secret, so it must never carry anything the caller may not see.
@@ -10,10 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from shared.web.problems import Problem
 
@@ -71,3 +75,65 @@ def page_params(
             errors=[{"field": "query.offset", "message": "not with cursor", "type": "conflict"}],
         )
     return Page(limit=limit, offset=offset, cursor=cursor or None)
+
+
+# -- the one list envelope ---------------------------------------------------------------------
+
+Item = TypeVar("Item")
+
+
+class ListPage(BaseModel, Generic[Item]):
+    """Every list endpoint answers this envelope (docs/DESIGN.md §4, "Lists"), and a
+    `Link: <…>; rel="next"` header (RFC 8288) while `next_offset` is not null. Name each use
+    (`class ShipmentPage(ListPage[ShipmentView])`): the name generated clients give it."""
+
+    items: list[Item]
+    total: int = Field(description="Items matching the filters, on every page")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="`offset` of the next page; null on the last")
+
+
+def next_offset(total: int, limit: int, offset: int) -> int | None:
+    """The next page's offset, from the query's window (not from the items shown: a reader
+    whose role leaves some out of a page still pages through every row)."""
+    return offset + limit if offset + limit < total else None
+
+
+def paged(
+    request: Request,
+    items: list[Any],
+    *,
+    total: int,
+    limit: int,
+    offset: int,
+    extra: dict[str, Any] | None = None,
+    render: Callable[[Any], JSONResponse] = JSONResponse,
+) -> JSONResponse:
+    """The envelope as the answer, with the next page's link (the same URL, every other query
+    parameter kept). `extra` adds members beside the envelope's (the dead letters' `consumers`,
+    the changes' `from`/`to`); `render` turns the body into the response (the projection's
+    writes dates as ISO 8601). Items are sent as given: never re-validated through a model,
+    which would add the fields a reader's role holds back as nulls."""
+    following = next_offset(total, limit, offset)
+    body = {
+        "items": items,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": following,
+    } | (extra or {})
+    response = render(body)
+    if following is not None:
+        link = request.url.include_query_params(offset=following)
+        response.headers["Link"] = f'<{link}>; rel="next"'
+    return response
+
+
+# The one limit rule, for routes to declare their `limit` and `offset` with.
+Limit = Annotated[
+    int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (1..{MAX_LIMIT}, default 50).")
+]
+Offset = Annotated[
+    int, Query(ge=0, le=MAX_OFFSET, description="Items to skip (`next_offset` of the last page).")
+]

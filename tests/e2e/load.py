@@ -157,14 +157,14 @@ class Load:
             return
         shipment = rng.choice(response.json()["items"])
         serials = (
-            [f"{shipment['id']}-{k}" for k in range(shipment["quantity"])]
+            [f"{shipment['shipment_id']}-{k}" for k in range(shipment["quantity"])]
             if shipment["eum_class"] == "enhanced"
             else []
         )
         await self._post(
             client,
             "delivery",
-            f"/shipments/{shipment['id']}/dispatch",
+            f"/shipments/{shipment['shipment_id']}/dispatch",
             {
                 "mode": "road",
                 "carrier_ref": "LOAD-1",

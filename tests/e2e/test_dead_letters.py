@@ -94,38 +94,38 @@ async def test_a_poison_message_fixed_and_replayed_with_the_cli(stack: Stack) ->
             (letter,) = _of(await _letters(client, projection, "pending"), requirement)
             assert letter["error_type"] and "audit refuses" in letter["error"]
             on_topic = await read_topic(dlq_topic(REQUESTS, letter["consumer"]))
-            assert [header(m, "dlq_id") for m in on_topic] == [letter["id"]]
+            assert [header(m, "dlq_id") for m in on_topic] == [letter["letter_id"]]
             board = await client.get(f"{projection}/board/requirements/{requirement}",
                                      headers=ADMIN)  # fmt: skip
             assert board.status_code == 404, "not in the read model while dead-lettered"
 
             listed = _cli(stack, "list", "--state", "pending", "--service", "projection")
             assert listed.returncode == 0, listed.stdout + listed.stderr
-            assert letter["id"][:8] in listed.stdout
+            assert letter["letter_id"][:8] in listed.stdout
             listed = _cli(stack, "list", "--state", "pending", "--service", "projection", "--json")
             assert listed.returncode == 0, listed.stderr
             found = json.loads(listed.stdout)
-            assert letter["id"] in [i["id"] for i in found["letters"]], found
+            assert letter["letter_id"] in [i["letter_id"] for i in found["letters"]], found
             assert {c["service"] for c in found["consumers"]} == {"projection"}
             assert found["unanswered"] == []
-            shown = _cli(stack, "show", letter["id"], "--json")
+            shown = _cli(stack, "show", letter["letter_id"], "--json")
             assert shown.returncode == 0, shown.stderr
             full = json.loads(shown.stdout)
-            assert (full["service"], full["id"], full["error"]) == (
-                "projection", letter["id"], letter["error"]
+            assert (full["service"], full["letter_id"], full["error"]) == (
+                "projection", letter["letter_id"], letter["error"]
             )  # fmt: skip
 
             await conn.execute(f'DROP TRIGGER refuse_poison ON "{schema}".audit')  # the fix
-            replayed = _cli(stack, "replay", letter["id"])
+            replayed = _cli(stack, "replay", letter["letter_id"])
             assert replayed.returncode == 0, replayed.stdout + replayed.stderr
             assert "1 replayed" in replayed.stdout
-            again = _cli(stack, "replay", letter["id"])
+            again = _cli(stack, "replay", letter["letter_id"])
             assert again.returncode == 0 and "already-replayed" in again.stdout, again.stdout
-            as_json = _cli(stack, "replay", letter["id"], "--json")
+            as_json = _cli(stack, "replay", letter["letter_id"], "--json")
             assert as_json.returncode == 0, as_json.stderr
             report = json.loads(as_json.stdout)
             assert report["counts"] == {"already-replayed": 1} and report["problems"] == []
-            assert [r["id"] for r in report["results"]] == [letter["id"]]
+            assert [r["letter_id"] for r in report["results"]] == [letter["letter_id"]]
 
             shown = (await client.get(f"{projection}/board/requirements/{requirement}",
                                       headers=ADMIN)).json()  # fmt: skip

@@ -54,7 +54,7 @@ async def test_the_demo_spans_months_and_two_meetings(demo_stack: Stack) -> None
             return bool(listed["total"] == len(MEETINGS) and handed_today)
 
         await eventually(projected, timeout=60, what="the demo in the projection")
-        decisions = (await client.get("projection", "/decisions", Role.FORUM))["decisions"]
+        decisions = (await client.get("projection", "/decisions", Role.FORUM))["items"]
         meetings = sorted(date.fromisoformat(d["meeting_date"]) for d in decisions)
         assert meetings == sorted(today - timedelta(days=days) for _, days in MEETINGS)
         for decision in decisions:
@@ -72,14 +72,14 @@ async def test_the_demo_spans_months_and_two_meetings(demo_stack: Stack) -> None
         pack = await client.get(
             "projection", f"/changes?from={after_first}&to={second}&limit=500", Role.FORUM
         )
-        kinds = {line["kind"] for line in pack["changes"]}
+        kinds = {line["kind"] for line in pack["items"]}
         assert "decision" in kinds and kinds & {"need", "pledge"}, kinds
-        assert all("shipment_id" not in line for line in pack["changes"])
+        assert all("shipment_id" not in line for line in pack["items"])
         then = await client.get(
             "projection", f"/board/requirements?as_of={after_first}&limit=500", Role.OBSERVER
         )
         now = await client.get("projection", "/board/requirements?limit=500", Role.OBSERVER)
-        assert 0 < then["count"] < now["count"], (then["count"], now["count"])
+        assert 0 < then["total"] < now["total"], (then["total"], now["total"])
         gaps = await client.get("projection", "/capabilities/gaps", Role.OBSERVER)
         days_charted = sorted({p["day"] for s in gaps["over_time"].values() for p in s})
         first, last = date.fromisoformat(days_charted[0]), date.fromisoformat(days_charted[-1])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import os
 import sys
 import uuid
@@ -175,23 +174,26 @@ async def test_the_walkthrough_through_generated_clients(clients: dict[str, str]
     answer: Any = None
     for step, who, body in steps:
         extra = {"body": body} if body is not None else {}
-        answer = _ok(await step.asyncio_detailed(shipment.id, client=who, idempotency_key=key(),
-                                                 **extra))  # fmt: skip
+        answer = _ok(await step.asyncio_detailed(shipment.shipment_id, client=who,
+                                                 idempotency_key=key(), **extra))  # fmt: skip
     received = answer.event_id
 
     # 6. The board and 7. the decision's execution, once the receipt is applied.
     board = importlib.import_module("projection_client.api.read_models.requirement")
     execution = importlib.import_module("projection_client.api.read_models.decision_execution")
-    row = await board.asyncio_detailed(
-        requirement, client=client("projection", Role.PLANNER), after_event=received
-    )
-    assert row.status_code == 200, row.content
-    shown = json.loads(row.content)
-    assert shown["status"] in ("delivered", "fulfilled"), shown
-    assert (shown["requested"], shown["delivered"]) == (400, 400), shown
-    view = await execution.asyncio_detailed(
-        decision, client=client("projection", Role.FORUM), after_event=received
-    )
-    assert view.status_code == 200, view.content
-    (line,) = [x for x in json.loads(view.content)["lines"] if x["kind"] == "requirement"]
-    assert (line["confirmed"], line["received"], line["stuck"]) == (400, 400, []), line
+    projection_models = _module("projection_client.models")
+    shown = _ok(await board.asyncio_detailed(
+        requirement, client=client("projection", Role.PLANNER), after_event=received))  # fmt: skip
+    # The generated model parsed the answer: its schema is the service's truth.
+    assert isinstance(shown, projection_models.RequirementDetail), shown
+    assert shown.status in ("delivered", "fulfilled"), shown
+    assert (shown.requested, shown.delivered) == (400, 400), shown
+    assert [a.quantity for a in shown.allocations] == [400], shown
+    assert [s.status for s in shown.shipments] == ["received"], shown
+    view = _ok(await execution.asyncio_detailed(
+        decision, client=client("projection", Role.FORUM), after_event=received))  # fmt: skip
+    assert isinstance(view, projection_models.DecisionExecution), view
+    (line,) = [x for x in view.lines if x.kind == "requirement"]
+    assert line.subject == requirement
+    assert (line.confirmed, line.received, list(line.stuck)) == (400, 400, []), line
+    assert view.requirements.received == 400 and view.shipments == [], view  # forum: no shipments

@@ -154,7 +154,7 @@ async def test_longest_values_reach_every_read_model(stack: Stack) -> None:
 
         await eventually(planned, 60, "the shipment planned")
         shipment = (await planned())[0]
-        ship, hub = shipment["id"], shipment["hub"]
+        ship, hub = shipment["shipment_id"], shipment["hub"]
         hub_ops = _token(Role.HUB, hub=hub)
         path = f"/shipments/{ship}"
         await c.post(

@@ -64,7 +64,7 @@ async def get(service: Projection, path: str, role: str = "planner", **params: A
 
 
 async def board(service: Projection, **params: Any) -> dict[str, dict[str, Any]]:
-    rows = (await get(service, "/board/requirements", **params))["requirements"]
+    rows = (await get(service, "/board/requirements", **params))["items"]
     return {r["requirement_id"]: r for r in rows}
 
 
@@ -137,15 +137,15 @@ async def test_the_ledger_gaps_and_decisions_as_of(service: Projection) -> None:
     )  # fmt: skip
     assert (await get(service, "/capabilities/gaps", as_of=day(-4)))["capabilities"] == []
 
-    assert (await get(service, "/decisions", as_of=day(-1)))["decisions"] == []
-    [d] = (await get(service, "/decisions", as_of=day(3)))["decisions"]
+    assert (await get(service, "/decisions", as_of=day(-1)))["items"] == []
+    [d] = (await get(service, "/decisions", as_of=day(3)))["items"]
     assert (d["decision_id"], d["allocated_quantity"], d["handed_over_quantity"]) == (DEC, 100, 0)
     early = await service.client.get(
         f"/decisions/{DEC}/execution", params={"as_of": day(-1)}, headers=auth("planner")
     )
     assert early.status_code == 404
     execution = await get(service, f"/decisions/{DEC}/execution", as_of=day(6))
-    lines = {x["id"]: x for x in execution["lines"]}
+    lines = {x["subject"]: x for x in execution["lines"]}
     assert (lines[R1]["dispatched"], lines[R1]["handed_over"], lines[R1]["lost"]) == (100, 0, 0)
     # the delay is known on day 6, the loss (day 7) not yet; the hold's notes (day 6.5) only
     # from the day they were written
@@ -190,17 +190,17 @@ async def changes(service: Projection, role: str = "planner", **params: Any) -> 
 
 async def test_what_changed_between_two_meetings(service: Projection) -> None:
     before = await changes(service, **{"from": day(-10), "to": day(0)})
-    kinds = sorted(line["kind"] for line in before["changes"])
+    kinds = sorted(line["kind"] for line in before["items"])
     assert kinds == sorted(
         ["need", "need", "pledge", "endorsement", "endorsement", "confirmation", "decision"]
     )
     assert before["total"] == 7 and before["next_offset"] is None
-    need = next(x for x in before["changes"] if x["kind"] == "need" and x["subject"] == R1)
+    need = next(x for x in before["items"] if x["kind"] == "need" and x["subject"] == R1)
     assert (need["item_code"], need["quantity"], need["date"]) == ("ART-155-HE", 100, day(-3))
     assert R1 in need["summary"] and "100" in need["summary"]
     since = await changes(service, **{"from": day(1), "to": TODAY.isoformat()})
     by_kind: dict[str, list[dict[str, Any]]] = {}
-    for line in since["changes"]:
+    for line in since["items"]:
         by_kind.setdefault(line["kind"], []).append(line)
     assert sorted(by_kind) == ["allocation", "handover", "loss", "shortfall", "slip"]
     [handover] = by_kind["handover"]
@@ -210,12 +210,12 @@ async def test_what_changed_between_two_meetings(service: Projection) -> None:
     assert {a["subject"] for a in by_kind["allocation"]} >= {A1}
     [shortfall] = by_kind["shortfall"]
     assert (shortfall["requirement_id"], shortfall["quantity"]) == (R2, 40)
-    dates = [line["at"] for line in since["changes"]]
+    dates = [line["at"] for line in since["items"]]
     assert dates == sorted(dates)
     # paged with the list envelope
     first = await changes(service, limit="2", **{"from": day(1), "to": TODAY.isoformat()})
-    assert (first["count"], first["next_offset"], first["total"]) == (2, 2, since["total"])
-    assert first["changes"] == since["changes"][:2]
+    assert (len(first["items"]), first["next_offset"], first["total"]) == (2, 2, since["total"])
+    assert first["items"] == since["items"][:2]
 
 
 @pytest.mark.parametrize(
@@ -236,7 +236,7 @@ async def test_changes_per_role(
         "/changes", params={"from": day(-10)}, headers=auth(role, **scope)
     )
     assert response.status_code == 200, response.text
-    lines = response.json()["changes"]
+    lines = response.json()["items"]
     handovers = [x for x in lines if x["kind"] == "handover"]
     # every reader learns that 30 were handed over for R1 ...
     assert [(x["requirement_id"], x["quantity"]) for x in handovers] == [(R1, 30)]

@@ -102,10 +102,10 @@ async def test_an_operator_lists_shows_and_replays_dead_letters(
     assert "EnvelopeError" in failing.json()["detail"]
 
     pending = (await client.get("/admin/dead-letters?state=pending", headers=ADMIN)).json()
-    assert [i["id"] for i in pending["items"]] == [str(malformed)]
+    assert [i["letter_id"] for i in pending["items"]] == [str(malformed)]
     assert "EnvelopeError" in pending["items"][0]["replay_error"]
     done = (await client.get("/admin/dead-letters?state=replayed", headers=ADMIN)).json()
-    assert [(i["id"], i["replayed_by"]) for i in done["items"]] == [(str(good), "ops")]
+    assert [(i["letter_id"], i["replayed_by"]) for i in done["items"]] == [(str(good), "ops")]
 
 
 @pytest.mark.parametrize(

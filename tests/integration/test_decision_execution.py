@@ -160,7 +160,7 @@ async def get(service: Projection, path: str, role: str = "observer", **params: 
 async def test_the_decision_followed_to_the_border(service: Projection) -> None:
     answer = await get(service, f"/decisions/{DEC}/execution", role="planner")
     assert (answer["requirements_endorsed"], answer["pledges_confirmed"]) == (2, 1)
-    lines = {x["id"]: x for x in answer["lines"]}
+    lines = {x["subject"]: x for x in answer["lines"]}
     r1 = lines[R1]
     steps = ("confirmed", "allocated", "dispatched", "at_hub", "handed_over", "received", "lost")
     assert [r1[k] for k in steps] == [100, 100, 100, 70, 30, 30, 10]
@@ -211,7 +211,7 @@ async def test_figures_for_all_shipments_as_the_table_allows(
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["stuck"]["held"] == {"shipments": 1, "quantity": 40}
-    assert {x["id"] for x in answer["lines"]} == {R1, R2, P1}
+    assert {x["subject"] for x in answer["lines"]} == {R1, R2, P1}
     # Why a requirement is short: as the table shows a planning record's reasons to the role.
     principal = Principal("viewer", frozenset({Role(role)}), **scope)
     hidden = hidden_fields(principal, Resource.PLANNING) or frozenset()
@@ -224,7 +224,7 @@ async def test_figures_for_all_shipments_as_the_table_allows(
 
 async def test_the_decisions_list_with_progress_paged_and_as_csv(service: Projection) -> None:
     page = await get(service, "/decisions")
-    [d] = page["decisions"]
+    [d] = page["items"]
     assert (page["total"], page["next_offset"]) == (1, None)
     assert d["decision_id"] == DEC and d["meeting_date"] == DECIDED.date().isoformat()
     figures = (
@@ -233,13 +233,13 @@ async def test_the_decisions_list_with_progress_paged_and_as_csv(service: Projec
     )  # fmt: skip
     assert [d[k] for k in figures] == [2, 1, 140, 100, 30, 1, 100]
     assert d["share_handed_over"] == round(30 / 140, 4)
-    assert (await get(service, "/decisions", offset="1"))["decisions"] == []
+    assert (await get(service, "/decisions", offset="1"))["items"] == []
     rows = list(csv.DictReader(io.StringIO(await get(service, "/decisions", format="csv"))))
     assert rows[0]["reference"] == '\'=HYPERLINK("http://x")'
     lines = csv.DictReader(
         io.StringIO(await get(service, f"/decisions/{DEC}/execution", "planner", format="csv"))
     )
-    by_id = {row["id"]: row for row in lines}
+    by_id = {row["subject"]: row for row in lines}
     assert by_id[R1]["stuck"] == "held delayed lost" and by_id[R1]["at_hub"] == "70"
     assert by_id[R2]["shortfall_reason"] == "no pledge of ART-155-HE"
 

@@ -209,10 +209,13 @@ async def test_filters_and_csv(service: Projection, topics: Topics) -> None:
     found = await get(
         service, "/board/requirements", capability="artillery", status="endorsed", priority=1
     )
-    assert s.requirement in [r["requirement_id"] for r in found["requirements"]]
-    assert all(r["status"] == "endorsed" for r in found["requirements"])
+    assert s.requirement in [r["requirement_id"] for r in found["items"]]
+    assert all(r["status"] == "endorsed" for r in found["items"])
+    assert found["total"] == len(found["items"]) and found["next_offset"] is None
+    every = await get(service, "/board/requirements", limit="1")
+    assert (len(every["items"]), every["next_offset"]) == (1, 1 if every["total"] > 1 else None)
     none = await get(service, "/board/requirements", capability="maritime", priority=1)
-    assert s.requirement not in [r["requirement_id"] for r in none["requirements"]]
+    assert s.requirement not in [r["requirement_id"] for r in none["items"]]
     csv = await service.client.get(
         "/board/requirements",
         params={"format": "csv", "status": "endorsed"},
@@ -455,7 +458,7 @@ async def _swapped(service: Projection, generation: int) -> bool:
 
 def _comparable(board: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(
-        ({k: v for k, v in r.items() if k != "updated_at"} for r in board["requirements"]),
+        ({k: v for k, v in r.items() if k != "updated_at"} for r in board["items"]),
         key=lambda r: r["requirement_id"],
     )
 

@@ -68,8 +68,8 @@ def test_a_replay_is_reported_per_letter_with_counts() -> None:
         "already_applied": 0,
         "failed": 1,
         "results": [
-            {"id": str(one), "consumer": "c", "outcome": "replayed", "error": None},
-            {"id": str(two), "consumer": "c", "outcome": "failed", "error": "Poison: no"},
+            {"letter_id": str(one), "consumer": "c", "outcome": "replayed", "error": None},
+            {"letter_id": str(two), "consumer": "c", "outcome": "failed", "error": "Poison: no"},
         ],
         "remaining": 3,
     }

@@ -147,7 +147,7 @@ def test_the_projector_keeps_the_decision_and_the_lineage() -> None:
 
 def test_each_step_has_its_quantity_and_the_days_since_the_decision() -> None:
     answer = _trace(_followed())
-    r1 = next(x for x in answer["lines"] if x["id"] == "R-1")
+    r1 = next(x for x in answer["lines"] if x["subject"] == "R-1")
     # A-9 and S-9 execute another decision: not counted; S-4 was cancelled: not moved.
     figures = {k: r1[k] for k in ("confirmed", "proposed", "allocated", "dispatched", "at_hub",
                                    "handed_over", "received", "lost")}  # fmt: skip
@@ -159,7 +159,7 @@ def test_each_step_has_its_quantity_and_the_days_since_the_decision() -> None:
                                              "received")}  # fmt: skip
     assert days == {"allocated": 1.0, "dispatched": 3.0, "at_hub": 4.0, "handed_over": 6.0,
                     "received": 7.0}  # fmt: skip
-    p1 = next(x for x in answer["lines"] if x["id"] == "P-1")
+    p1 = next(x for x in answer["lines"] if x["subject"] == "P-1")
     assert (p1["kind"], p1["confirmed"], p1["allocated"], p1["donor"]) == ("pledge", 120, 100, "DE")
     assert answer["requirements"]["confirmed"] == 150
     assert answer["requirements"]["share_handed_over"] == round(38 / 150, 4)
@@ -171,7 +171,7 @@ def test_what_is_stuck_and_why() -> None:
     reasons = {"S-2": {"inspection_notes": "paperwork"},
                "S-3": {"delay_reason": "rail strike", "loss_reason": "derailment"}}  # fmt: skip
     answer = _trace(_followed(), reasons)
-    lines = {x["id"]: x for x in answer["lines"]}
+    lines = {x["subject"]: x for x in answer["lines"]}
     assert lines["R-1"]["stuck"] == ["held", "delayed", "lost"]
     assert lines["R-2"]["stuck"] == ["no_allocation"]
     assert lines["R-2"]["shortfall_reason"] == "no pledge of it"
@@ -200,7 +200,7 @@ def test_a_partly_allocated_requirement_is_short() -> None:
         "shortfall-R-1",
         day(8),
     )
-    r1 = next(x for x in _trace(changes)["lines"] if x["id"] == "R-1")
+    r1 = next(x for x in _trace(changes)["lines"] if x["subject"] == "R-1")
     assert r1["stuck"][0] == "shortfall" and r1["shortfall_reason"] == "pledge reduced"
 
 

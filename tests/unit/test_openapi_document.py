@@ -100,7 +100,7 @@ def test_commands_declare_their_headers(service: tuple[FastAPI, dict[str, Any]])
     assert commands > 0 or spec["info"]["title"].lower().startswith("aidline projection")
 
 
-@pytest.mark.parametrize("name", ["request", "allocation", "delivery"])
+@pytest.mark.parametrize("name", SERVICES)
 def test_every_answer_has_a_schema(name: str) -> None:
     spec = _app(name).openapi()
     for method, path, operation in _operations(spec):
@@ -140,3 +140,32 @@ def test_every_request_body_has_an_example_the_service_takes(
                 adapter = TypeAdapter(body[0].field_info.annotation)
                 for example in found:
                     adapter.validate_python(example)  # raises, naming the field, if not
+
+
+def test_every_list_answers_the_one_envelope(service: tuple[FastAPI, dict[str, Any]]) -> None:
+    """A list's 200 is `{items, total, limit, offset, next_offset}` (and may add members), and
+    it takes `limit` (1..500, default 50) and `offset`."""
+    _, spec = service
+    schemas = spec["components"]["schemas"]
+    lists = 0
+    for _method, path, operation in _operations(spec):
+        schema = (
+            operation["responses"].get("200", {}).get("content", {}).get("application/json", {})
+        ).get("schema", {})
+        name = schema.get("$ref", "").rsplit("/", 1)[-1]
+        if not name.endswith("Page"):
+            continue
+        lists += 1
+        envelope = schemas[name]
+        assert {"items", "total", "limit", "offset", "next_offset"} <= set(envelope["required"])
+        assert envelope["properties"]["items"]["type"] == "array", name
+        limit = next(p for p in operation["parameters"] if p.get("name") == "limit")["schema"]
+        assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 500, 50), path
+        assert any(p.get("name") == "offset" for p in operation["parameters"]), path
+    assert lists >= 2  # every service's dead letters, and at least one list of its own
+
+
+def test_the_live_stream_is_declared_as_server_sent_events() -> None:
+    spec = _app("projection").openapi()
+    content = spec["paths"]["/events/stream"]["get"]["responses"]["200"]["content"]
+    assert content["text/event-stream"]["schema"] == {"type": "string"}

@@ -1,10 +1,15 @@
-"""Cursors: opaque to clients, round-tripping any small JSON value, refusing forgeries."""
+"""Cursors: opaque to clients, round-tripping any small JSON value, refusing forgeries; the
+one list envelope and its next-page link."""
 
 from __future__ import annotations
 
-import pytest
+import json
+from urllib.parse import parse_qs, urlsplit
 
-from shared.web.paging import Page, encode_cursor
+import pytest
+from starlette.requests import Request
+
+from shared.web.paging import Page, encode_cursor, next_offset, paged
 from shared.web.problems import Problem
 
 
@@ -28,3 +33,48 @@ def test_a_forged_cursor_is_422_naming_the_field(cursor: str) -> None:
     assert raised.value.errors == [
         {"field": "query.cursor", "message": "invalid cursor", "type": "cursor"}
     ]
+
+
+def _request(query: str) -> Request:
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "scheme": "http",
+            "server": ("127.0.0.1", 8004),
+            "path": "/board/requirements",
+            "query_string": query.encode(),
+            "headers": [(b"host", b"127.0.0.1:8004")],
+        }
+    )
+
+
+def test_a_page_links_to_the_next_with_every_other_parameter_kept() -> None:
+    request = _request("status=endorsed&limit=2&offset=2&capability=air%20defence")
+    answer = paged(request, ["c", "d"], total=5, limit=2, offset=2, extra={"from": "x"})
+    assert json.loads(answer.body) == {
+        "items": ["c", "d"],
+        "total": 5,
+        "limit": 2,
+        "offset": 2,
+        "next_offset": 4,
+        "from": "x",
+    }
+    url, rel = answer.headers["Link"].split("; ")
+    assert rel == 'rel="next"' and url.startswith("<http://127.0.0.1:8004/board/requirements?")
+    query = parse_qs(urlsplit(url[1:-1]).query)
+    assert query == {
+        "status": ["endorsed"],
+        "limit": ["2"],
+        "offset": ["4"],
+        "capability": ["air defence"],
+    }
+
+
+def test_the_last_page_has_no_next() -> None:
+    # Fewer items than the limit (the reader may not see some rows) is not the end: the total is.
+    middle = paged(_request("limit=2"), ["a"], total=3, limit=2, offset=0)
+    assert json.loads(middle.body)["next_offset"] == 2 and "Link" in middle.headers
+    last = paged(_request("limit=2&offset=2"), ["c"], total=3, limit=2, offset=2)
+    assert json.loads(last.body)["next_offset"] is None and "Link" not in last.headers
+    assert next_offset(0, 50, 0) is None

@@ -566,7 +566,7 @@ def test_every_read_model_row_equals_the_write_sides_own(
         everything = [list(stored[table].values()) for table in ("allocations", "shipments")]
         shown = trace(stored["decisions"][d.id], ours, pledges, *everything)
         assert {
-            (line["kind"], line["id"]): {k: line[k] for k in FUNNEL} for line in shown["lines"]
+            (line["kind"], line["subject"]): {k: line[k] for k in FUNNEL} for line in shown["lines"]
         } == _execution(world, d, applied)
     assert {k: _as_row(r) for k, r in stored["items"].items()} == {
         "ART-NEW": {"item_code": "ART-NEW", "name": "New shell", "capability": "artillery",

@@ -225,7 +225,7 @@ def _requirement_line(line: _Line, r: Requirement, since: datetime | None) -> di
     short = r.open_shortfall or 0
     return {
         "kind": "requirement",
-        "id": r.requirement_id,
+        "subject": r.requirement_id,
         "item_code": r.item_code,
         "unit": r.unit,
         "status": r.status,
@@ -241,7 +241,7 @@ def _requirement_line(line: _Line, r: Requirement, since: datetime | None) -> di
 def _pledge_line(line: _Line, p: Pledge, since: datetime | None) -> dict[str, Any]:
     return {
         "kind": "pledge",
-        "id": p.pledge_id,
+        "subject": p.pledge_id,
         "item_code": p.item_code,
         "unit": p.unit,
         "status": p.status,

@@ -48,7 +48,7 @@ async function loadBoard() {
   params.set("limit", "500");
   const data = await api(`/board/requirements?${params}`);
   const body = $("#board tbody");
-  body.replaceChildren(...data.requirements.map((r) => el("tr", { "data-id": r.requirement_id },
+  body.replaceChildren(...data.items.map((r) => el("tr", { "data-id": r.requirement_id },
     el("td", {}, r.requirement_id), el("td", { title: r.item_name || "" }, r.item_code),
     el("td", {}, r.capability), el("td", {}, r.priority), el("td", {}, r.needed_by || ""),
     el("td", {}, el("span", { class: `pill ${r.status}` }, r.status)),
@@ -95,10 +95,10 @@ async function loadChanges(event) {
   const params = changesQuery();
   params.set("limit", "500");
   const data = await api(`/changes?${params}`);
-  $("#changes tbody").replaceChildren(...data.changes.map((c) => el("tr", {},
+  $("#changes tbody").replaceChildren(...data.items.map((c) => el("tr", {},
     el("td", {}, c.date), el("td", {}, c.kind), el("td", {}, c.summary))));
   $("#changes-note").textContent =
-    `${data.total} changes from ${data.from} to ${data.to}` + (data.next_offset ? ` (first ${data.count})` : "");
+    `${data.total} changes from ${data.from} to ${data.to}` + (data.next_offset !== null ? ` (first ${data.items.length})` : "");
 }
 
 async function downloadChangesCsv(event) {
@@ -117,7 +117,7 @@ const share = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 
 
 async function loadDecisions() {
   const data = await api("/decisions?limit=100");
-  $("#decisions tbody").replaceChildren(...data.decisions.map((d) => {
+  $("#decisions tbody").replaceChildren(...data.items.map((d) => {
     const row = el("tr", { "data-id": d.decision_id, tabindex: "0" },
       el("td", {}, d.meeting_date || ""), el("td", {}, d.reference),
       el("td", { class: "n" }, fmt(d.requirements_endorsed)),
@@ -167,8 +167,8 @@ async function showExecution(decisionId) {
     `${fmt(s.shortfall.requirements)} short (${fmt(s.shortfall.quantity)}); shipments held ` +
     `${fmt(s.held.shipments)} (${fmt(s.held.quantity)}), delayed ${fmt(s.delayed.shipments)} ` +
     `(${fmt(s.delayed.quantity)}), with losses ${fmt(s.lost.shipments)} (${fmt(s.lost.quantity)} lost)`;
-  $("#execution-lines tbody").replaceChildren(...x.lines.map((line) => el("tr", { "data-id": line.id },
-    el("td", {}, `${line.kind} ${line.id}`), el("td", {}, line.item_code),
+  $("#execution-lines tbody").replaceChildren(...x.lines.map((line) => el("tr", { "data-id": line.subject },
+    el("td", {}, `${line.kind} ${line.subject}`), el("td", {}, line.item_code),
     el("td", {}, el("span", { class: `pill ${line.status}` }, line.status)),
     ...["confirmed", "allocated", "dispatched", "at_hub", "handed_over", "received", "lost"]
       .map((k) => el("td", { class: "n" }, fmt(line[k]))),
@@ -279,8 +279,8 @@ async function loadLedger(event) {
 }
 
 async function loadHubs() {
-  const list = await api("/hubs");
-  const boards = await Promise.all(list.map((h) => api(`/hubs/${encodeURIComponent(h.code)}`)));
+  const list = await api("/hubs?limit=500");
+  const boards = await Promise.all(list.items.map((h) => api(`/hubs/${encodeURIComponent(h.hub)}`)));
   $("#hubs").replaceChildren(...boards.map((b) => el("div", { class: "hub" },
     el("b", {}, `${b.hub} ${b.name}`),
     ` inbound ${fmt(b.inbound.shipments)} (${fmt(b.inbound.quantity)}) · on hand ${fmt(b.on_hand.shipments)}` +

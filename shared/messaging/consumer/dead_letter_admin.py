@@ -73,7 +73,12 @@ class ReplayReport:
     def as_dict(self) -> dict[str, Any]:
         counts = {o.value.replace("-", "_"): self.count(o) for o in Outcome}
         results = [
-            {"id": str(r.letter), "consumer": r.consumer, "outcome": r.outcome, "error": r.error}
+            {
+                "letter_id": str(r.letter),
+                "consumer": r.consumer,
+                "outcome": r.outcome,
+                "error": r.error,
+            }
             for r in self.results
         ]
         return counts | {"results": results, "remaining": self.remaining}
@@ -129,8 +134,8 @@ async def page(
     state: State,
     limit: int,
     offset: int,
-) -> dict[str, Any]:
-    """`{"consumers", "items", "total", "limit", "offset", "next_offset"}`, oldest first."""
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of letters, oldest first, and how many match."""
     db = _database(consumers)
     items: list[dict[str, Any]] = []
     total = 0
@@ -147,15 +152,7 @@ async def page(
                 sa.select(dead_letters).where(where).order_by(*ORDER).limit(limit).offset(offset)
             )
             items = [_view(row) for row in rows]
-    following = offset + len(items)
-    return {
-        "consumers": await summary(consumers),
-        "items": items,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": following if following < total else None,
-    }
+    return items, total
 
 
 async def letter(consumers: Sequence[EventConsumer], letter_id: uuid.UUID) -> dict[str, Any]:
@@ -210,7 +207,7 @@ def _view(row: sa.Row[Any]) -> dict[str, Any]:
         return aware(value).isoformat() if value is not None else None
 
     return {
-        "id": str(row.id),
+        "letter_id": str(row.id),
         "consumer": row.consumer,
         "state": "pending" if row.replayed_at is None else "replayed",
         "dlq_topic": row.topic,

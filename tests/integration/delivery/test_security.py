@@ -155,6 +155,25 @@ async def test_routes_carriers_and_etas_are_shown_by_role(delivery: Delivery) ->
 async def test_the_list_filters_and_pages(delivery: Delivery) -> None:
     first = (await delivery.client.get("/shipments?hub=RO-SUC&limit=1", headers=PLANNER)).json()
     assert first["limit"] == 1 and len(first["items"]) <= 1
+    # Page after page by the Link header (the filter kept) gives the whole list once.
+    for _ in range(3):
+        await delivery.plan(hub="RO-SUC", donor="FR")
+    listed = "/shipments?hub=RO-SUC&limit=500"
+    everything = (await delivery.client.get(listed, headers=PLANNER)).json()
+    expected = [i["shipment_id"] for i in everything["items"]]
+    assert everything["next_offset"] is None and len(expected) == everything["total"] >= 3
+    seen: list[str] = []
+    url: str | None = "/shipments?hub=RO-SUC&limit=2"
+    while url is not None:
+        page = await delivery.client.get(url, headers=PLANNER)
+        body = page.json()
+        seen += [i["shipment_id"] for i in body["items"]]
+        assert body["total"] == len(expected)
+        link = page.headers.get("Link")
+        assert (link is None) == (body["next_offset"] is None), link
+        assert link is None or ("hub=RO-SUC" in link and link.endswith('>; rel="next"'))
+        url = link[1 : link.index(">")] if link else None
+    assert seen == expected
     bad = await delivery.client.get("/shipments?status=flying&limit=0", headers=PLANNER)
     assert bad.status_code == 422
     assert {e["field"] for e in bad.json()["errors"]} == {"query.status", "query.limit"}

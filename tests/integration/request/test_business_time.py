@@ -103,7 +103,7 @@ async def test_an_import_of_years_of_pledges_is_dated_by_their_announcements(
             {"day": "2025-09-30", "pledged": 18, "delivered": 0},
         ]
         decisions = (await projection.client.get("/decisions", headers=OBSERVER)).json()
-        (decision,) = decisions["decisions"]
+        (decision,) = decisions["items"]
         assert decision["meeting_date"] == "2024-02-14"
         assert _instant(decision["recorded_at"]) == datetime(2024, 2, 14, tzinfo=UTC)
         execution = await projection.client.get(

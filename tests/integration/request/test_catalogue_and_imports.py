@@ -24,12 +24,22 @@ CSV = {"Content-Type": "text/csv"}
 
 
 async def test_the_catalogue_lists_base_and_added_items(service: Service) -> None:
-    items = (await service.client.get("/catalogue/items", headers=OBSERVER)).json()
-    assert len(items) >= len(base_items()) >= 60
+    page = (await service.client.get("/catalogue/items?limit=500", headers=OBSERVER)).json()
+    items = page["items"]
+    assert len(items) == page["total"] >= len(base_items()) >= 60
+    assert page["next_offset"] is None
     drones = (
-        await service.client.get("/catalogue/items?capability=drones", headers=OBSERVER)
-    ).json()
+        await service.client.get("/catalogue/items?capability=drones&limit=500", headers=OBSERVER)
+    ).json()["items"]
     assert drones and {i["capability"] for i in drones} == {"drones"}
+    # A page at a time, the filter kept in the next page's link (RFC 8288).
+    first = await service.client.get("/catalogue/items?limit=2&capability=drones", headers=OBSERVER)
+    assert [i["item_code"] for i in first.json()["items"]] == [i["item_code"] for i in drones[:2]]
+    assert first.json()["next_offset"] == 2
+    link = first.headers["Link"]
+    assert link.endswith('>; rel="next"') and "capability=drones" in link and "offset=2" in link
+    second = await service.client.get(link[1 : link.index(">")], headers=OBSERVER)
+    assert [i["item_code"] for i in second.json()["items"]] == [i["item_code"] for i in drones[2:4]]
     bad_filter = await service.client.get("/catalogue/items?capability=space", headers=OBSERVER)
     assert bad_filter.status_code == 422
 
@@ -45,7 +55,10 @@ async def test_the_catalogue_lists_base_and_added_items(service: Service) -> Non
     assert added.status_code == 201, added.text
     assert added.json()["id"] == "AD-CAMM"
     listed = {
-        i["code"]: i for i in (await service.client.get("/catalogue/items", headers=FORUM)).json()
+        i["item_code"]: i
+        for i in (await service.client.get("/catalogue/items?limit=500", headers=FORUM)).json()[
+            "items"
+        ]
     }
     assert listed["AD-CAMM"] | {"origin": "added"} == listed["AD-CAMM"]
     assert listed["AD-CAMM"]["unit"] == "missiles"
