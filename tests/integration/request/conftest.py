@@ -14,13 +14,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from services.request.app import build_app
+from services.request.app import MIGRATIONS, build_app
 from services.request.settings import RequestSettings
 from shared.auth import DEV_SECRET, mint_token
 from shared.db import Database
 from shared.eventstore.tables import idempotency_keys
 from shared.runtime import ServiceRuntime
-from tests.infra import KAFKA, POSTGRES_URL, unique_schema
+from tests.infra import KAFKA, POSTGRES_URL, start_at_the_end, unique_schema
 
 FUTURE = (datetime.now(UTC).date() + timedelta(days=90)).isoformat()
 
@@ -101,6 +101,9 @@ async def running(url: str, **settings: Any) -> AsyncIterator[Service]:
     )
     app = build_app(config, schema=schema)
     try:
+        # Its consumers read only what comes next: the shared topics hold every other test's
+        # events (thousands, after the e2e suite), which a fresh consumer would replay first.
+        await start_at_the_end(app.state.runtime, MIGRATIONS)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://request") as client:
