@@ -17,7 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaClient
 
 from shared.db import Database
-from shared.db.migrate import upgrade
+from shared.db.migrate import upgrade_apart
 from shared.eventstore import EventStore
 from shared.messaging.consumer import BatchHandler, EventConsumer, Handler
 from shared.messaging.envelope import kafka_limit
@@ -127,7 +127,7 @@ class ServiceRuntime:
         answers (reads, and commands into its outbox) whether or not the broker is there."""
         tune_gc()
         if self.settings.migrate_on_start:
-            await upgrade(self.db, self.migrations)
+            await upgrade_apart(self.db, self.migrations)
         consuming = self.settings.consumers_enabled and bool(self.consumers)
         if self.relay is not None or consuming:  # a service cut off from Kafka needs no topics
             self.tasks["topics"] = TaskStatus("topics")

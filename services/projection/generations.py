@@ -33,7 +33,7 @@ from services.projection.consumers import seed_items
 from services.projection.pulse import Pulse
 from services.projection.settings import ProjectionSettings
 from shared.db import Database
-from shared.db.migrate import current_revision, upgrade
+from shared.db.migrate import current_revision, upgrade, upgrade_apart
 from shared.eventstore import EventStore
 from shared.messaging.consumer import EventConsumer, Message
 from shared.messaging.kafka import KafkaConnection
@@ -107,7 +107,7 @@ class Generation:
         # The active generation's schema is migrated with the base one (`aidline migrate`, or
         # at start with MIGRATE_ON_START); a new one a rebuild fills is made here.
         if self.building or self.migrate_on_start:
-            await upgrade(self.db, MIGRATIONS)
+            await upgrade_apart(self.db, MIGRATIONS)
         async with self.db.engine.begin() as conn:
             await seed_items(conn, self.sink)
             if self.building:

@@ -35,6 +35,8 @@ class Database:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"invalid schema name {schema!r}")
         self.schema = schema
+        # As configured, for every schema; `url` is this schema's (on SQLite, its own file).
+        self.base_url = url
         self.dialect: Dialect = dialect_for(url)
         self.url: str
         self.engine: AsyncEngine

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from shared.cli.migrate import migrations_of, targets
 from shared.db import Database
-from shared.db.migrate import head_revision, lock_key, upgrade
+from shared.db.migrate import current_revision, head_revision, lock_key, upgrade, upgrade_apart
 from tests.e2e.stack import create_database, drop_database
 from tests.infra import eventually
 
@@ -131,3 +131,26 @@ async def test_an_upgrade_waits_for_the_one_holding_the_schemas_lock(database_ur
         await holder.close()
         await db.dispose()
     assert (await _versions(database_url))["request"] == [_heads()["request"]]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_a_service_migrates_at_start_in_a_child_process(
+    backend: str, database_url: str, tmp_path: Path
+) -> None:
+    """What MIGRATE_ON_START runs (`upgrade_apart`): the schema ends at head; a failure raises
+    with the child's own error; the calling process never loads Alembic."""
+    url = database_url if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path}/a.db"
+    db = Database(url, "request")
+    try:
+        await upgrade_apart(db, migrations_of("request"))
+        assert await current_revision(db) == head_revision(migrations_of("request"))
+        with pytest.raises(RuntimeError, match=r"migrating schema request failed.*nowhere"):
+            await upgrade_apart(db, tmp_path / "nowhere")
+    finally:
+        await db.dispose()
+    probe = "import sys, shared.runtime; print('alembic' in sys.modules)"
+    loaded = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", probe, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await loaded.communicate()
+    assert out.decode().strip() == "False"
