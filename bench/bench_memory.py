@@ -102,7 +102,8 @@ async def _on_topics() -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA)
     await consumer.start()
     try:
-        await consumer.topics()  # loads the cluster's metadata
+        # topics() answers names only; the partitions need the cluster's metadata
+        await consumer._client.force_metadata_update()
         partitions = [
             TopicPartition(topic, partition)
             for topic in (REQUESTS, ALLOCATIONS, DELIVERIES)

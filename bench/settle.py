@@ -50,7 +50,14 @@ async def wait_caught_up(stack: Stack, services: Sequence[str], give_up: float =
                 meter.start()
             await asyncio.sleep(INTERVAL)
             busy = max(meter.stop() for meter in meters)
-            states = [await _state(client, stack.url(s)) for s in services]
+            for s in services:
+                if stack.processes[s].poll() is not None:
+                    raise RuntimeError(f"{s} exited with {stack.processes[s].returncode}")
+            try:
+                states = [await _state(client, stack.url(s)) for s in services]
+            except httpx.TransportError:  # too busy catching up to answer in time: not calm yet
+                calm, applied_before = 0, None
+                continue
             applied = sum(n for _, n in states)
             grew = TRICKLE if applied_before is None else applied - applied_before
             applied_before = applied
