@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from operator import attrgetter
 from typing import Any, TypeVar
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,7 +36,7 @@ from shared.contracts import REGISTRIES
 from shared.domain import DomainEvent, EventRegistry, UnknownEventType
 from shared.eventstore import Transaction
 from shared.messaging.consumer import Message
-from shared.readmodels import ReadModelSink, sink_for
+from shared.readmodels import ReadModelSink, Values, sink_for
 from shared.runtime import ConsumerSpec
 
 RowT = TypeVar("RowT", bound=Row)
@@ -77,6 +79,44 @@ def _history_columns(table: sa.Table) -> tuple[str, ...]:
     return tuple(c.name for c in table.columns if c.name != "seq")
 
 
+HISTORY_COLUMNS = {kind: _history_columns(table) for kind, table in HISTORY_TABLES.items()}
+# A row's own columns in its history table, in order (after valid_from, event_type, event_id).
+_HISTORY_VALUES = {kind: attrgetter(*columns[3:]) for kind, columns in HISTORY_COLUMNS.items()}
+
+
+class TableHistory:
+    """The projector's history recorder for the batch handler: each version and flow made
+    straight into its history table's row (a tuple in column order). `domain.History` keeps a
+    snapshot of the row and a `Version` per event, turned into the same tuple afterwards:
+    a copy of the row's `__dict__`, a new row and a frozen dataclass per event for nothing
+    (unit-tested: the same rows, tests/unit/test_projection_history_rows.py)."""
+
+    def __init__(self) -> None:
+        self.versions: dict[type[Row], list[Values]] = {kind: [] for kind in HISTORY_TABLES}
+        self.flows: list[Values] = []
+
+    def version(self, row: Row, event_type: str, at: datetime, event_id: UUID | None) -> None:
+        kind = type(row)
+        self.versions[kind].append((at, event_type, event_id, *_HISTORY_VALUES[kind](row)))
+
+    def flow(
+        self,
+        requirement_id: str,
+        event_type: str,
+        at: datetime,
+        pledged: int = 0,
+        allocated: int = 0,
+        in_transit: int = 0,
+        delivered_shipments: int = 0,
+        open_shortfall: int | None = None,
+        shortfall_reason: str | None = None,
+    ) -> None:
+        self.flows.append(
+            (at, event_type, requirement_id, pledged, allocated, in_transit,
+             delivered_shipments, open_shortfall, shortfall_reason)
+        )  # fmt: skip
+
+
 AUDIT_COLUMNS = (
     "event_id", "stream_id", "event_type", "source", "actor", "time", "correlation_id",
     "causation_id", "stream_version", "schema_version", "topic", "partition", "offset", "data",
@@ -92,9 +132,6 @@ class ReadModelWriter:
         self.registries = registries  # topic name -> the registry of its events
         self._values = {
             kind: attrgetter(*(c.name for c in table.columns)) for kind, table in ROW_TABLES.items()
-        }
-        self._history_values = {
-            kind: attrgetter(*_history_columns(table)[3:]) for kind, table in HISTORY_TABLES.items()
         }
 
     async def __call__(self, tx: Transaction, messages: Sequence[Message]) -> None:
@@ -122,8 +159,9 @@ class ReadModelWriter:
             Shipment: set(shipments),
             Decision: set(decisions),
         }
-        changes = Changes(requirements, pledges, allocations, shipments, decisions)
+        changes = Changes(requirements, pledges, allocations, shipments, decisions, TableHistory())
         audit_rows = []
+        as_text = sink.json_as_text
         for message, event in decoded:
             env = message.event
             scope = (
@@ -132,7 +170,7 @@ class ReadModelWriter:
                 else changes.apply(event, env.subject, env.occurred_at, env.event_id)
             )
             meta = env.meta
-            if not sink.json_as_text:
+            if not as_text:
                 data: Any = env.data
             elif message.raw is not None:  # the JSON as received: no need to encode it again
                 data = message.raw.decode()
@@ -161,25 +199,16 @@ class ReadModelWriter:
         # commit is announced, so every instance's stream and read-your-writes wake up.
         await sink.commit_in_order(conn, tx.store.db.schema)
         await sink.insert(conn, t.audit, AUDIT_COLUMNS, audit_rows)
-        await self._write_history(sink, conn, changes)
+        await self._write_history(sink, conn, changes.history)
 
     async def _write_history(
-        self, sink: ReadModelSink, conn: AsyncConnection, changes: Changes
+        self, sink: ReadModelSink, conn: AsyncConnection, history: TableHistory
     ) -> None:
         """The batch's versions and flows, in the order made (each stream's order)."""
-        versions: dict[type[Row], list[tuple[Any, ...]]] = {kind: [] for kind in HISTORY_TABLES}
-        for v in changes.history.versions:
-            values = self._history_values[type(v.row)](v.row)
-            versions[type(v.row)].append((v.at, v.event_type, v.event_id, *values))
-        for kind, rows in versions.items():
+        for kind, rows in history.versions.items():
             table = HISTORY_TABLES[kind]
-            await sink.insert(conn, table, _history_columns(table), rows)
-        flows = [
-            (f.at, f.event_type, f.requirement_id, f.pledged, f.allocated, f.in_transit,
-             f.delivered_shipments, f.open_shortfall, f.shortfall_reason)
-            for f in changes.history.flows
-        ]  # fmt: skip
-        await sink.insert(conn, t.requirement_flows, FLOW_COLUMNS, flows)
+            await sink.insert(conn, table, HISTORY_COLUMNS[kind], rows)
+        await sink.insert(conn, t.requirement_flows, FLOW_COLUMNS, history.flows)
 
     async def _claim(
         self, sink: ReadModelSink, conn: AsyncConnection, kind: type[RowT], missing: set[str]

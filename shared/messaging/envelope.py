@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-# asyncpg's UUID: a uuid.UUID subclass written in C (parsed, hashed, encoded several times faster)
+import orjson
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+# asyncpg's UUID: a uuid.UUID subclass written in C (parsed, hashed, encoded several times faster)
 from asyncpg.pgproto.pgproto import UUID as _UUID
 from pydantic_core import from_json
 
@@ -60,7 +62,7 @@ def encode(
         meta = event.meta
         actor, correlation, causation = meta.actor, meta.correlation_id, meta.causation_id
         occurred = None if meta.occurred_at is None else meta.occurred_at.isoformat()
-        value = json.dumps(event.data, separators=(",", ":")).encode()
+        value = encode_data(event.data)
     time = event.recorded_at.isoformat().encode()
     headers = [
         ("ce_specversion", _SPEC_VERSION),
@@ -81,6 +83,18 @@ def encode(
         ("ce_occurredat", time if occurred is None else occurred.encode()),
     ]
     return event.stream_id.encode(), value, headers
+
+
+def encode_data(data: dict[str, Any]) -> bytes:
+    """An event's data as compact JSON (UTF-8, not \\u-escaped, as the outbox's PostgreSQL text
+    the relay sends). orjson: 0.13 instead of 2.6 µs of CPU per event of bench_projection's
+    mix (the rest of `encode`, ~8 µs, is the headers). What it refuses (integers beyond 64
+    bits, keys that are not strings) goes through the json module as before; a non-finite
+    float, which is no JSON, it writes as null where json wrote NaN."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 # Kept free below Kafka's limit by the store: the database may write a number of the data in

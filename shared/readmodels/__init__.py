@@ -95,8 +95,12 @@ class ReadModelSink(ABC):
     # -- a generation being built -----------------------------------------------------------
 
     @abstractmethod
-    async def build_lightly(self, conn: AsyncConnection, metadata: sa.MetaData) -> None:
-        """Make the freshly migrated tables cheap to fill while nobody reads them."""
+    async def build_lightly(
+        self, conn: AsyncConnection, metadata: sa.MetaData, *, logged: Collection[str] = ()
+    ) -> None:
+        """Make the freshly migrated tables cheap to fill while nobody reads them; those named
+        `logged` are written durably from the start (but still get their secondary indexes
+        only at the end), where making them durable at the end costs more than it saves."""
 
     @abstractmethod
     async def intact(self, conn: AsyncConnection) -> bool:

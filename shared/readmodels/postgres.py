@@ -170,11 +170,14 @@ class PostgresSink(ReadModelSink):
 
     # -- a generation being built -----------------------------------------------------------
 
-    async def build_lightly(self, conn: AsyncConnection, metadata: sa.MetaData) -> None:
+    async def build_lightly(
+        self, conn: AsyncConnection, metadata: sa.MetaData, *, logged: Collection[str] = ()
+    ) -> None:
         for _table, index in _deferred_indexes(metadata):
             await conn.execute(sa.text(f'DROP INDEX "{index.name}"'))
         for name in await _schema_tables(conn):
-            await conn.execute(sa.text(f'ALTER TABLE "{name}" SET UNLOGGED'))
+            if name not in logged:
+                await conn.execute(sa.text(f'ALTER TABLE "{name}" SET UNLOGGED'))
         await conn.execute(sa.text(f'CREATE UNLOGGED TABLE "{_MARKER}" (present boolean)'))
         await conn.execute(sa.text(f'INSERT INTO "{_MARKER}" VALUES (true)'))
 

@@ -43,7 +43,9 @@ class SqliteSink(ReadModelSink):
             names = [c.name for c in table.columns]
             await conn.execute(upsert(table), [dict(zip(names, r, strict=True)) for r in rows])
 
-    async def build_lightly(self, conn: AsyncConnection, metadata: sa.MetaData) -> None:
+    async def build_lightly(
+        self, conn: AsyncConnection, metadata: sa.MetaData, *, logged: Collection[str] = ()
+    ) -> None:
         return None  # a file rebuilt from scratch is cheap already
 
     async def intact(self, conn: AsyncConnection) -> bool:

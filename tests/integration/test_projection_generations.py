@@ -1,6 +1,6 @@
-"""A rebuild's generation on PostgreSQL: unlogged, with only the indexes the consumer needs,
-until it is finished (logged, fully indexed); one a database crash emptied is never finished.
-Read models from before a revision are upgraded in place."""
+"""A rebuild's generation on PostgreSQL: unlogged (but its history tables), with only the indexes
+the consumer needs, until it is finished (logged, fully indexed); one a database crash emptied
+is never finished. Read models from before a revision are upgraded in place."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.projection import tables as t
 from services.projection.consumers import ROW_TABLES, consumers
-from services.projection.generations import MIGRATIONS, Generation
+from services.projection.generations import LOGGED_WHILE_BUILDING, MIGRATIONS, Generation
 from services.projection.settings import ProjectionSettings
 from shared.db import Database
 from shared.db.migrate import upgrade
@@ -53,17 +53,23 @@ async def building(kafka: str) -> AsyncIterator[Generation]:
         await generation.drop()
 
 
-async def _persistence(generation: Generation) -> set[str]:
-    """relpersistence of the generation's tables: 'u' unlogged, 'p' logged."""
+async def _persistence(generation: Generation, *, logged: bool | None = None) -> set[str]:
+    """relpersistence of the generation's tables: 'u' unlogged, 'p' logged; `logged` True: of
+    the tables written durably while building (LOGGED_WHILE_BUILDING) only, False: of the
+    others only."""
     async with generation.db.engine.connect() as conn:
         rows = await conn.execute(
             sa.text(
-                "SELECT DISTINCT c.relpersistence::text FROM pg_class c JOIN pg_namespace n"
+                "SELECT c.relname, c.relpersistence::text FROM pg_class c JOIN pg_namespace n"
                 " ON n.oid = c.relnamespace WHERE n.nspname = :schema AND c.relkind = 'r'"
             ),
             {"schema": generation.schema},
         )
-        return {r[0] for r in rows}
+        return {
+            persistence
+            for name, persistence in rows
+            if logged is None or (name in LOGGED_WHILE_BUILDING) == logged
+        }
 
 
 async def _indexes(generation: Generation) -> set[str]:
@@ -79,7 +85,9 @@ DEFERRED = {i.name for table in t.metadata.sorted_tables for i in table.indexes 
 
 
 async def test_unlogged_while_building_then_logged_and_indexed(building: Generation) -> None:
-    assert await _persistence(building) == {"u"}
+    assert await _persistence(building, logged=False) == {"u"}
+    # (the history tables are written to the WAL as they fill: LOGGED_WHILE_BUILDING)
+    assert await _persistence(building, logged=True) == {"p"}
     assert not DEFERRED & await _indexes(building), "secondary indexes wait for the finish"
     assert "audit_event_id_key" in await _indexes(building), "the tracking record's index stays"
     assert await building.intact()

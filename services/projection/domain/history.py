@@ -25,6 +25,7 @@ import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 from uuid import UUID
 
 from services.projection.domain.model import (
@@ -81,6 +82,28 @@ class Flow:
     shortfall_reason: str | None = None
 
 
+class Recorder(Protocol):
+    """Where the projector records a batch's history (`History`, or the batch handler's rows
+    for the tables: `services.projection.consumers.TableHistory`)."""
+
+    def version(self, row: Row, event_type: str, at: datetime, event_id: UUID | None) -> None:
+        """`row` as `event_type` (of its own stream) left it; the row changes on afterwards."""
+
+    def flow(
+        self,
+        requirement_id: str,
+        event_type: str,
+        at: datetime,
+        pledged: int = 0,
+        allocated: int = 0,
+        in_transit: int = 0,
+        delivered_shipments: int = 0,
+        open_shortfall: int | None = None,
+        shortfall_reason: str | None = None,
+    ) -> None:
+        """A `Flow` (its fields)."""
+
+
 @dataclass
 class History:
     """The records of a batch, in the order the projector made them."""
@@ -94,6 +117,23 @@ class History:
         snapshot = object.__new__(type(row))
         snapshot.__dict__.update(row.__dict__)
         self.versions.append(Version(snapshot, event_type, at, event_id))
+
+    def flow(
+        self,
+        requirement_id: str,
+        event_type: str,
+        at: datetime,
+        pledged: int = 0,
+        allocated: int = 0,
+        in_transit: int = 0,
+        delivered_shipments: int = 0,
+        open_shortfall: int | None = None,
+        shortfall_reason: str | None = None,
+    ) -> None:
+        self.flows.append(
+            Flow(requirement_id, event_type, at, pledged, allocated, in_transit,
+                 delivered_shipments, open_shortfall, shortfall_reason)
+        )  # fmt: skip
 
 
 @dataclass

