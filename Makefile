@@ -102,7 +102,7 @@ lint: $(STAMP) ## ruff and mypy
 
 .PHONY: run
 run: $(RUN_STAMP) ## Start Kafka and the four services with demo data; prints the dashboard address
-	@$(BIN)/aidline run
+	@$(BIN)/python -m shared.cli.run
 
 .PHONY: up
 up: ## Docker Compose: the whole stack (needs a key, or AIDLINE_ENVIRONMENT=development)
