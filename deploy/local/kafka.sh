@@ -319,17 +319,24 @@ format_storage() {
   if [[ -s "$CLUSTER_ID_FILE" ]]; then
     cid="$(cat "$CLUSTER_ID_FILE")"
   else
-    cid="$("$JAVA" -cp "$(java_cp)" -Dlog4j2.configurationFile="$KAFKA_DEPLOY_DIR/log4j2.xml" \
-           -Dkafka.logs.dir="$LOG_DIR" -Dkafka.console.level=ERROR \
-           kafka.tools.StorageTool random-uuid 2>>"$LOG_DIR/format.log" | tail -n1)"
-    [[ "$cid" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "could not generate a cluster id (got '$cid'; see $LOG_DIR/format.log)"
+    # What `kafka-storage random-uuid` prints, without starting a JVM for it: 16 random bytes,
+    # base64url without padding, never starting with "-" (Kafka's Uuid.randomUuid).
+    cid="-"
+    while [[ "$cid" == -* ]]; do
+      cid="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
+    [[ "$cid" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "could not generate a cluster id (got '$cid')"
     echo "$cid" >"$CLUSTER_ID_FILE"
   fi
   log "formatting storage in $DATA_DIR (cluster id $cid) ..."
   local extra=()
   # An array, not word splitting: SCRAM credentials hold [ ] that a glob would match.
   [[ -n "${KAFKA_FORMAT_ARGS:-}" ]] && read -r -a extra <<<"$KAFKA_FORMAT_ARGS"
-  if ! "$JAVA" -cp "$(java_cp)" -Dlog4j2.configurationFile="$KAFKA_DEPLOY_DIR/log4j2.xml" \
+  # The broker's class-data sharing archive serves the format tool too (most classes are the
+  # same); never one made here (CDS_OPTS is for the broker: see launch_node).
+  local cds=()
+  [[ "${CDS_OPTS[0]:-}" == -XX:SharedArchiveFile=* ]] && cds=("${CDS_OPTS[@]}")
+  if ! "$JAVA" "${cds[@]}" -cp "$(java_cp)" -Dlog4j2.configurationFile="$KAFKA_DEPLOY_DIR/log4j2.xml" \
         -Dkafka.logs.dir="$LOG_DIR" -Dkafka.console.level=ERROR \
         kafka.tools.StorageTool format -t "$cid" -c "$CONFIG_FILE" "${extra[@]}" \
         >>"$LOG_DIR/format.log" 2>&1; then
@@ -386,8 +393,8 @@ launch_node() {
   done
   rm -f "$PID_FILE"
   render_config
-  format_storage
   cds_opts
+  format_storage
 
   local off=0
   [[ -f "$LOG_DIR/server.log" ]] && off="$(stat -c %s "$LOG_DIR/server.log")"
