@@ -47,11 +47,19 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["DATABASE_URL"] = POSTGRES_URL
 
 
+def _relative(item: pytest.Item) -> str:
+    """The test's file, relative to tests/ (as given, for one elsewhere)."""
+    try:
+        return item.path.relative_to(TESTS).as_posix()
+    except ValueError:
+        return item.path.as_posix()
+
+
 def _group(item: pytest.Item) -> str:
     """The xdist group of a test (`--dist loadgroup`): every test of a module together (module
     fixtures start services), a folder together where it shares more, and the end-to-end tests
     on the shared `stack` (package-scoped) together."""
-    relative = item.path.relative_to(TESTS).as_posix()
+    relative = _relative(item)
     for folder, group in SHARED_FOLDERS.items():
         if relative.startswith(folder + "/"):
             return group
@@ -62,13 +70,13 @@ def _group(item: pytest.Item) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        relative = item.path.relative_to(TESTS).as_posix()
+        relative = _relative(item)
         if relative in ISOLATED:
             item.add_marker(pytest.mark.isolated)
         item.add_marker(pytest.mark.xdist_group(_group(item)))
         if relative in LAST:  # the first to call helm may wait for its build (wait_for_tool)
             item.add_marker(pytest.mark.timeout(1500))
-    items.sort(key=lambda item: item.path.relative_to(TESTS).as_posix() in LAST)  # stable
+    items.sort(key=lambda item: _relative(item) in LAST)  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")
