@@ -484,6 +484,7 @@ stop_pid() { # SIGTERM, wait KAFKA_STOP_TIMEOUT, then SIGKILL
     if (( $(date +%s) >= deadline )); then
       log "pid $pid still alive after ${KAFKA_STOP_TIMEOUT}s: SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
+      KILLED=1 # a class-data sharing archive it was writing may be cut short
       sleep 0.5
       break
     fi
@@ -518,7 +519,11 @@ cmd_down() {
   if [[ "${KAFKA_CDS:-1}" == 1 ]]; then
     for ((id = 1; id <= KAFKA_NODES; id++)); do
       select_node "$id"
-      cds_promote
+      if (( ${KILLED:-0} )); then
+        rm -f "$STATE_DIR/kafka-cds.jsa"
+      else
+        cds_promote
+      fi
     done
   fi
 }
