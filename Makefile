@@ -21,6 +21,12 @@ PYTEST_ARGS ?=
 # to +3). Choose other ports to run two suites at once: make test TEST_CLUSTER_PORT=20400 ...
 TEST_CLUSTER_PORT ?= 20100
 TEST_SECURE_PORT ?= 20200
+# `make test` runs the tests in one pytest, in line (TEST_WORKERS=0, the default), or on
+# TEST_WORKERS pytest-xdist workers (opt-in), the isolated ones (they stop the broker, crash
+# PostgreSQL...) beside them on a broker and PostgreSQL of their own (TEST_ISOLATED=after:
+# when the others are done); see deploy/local/test-suite.sh.
+TEST_WORKERS ?= 0
+TEST_ISOLATED ?= beside
 TEST_INFRA := AIDLINE_HOME=$(CURDIR)/.aidline/test KAFKA_PORT=19092 CONTROLLER_PORT=19093 \
 	AIDLINE_PG_PORT=15433 AIDLINE_TEST_CLUSTER_PORT=$(TEST_CLUSTER_PORT) \
 	AIDLINE_TEST_SECURE_PORT=$(TEST_SECURE_PORT)
@@ -71,8 +77,8 @@ infra-status: ## Is local Kafka / PostgreSQL running?
 
 .PHONY: test
 test: $(STAMP) ## Run the whole test suite against real Kafka and PostgreSQL
-	@deploy/local/test-tools.sh
-	@$(TEST_INFRA) deploy/local/with-infra.sh $(BIN)/pytest $(PYTEST_ARGS)
+	@$(TEST_INFRA) TEST_WORKERS=$(TEST_WORKERS) TEST_ISOLATED=$(TEST_ISOLATED) \
+	  deploy/local/test-suite.sh $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: $(STAMP) ## Only the pure unit tests (no infrastructure)
@@ -96,7 +102,7 @@ lint: $(STAMP) ## ruff and mypy
 
 .PHONY: run
 run: $(RUN_STAMP) ## Start Kafka and the four services with demo data; prints the dashboard address
-	@$(BIN)/aidline run
+	@$(BIN)/python -m shared.cli.run
 
 .PHONY: up
 up: ## Docker Compose: the whole stack (needs a key, or AIDLINE_ENVIRONMENT=development)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -8,9 +10,73 @@ from sqlalchemy.exc import DBAPIError
 
 from shared.db import Database
 from shared.db.migrate import upgrade
-from tests.infra import HOW_TO_START, POSTGRES_URL, require_kafka, unique_schema
+from tests.infra import (
+    HOW_TO_START,
+    POSTGRES_URL,
+    WORKER,
+    ensure_worker_database,
+    require_kafka,
+    unique_schema,
+)
 
 MIGRATIONS = Path(__file__).parents[1] / "services" / "request" / "migrations"
+TESTS = Path(__file__).parent
+
+# The tests that break or load what every other test shares: they stop the test broker or
+# crash PostgreSQL (faults, no broker), run a three-node cluster (failover) or eight services
+# (instances). `make test` with workers (deploy/local/test-suite.sh) runs them serially in a
+# pytest of their own, on a broker and PostgreSQL of their own; without workers they run in
+# line, as every other test.
+ISOLATED = {
+    "e2e/test_faults.py",
+    "e2e/test_no_broker.py",
+    "e2e/test_broker_failover.py",
+    "e2e/test_instances.py",
+}
+# Folders whose tests share a fixture wider than a module: one xdist worker each, so it is
+# set up once (the delivery service per backend, session-scoped; the dashboard's Chromium).
+SHARED_FOLDERS = {"integration/delivery": "delivery", "browser": "browser"}
+# Last in the run: helm may still be building in the background (deploy/local/test-tools.sh).
+LAST = {"integration/test_helm_chart.py"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if WORKER:
+        # This worker's own database; services the tests start inherit it too.
+        asyncio.run(ensure_worker_database())
+        os.environ["DATABASE_URL"] = POSTGRES_URL
+
+
+def _relative(item: pytest.Item) -> str:
+    """The test's file, relative to tests/ (as given, for one elsewhere)."""
+    try:
+        return item.path.relative_to(TESTS).as_posix()
+    except ValueError:
+        return item.path.as_posix()
+
+
+def _group(item: pytest.Item) -> str:
+    """The xdist group of a test (`--dist loadgroup`): every test of a module together (module
+    fixtures start services), a folder together where it shares more, and the end-to-end tests
+    on the shared `stack` (package-scoped) together."""
+    relative = _relative(item)
+    for folder, group in SHARED_FOLDERS.items():
+        if relative.startswith(folder + "/"):
+            return group
+    if relative.startswith("e2e/") and "stack" in getattr(item, "fixturenames", ()):
+        return "e2e-stack"
+    return relative
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        relative = _relative(item)
+        if relative in ISOLATED:
+            item.add_marker(pytest.mark.isolated)
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+        if relative in LAST:  # the first to call helm may wait for its build (wait_for_tool)
+            item.add_marker(pytest.mark.timeout(1500))
+    items.sort(key=lambda item: _relative(item) in LAST)  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,22 @@ Tests that need them fail with a clear message when they are missing; they never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import RecordMetadata
+from sqlalchemy.engine import make_url
 
 from shared.db.migrate import upgrade
 from shared.domain import Metadata, StoredEvent
@@ -27,10 +31,49 @@ from shared.messaging.kafka import Cluster, new_consumer, new_producer
 from shared.runtime import ServiceRuntime
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-POSTGRES_URL = os.environ.get(
+SERVER_URL = os.environ.get(
     "DATABASE_URL", "postgresql+asyncpg://aidline:aidline@127.0.0.1:5433/aidline"
 )
+# Under pytest-xdist (`make test`, TEST_WORKERS > 0) each worker has a database of its own on
+# the server (`aidline_gw0`, ...; created by tests/conftest.py): what one worker's tests read
+# server-wide (pg_stat_activity, pg_locks) then names only its own, filtered by database.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+POSTGRES_URL = (
+    str(
+        make_url(SERVER_URL).set(database=f"aidline_{WORKER}").render_as_string(hide_password=False)
+    )
+    if WORKER
+    else SERVER_URL
+)
 HOW_TO_START = "start them with `make infra-up` (or run the suite with `make test`)"
+
+
+async def ensure_worker_database() -> None:
+    """Create this xdist worker's database if it is not there (kept between runs, as the
+    server's own `aidline` database is). Best effort: without PostgreSQL the tests that need
+    it fail, each with the reason, as they do without a worker."""
+    if not WORKER:
+        return
+    server, name = make_url(SERVER_URL), make_url(POSTGRES_URL).database
+    try:
+        conn = await asyncio.wait_for(
+            asyncpg.connect(
+                host=server.host,
+                port=server.port,
+                user=server.username,
+                password=server.password,
+                database=server.database,
+            ),
+            10,
+        )
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):  # another run made it
+                await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
 
 
 async def require_kafka() -> str:
@@ -184,3 +227,23 @@ async def produce(topic: str, items: list[StoredEvent | bytes]) -> list[RecordMe
     finally:
         await producer.stop()
     return landed
+
+
+def wait_for_tool(binary: Path, timeout: float = 1200.0) -> None:
+    """Wait for a tool deploy/local/test-tools.sh builds in the background (helm: build.pid,
+    build.log and, once ended, build.status beside it); fails the test with the build's log
+    when the build failed, or when nothing builds it and it is missing."""
+    folder = binary.parent
+    deadline = time.monotonic() + timeout
+    while not os.access(binary, os.X_OK):
+        status = folder / "build.status"
+        if status.exists() and status.read_text().strip() != "0":
+            log = (folder / "build.log").read_text(errors="replace")[-3000:]
+            pytest.fail(f"building {binary} failed:\n{log}", pytrace=False)
+        pid = (folder / "build.pid").read_text().strip() if (folder / "build.pid").exists() else ""
+        building = pid.isdigit() and Path(f"/proc/{pid}").exists() and not status.exists()
+        if not building:
+            pytest.fail(f"{binary} is missing; run deploy/local/test-tools.sh", pytrace=False)
+        if time.monotonic() > deadline:
+            pytest.fail(f"{binary} still building after {timeout:.0f}s", pytrace=False)
+        time.sleep(2)

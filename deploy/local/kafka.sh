@@ -29,6 +29,10 @@
 #   KAFKA_VERSION            default: <kafka.version> of deploy/kafka/pom.xml
 #   KAFKA_HEAP_OPTS          default: -Xmx512m -Xms256m (a cluster: -Xmx256m -Xms128m per
 #                            node);  KAFKA_JVM_OPTS  extra JVM flags
+#   KAFKA_CDS=1              class-data sharing: the JVM maps Kafka's classes from an archive
+#                            (in the jar cache, per java and jars) instead of loading them from
+#                            the jars; a broker started without one writes it when it stops
+#                            (-XX:ArchiveClassesAtExit), every later start uses it. 0: off
 #   JAVA_HOME                java to use (default: java on PATH; 17+)
 #   AIDLINE_HOME AIDLINE_CACHE
 # Progress goes to stderr; `status` prints one line on stdout.
@@ -272,6 +276,41 @@ render_config() {
 
 java_cp() { echo "$LIBS_DIR/*"; }
 
+# --- class-data sharing (KAFKA_CDS) ------------------------------------------
+
+cds_archive() { # the archive for this java and these jars, in the jar cache
+  local key
+  key="$({ "$JAVA" -version 2>&1; libs_fingerprint; } | sha256sum | cut -c1-16)"
+  echo "$KAFKA_HOME/cds-$key.jsa"
+}
+
+# cds_promote: the archive the selected node wrote at its last stop becomes the shared one
+# (copied, then renamed into place: a start never sees half of it).
+cds_promote() {
+  local made="$STATE_DIR/kafka-cds.jsa" archive
+  [[ -s "$made" ]] || return 0
+  [[ -n "${JAVA:-}" ]] || check_java
+  archive="$(cds_archive)"
+  if [[ ! -s "$archive" ]] && cp "$made" "$archive.tmp.$$" 2>/dev/null; then
+    mv "$archive.tmp.$$" "$archive"
+    log "class-data sharing archive for the next starts: $archive"
+  fi
+  rm -f "$made" "$archive.tmp.$$"
+}
+
+cds_opts() { # sets CDS_OPTS for the selected node
+  CDS_OPTS=()
+  [[ "${KAFKA_CDS:-1}" == 1 ]] || return 0
+  cds_promote
+  local archive
+  archive="$(cds_archive)"
+  if [[ -s "$archive" ]]; then
+    CDS_OPTS=(-XX:SharedArchiveFile="$archive" -Xshare:auto)
+  else
+    CDS_OPTS=(-XX:ArchiveClassesAtExit="$STATE_DIR/kafka-cds.jsa")
+  fi
+}
+
 format_storage() {
   if [[ -f "$DATA_DIR/meta.properties" ]]; then
     return 0
@@ -280,17 +319,24 @@ format_storage() {
   if [[ -s "$CLUSTER_ID_FILE" ]]; then
     cid="$(cat "$CLUSTER_ID_FILE")"
   else
-    cid="$("$JAVA" -cp "$(java_cp)" -Dlog4j2.configurationFile="$KAFKA_DEPLOY_DIR/log4j2.xml" \
-           -Dkafka.logs.dir="$LOG_DIR" -Dkafka.console.level=ERROR \
-           kafka.tools.StorageTool random-uuid 2>>"$LOG_DIR/format.log" | tail -n1)"
-    [[ "$cid" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "could not generate a cluster id (got '$cid'; see $LOG_DIR/format.log)"
+    # What `kafka-storage random-uuid` prints, without starting a JVM for it: 16 random bytes,
+    # base64url without padding, never starting with "-" (Kafka's Uuid.randomUuid).
+    cid="-"
+    while [[ "$cid" == -* ]]; do
+      cid="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
+    [[ "$cid" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "could not generate a cluster id (got '$cid')"
     echo "$cid" >"$CLUSTER_ID_FILE"
   fi
   log "formatting storage in $DATA_DIR (cluster id $cid) ..."
   local extra=()
   # An array, not word splitting: SCRAM credentials hold [ ] that a glob would match.
   [[ -n "${KAFKA_FORMAT_ARGS:-}" ]] && read -r -a extra <<<"$KAFKA_FORMAT_ARGS"
-  if ! "$JAVA" -cp "$(java_cp)" -Dlog4j2.configurationFile="$KAFKA_DEPLOY_DIR/log4j2.xml" \
+  # The broker's class-data sharing archive serves the format tool too (most classes are the
+  # same); never one made here (CDS_OPTS is for the broker: see launch_node).
+  local cds=()
+  [[ "${CDS_OPTS[0]:-}" == -XX:SharedArchiveFile=* ]] && cds=("${CDS_OPTS[@]}")
+  if ! "$JAVA" "${cds[@]}" -cp "$(java_cp)" -Dlog4j2.configurationFile="$KAFKA_DEPLOY_DIR/log4j2.xml" \
         -Dkafka.logs.dir="$LOG_DIR" -Dkafka.console.level=ERROR \
         kafka.tools.StorageTool format -t "$cid" -c "$CONFIG_FILE" "${extra[@]}" \
         >>"$LOG_DIR/format.log" 2>&1; then
@@ -347,6 +393,7 @@ launch_node() {
   done
   rm -f "$PID_FILE"
   render_config
+  cds_opts
   format_storage
 
   local off=0
@@ -366,7 +413,7 @@ launch_node() {
       -Djava.awt.headless=true \
       -Dlog4j2.configurationFile="$KAFKA_DEPLOY_DIR/log4j2.xml" \
       -Dkafka.logs.dir="$LOG_DIR" -Dkafka.console.level=WARN \
-      ${KAFKA_JVM_OPTS:-} \
+      "${CDS_OPTS[@]}" ${KAFKA_JVM_OPTS:-} \
       -cp "$(java_cp)" kafka.Kafka "$CONFIG_FILE"
   ) </dev/null >>"$LOG_DIR/kafka.out" 2>&1 &
   local launcher=$!
@@ -437,6 +484,7 @@ stop_pid() { # SIGTERM, wait KAFKA_STOP_TIMEOUT, then SIGKILL
     if (( $(date +%s) >= deadline )); then
       log "pid $pid still alive after ${KAFKA_STOP_TIMEOUT}s: SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
+      KILLED=1 # a class-data sharing archive it was writing may be cut short
       sleep 0.5
       break
     fi
@@ -468,6 +516,16 @@ cmd_down() {
     stop_pid "$pid"
   done
   log "stopped in $(( ($(now_ms) - t0) / 1000 )) s"
+  if [[ "${KAFKA_CDS:-1}" == 1 ]]; then
+    for ((id = 1; id <= KAFKA_NODES; id++)); do
+      select_node "$id"
+      if (( ${KILLED:-0} )); then
+        rm -f "$STATE_DIR/kafka-cds.jsa"
+      else
+        cds_promote
+      fi
+    done
+  fi
 }
 
 cmd_status() {

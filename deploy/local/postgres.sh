@@ -16,6 +16,7 @@
 # Environment:
 #   DATABASE_URL        if set to anything but our own URL, `up` uses it and starts nothing
 #   AIDLINE_PG_PORT=5433  PG_START_TIMEOUT=60 (seconds)  AIDLINE_HOME
+#   AIDLINE_PG_MAX_CONNECTIONS=500   (applied at the next start)
 # Progress goes to stderr; `status` prints one line on stdout.
 set -euo pipefail
 
@@ -24,6 +25,9 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 AIDLINE_HOME="${AIDLINE_HOME:-$REPO_ROOT/.aidline}"
 PG_PORT="${AIDLINE_PG_PORT:-5433}"
 PG_START_TIMEOUT="${PG_START_TIMEOUT:-60}"
+# Each service instance keeps a pool of 20 (and a few more); `make test` with workers runs
+# several stacks at once.
+PG_MAX_CONNECTIONS="${AIDLINE_PG_MAX_CONNECTIONS:-500}"
 PG_USER_NAME=aidline
 PG_PASSWORD=aidline
 PG_DB_NAME=aidline
@@ -159,7 +163,7 @@ write_conf() {
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_SOCK_DIR'
-max_connections = 200
+max_connections = $PG_MAX_CONNECTIONS
 shared_buffers = 128MB
 fsync = on
 logging_collector = off

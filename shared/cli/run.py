@@ -1,8 +1,11 @@
 """`aidline run` (what `make run` calls): Kafka, the four services, demo data, addresses.
 
-Reuses what is already there: a running broker, existing SQLite files. A service that exits
-is started again, after a pause that doubles with each quick exit (`supervise`). Ctrl-C or
-SIGTERM stops the services, and the broker too when this command started it.
+Reuses what is already there: a running broker, existing SQLite files. The broker starts in
+the background while the services start (they retry Kafka until it is there, with a short
+back-off here: `KAFKA_RETRY_MAX_SECONDS`, 2 s unless set). Each service listens on
+`<SERVICE>_PORT` when set (as the service itself reads it), else on 8001-8004. A service that
+exits is started again, after a pause that doubles with each quick exit (`supervise`). Ctrl-C
+or SIGTERM stops the services, and the broker too when this command started it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,8 @@ from shared.auth import DEV_SECRET, Role, mint_token
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("AIDLINE_HOME", REPO / ".aidline"))  # as deploy/local/*.sh
 SERVICES = {"request": 8001, "allocation": 8002, "delivery": 8003, "projection": 8004}
+# While the broker starts beside them, the services retry it after at most this long.
+KAFKA_RETRY_MAX_SECONDS = "2"
 DEV_IDENTITIES = {
     Role.RECIPIENT: {"sub": "ua-mod"},
     Role.DONOR: {"sub": "pl-mod", "nation": "PL"},
@@ -96,20 +101,47 @@ def _fail(message: str, fix: str) -> None:
     raise typer.Exit(1)
 
 
-def _start_kafka() -> tuple[str, bool]:
+def service_ports(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
+    """Each service's port: `<SERVICE>_PORT` if set (the variable the service reads), else
+    its default (`SERVICES`)."""
+    ports = {}
+    for name, default in SERVICES.items():
+        value = environ.get(f"{name.upper()}_PORT", "").strip()
+        if value and not (value.isdigit() and 0 < int(value) < 65536):
+            _fail(f"{name.upper()}_PORT={value!r} is not a port", "a number from 1 to 65535")
+        ports[name] = int(value) if value else default
+    return ports
+
+
+@dataclass
+class KafkaStart:
+    """The broker as `aidline run` found or started it: `up` runs in the background until
+    `ready()` waits for it."""
+
+    bootstrap: str
+    started: bool
+    up: subprocess.Popen[bytes] | None = None
+
+    def ready(self) -> None:
+        if self.up is None:
+            return
+        if self.up.wait() != 0:
+            _fail("Kafka did not start (its log tail is above)", "see `deploy/local/kafka.sh logs`")
+        self.up = None
+        console.print(f"[green]✓[/] Kafka: {self.bootstrap}")
+
+
+def _start_kafka() -> KafkaStart:
+    """Our broker, started in the background if it is not running (`kafka.sh up`)."""
     if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         console.print(f"[green]✓[/] Kafka: using {bootstrap}")
-        return bootstrap, False
+        return KafkaStart(bootstrap, started=False)
     script = REPO / "deploy" / "local" / "kafka.sh"
     status = subprocess.run([str(script), "status"], capture_output=True, text=True)
     already = status.returncode == 0
     console.print("[cyan]…[/] Kafka: " + ("already running" if already else "starting (KRaft)"))
-    result = subprocess.run([str(script), "up"], text=True)
-    if result.returncode != 0:
-        _fail("Kafka did not start (its log tail is above)", "see `deploy/local/kafka.sh logs`")
     bootstrap = "127.0.0.1:" + os.environ.get("KAFKA_PORT", "9092")
-    console.print(f"[green]✓[/] Kafka: {bootstrap}")
-    return bootstrap, not already
+    return KafkaStart(bootstrap, not already, subprocess.Popen([str(script), "up"]))
 
 
 def _start_services(env: dict[str, str]) -> dict[str, Supervised]:
@@ -137,31 +169,33 @@ def _start_services(env: dict[str, str]) -> dict[str, Supervised]:
     return services
 
 
-def _wait_ready(processes: dict[str, subprocess.Popen[bytes]], timeout: float = 90) -> None:
+def _wait_ready(
+    processes: dict[str, subprocess.Popen[bytes]], ports: dict[str, int], timeout: float = 90
+) -> None:
     deadline = time.monotonic() + timeout
     pending = set(processes)
-    with console.status("waiting for the services to be ready…"):
+    with console.status("waiting for the services to be ready…"), httpx.Client(timeout=2) as http:
         while pending and time.monotonic() < deadline:
             for name in sorted(pending):
                 if processes[name].poll() is not None:
                     _fail(f"the {name} service exited", f"see {STATE / 'logs' / (name + '.log')}")
                 try:
-                    response = httpx.get(f"http://127.0.0.1:{SERVICES[name]}/readyz", timeout=2)
+                    response = http.get(f"http://127.0.0.1:{ports[name]}/readyz")
                     if response.status_code == 200:
                         pending.discard(name)
-                        console.print(f"[green]✓[/] {name} service ready on :{SERVICES[name]}")
+                        console.print(f"[green]✓[/] {name} service ready on :{ports[name]}")
                 except httpx.TransportError:
                     pass
-            time.sleep(0.3)
+            time.sleep(0.1)
     if pending:
         _fail(f"not ready in {timeout:.0f}s: {', '.join(sorted(pending))}", f"see {STATE / 'logs'}")
 
 
-def _print_welcome(secret: str) -> None:
+def _print_welcome(secret: str, ports: dict[str, int]) -> None:
     console.print()
     console.rule("[bold]Aidline is running")
-    console.print("  dashboard  [bold cyan]http://127.0.0.1:8004/[/]")
-    for name, port in SERVICES.items():
+    console.print(f"  dashboard  [bold cyan]http://127.0.0.1:{ports['projection']}/[/]")
+    for name, port in ports.items():
         console.print(f"  {name:<10} http://127.0.0.1:{port}/docs")
     lines = []
     for role, identity in DEV_IDENTITIES.items():
@@ -208,24 +242,31 @@ def run(
     demo: bool = typer.Option(True, help="Load the demo scenario once the services are ready."),
 ) -> None:
     """Start Kafka and the four services (SQLite by default, PostgreSQL from DATABASE_URL)."""
-    busy = [f"{name} :{port}" for name, port in SERVICES.items() if _port_in_use(port)]
+    ports = service_ports()
+    busy = [f"{name} :{port}" for name, port in ports.items() if _port_in_use(port)]
     if busy:
         _fail(
             f"ports already in use: {', '.join(busy)}",
-            "stop what listens there (another `make run`?) and try again",
+            "stop what listens there (another `make run`?), or choose others: <SERVICE>_PORT",
         )
-    bootstrap, started_kafka = _start_kafka()
+    kafka = _start_kafka()
     database = os.environ.get("DATABASE_URL", f"sqlite+aiosqlite:///{STATE}/data/aidline.db")
     console.print(f"[green]✓[/] database: {database.split('@')[-1]}")
     secret = os.environ.get("JWT_SECRET", DEV_SECRET)
-    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database}
-    started = Started(_start_services(env), started_kafka)
+    env = (
+        {"KAFKA_RETRY_MAX_SECONDS": KAFKA_RETRY_MAX_SECONDS}
+        | os.environ
+        | {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap, "DATABASE_URL": database}
+        | {f"{name.upper()}_PORT": str(port) for name, port in ports.items()}
+    )
+    started = Started(_start_services(env), kafka.started)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        _wait_ready(started.processes)
+        kafka.ready()  # the services started meanwhile
+        _wait_ready(started.processes, ports)
         if demo:
-            _load_demo(secret)
-        _print_welcome(secret)
+            _load_demo(secret, ports)
+        _print_welcome(secret, ports)
         logs = STATE / "logs"
 
         def say(message: str) -> None:
@@ -237,14 +278,21 @@ def run(
     except KeyboardInterrupt:
         pass
     finally:
+        if kafka.up is not None:  # stopped while the broker was still starting
+            kafka.up.wait()
         _stop(started)
 
 
-def _load_demo(secret: str) -> None:
+def _load_demo(secret: str, ports: dict[str, int]) -> None:
     from shared.cli.demo import load_demo
-    from shared.demo.client import DemoError
+    from shared.demo.client import DemoError, Endpoints
 
+    endpoints = Endpoints(*(f"http://127.0.0.1:{ports[name]}" for name in SERVICES))
     try:
-        load_demo(secret=secret)
+        load_demo(secret=secret, endpoints=endpoints)
     except DemoError as exc:  # the stack still runs; say why the demo data is incomplete
         console.print(f"[yellow]! demo scenario stopped early:[/] {exc}")
+
+
+if __name__ == "__main__":  # `make run`: only what running needs is imported, not every command
+    typer.run(run)

@@ -66,6 +66,12 @@ MEETINGS = (("UDCG-31", 75), ("UDCG-32", 21))
 # The first need and pledge, days before the demo runs; the last come a week before the last
 # meeting.
 STORY_DAYS = 180
+# Independent calls in flight at once: approvals of separate proposals, shipments walked
+# (each one's steps in order).
+CALLS_AT_ONCE = 8
+# The plan has settled when this many reads this far apart (seconds) agree.
+SETTLE_READS = 3
+SETTLE_INTERVAL = 0.25
 
 
 @dataclass(frozen=True)
@@ -213,41 +219,66 @@ async def play(
     #    moving while the reduction and withdrawal arrive, so approve in rounds until it settles.
     await client.post("allocation", "/plan/run", {}, Role.PLANNER)
     rejected = False
+    gate = asyncio.Semaphore(CALLS_AT_ONCE)
     for _ in range(10):
         proposals = await _settled_proposals(client)
         if not proposals:
             break
-        for allocation in proposals:
-            path = f"/allocations/{allocation['allocation_id']}"
-            try:
-                if not rejected and len(proposals) > 3:
+        if not rejected and len(proposals) > 3:
+            # The first is sent back (re-planned at once, in the same transaction), then the
+            # rest are approved, several at once: each approval touches its allocation alone.
+            while proposals and not rejected:
+                first, *proposals = proposals
+                try:
                     await client.post(
                         "allocation",
-                        f"{path}/reject",
+                        f"/allocations/{first['allocation_id']}/reject",
                         {"reason": "Hub capacity: re-plan next week."},
                         Role.PLANNER,
                     )
                     rejected = True
-                    continue
-                await client.post("allocation", f"{path}/approve", {}, Role.PLANNER)
-                played.allocations_approved += 1
-            except Conflict:
-                continue  # re-planned meanwhile: the next round sees what replaced it
+                except Conflict:
+                    continue  # re-planned meanwhile: send back the next one
+        approvals = await asyncio.gather(*(_approve(client, a, gate) for a in proposals))
+        played.allocations_approved += sum(approvals)
     say(f"{played.allocations_approved} allocations approved")
 
-    # 5. Shipments move through the hubs to the border.
+    # 5. Shipments move through the hubs to the border: each one's steps in order, several
+    #    shipments at once (they are separate streams). What each draws from the seed is drawn
+    #    first, in the shipments' order, so the story is the same as one at a time.
     shipments = await wait_for(
         lambda: _planned(client, played.allocations_approved),
         what="planned shipments",
         within=60,
     )
-    for n, shipment in enumerate(shipments):
-        try:
-            played.shipments[shipment["shipment_id"]] = await _move(client, rng, shipment, n, today)
-        except Conflict:
-            played.shipments[shipment["shipment_id"]] = "cancelled"  # its allocation was re-planned
+    dispatches = [_dispatch_draw(rng, n) for n in range(len(shipments))]
+
+    async def move(n: int, shipment: dict[str, Any]) -> str:
+        async with gate:
+            try:
+                return await _move(client, dispatches[n], shipment, n, today)
+            except Conflict:
+                return "cancelled"  # its allocation was re-planned
+
+    ends = await asyncio.gather(*(move(n, s) for n, s in enumerate(shipments)))
+    for shipment, end in zip(shipments, ends, strict=True):
+        played.shipments[shipment["shipment_id"]] = end
     say(f"{len(shipments)} shipments moved")
     return played
+
+
+async def _approve(
+    client: AidlineClient, allocation: dict[str, Any], gate: asyncio.Semaphore
+) -> bool:
+    """Approve one proposal; False when it was re-planned meanwhile (the next round sees what
+    replaced it)."""
+    async with gate:
+        try:
+            path = f"/allocations/{allocation['allocation_id']}/approve"
+            await client.post("allocation", path, {}, Role.PLANNER)
+        except Conflict:
+            return False
+        return True
 
 
 async def _proposed(client: AidlineClient) -> list[dict[str, Any]]:
@@ -256,15 +287,34 @@ async def _proposed(client: AidlineClient) -> list[dict[str, Any]]:
     return sorted(items, key=lambda a: a["allocation_id"])
 
 
+async def _progress(client: AidlineClient) -> tuple[bool, list[int]]:
+    """Whether everything written so far has reached the allocation service (nothing left in
+    the request and allocation services' outboxes, no lag on the allocation service's
+    consumers), and how many events each of its consumers has applied."""
+    checks = {}
+    for service in ("request", "allocation"):
+        response = await client.http.get(getattr(client.endpoints, service) + "/readyz")
+        checks[service] = response.json().get("checks", {})
+    relays = [checks[s].get("relay", {}) for s in ("request", "allocation")]
+    consumers = [c for name, c in checks["allocation"].items() if name.startswith("consumer:")]
+    caught_up = all(r.get("lag") == 0 for r in relays) and all(c.get("lag") == 0 for c in consumers)
+    return caught_up, [int(c.get("applied") or 0) for c in consumers]
+
+
 async def _settled_proposals(client: AidlineClient) -> list[dict[str, Any]]:
-    """The open proposals once two reads a second apart agree (the consumer has caught up)."""
-    previous = await _proposed(client)
-    for _ in range(30):
-        await asyncio.sleep(1.0)
-        current = await _proposed(client)
-        if current == previous:
-            return current
-        previous = current
+    """The open proposals once the allocation service has caught up: its inputs all published
+    and read, and neither the proposals nor what its consumers applied moved for
+    `SETTLE_READS` reads in a row (`SETTLE_INTERVAL` apart)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    seen: list[tuple[list[dict[str, Any]], list[int]]] = []
+    while loop.time() < deadline:
+        caught_up, applied = await _progress(client)
+        snapshot = (await _proposed(client), applied)
+        seen = [*seen, snapshot] if caught_up and seen and seen[-1] == snapshot else [snapshot]
+        if caught_up and len(seen) >= SETTLE_READS:
+            return snapshot[0]
+        await asyncio.sleep(SETTLE_INTERVAL)
     raise DemoError("the allocation plan did not settle within 30 s")
 
 
@@ -277,8 +327,19 @@ async def _planned(client: AidlineClient, approved: int) -> list[dict[str, Any]]
     return sorted((s for s in items if s["status"] == "planned"), key=lambda s: s["shipment_id"])
 
 
+def _dispatch_draw(rng: random.Random, n: int) -> dict[str, str] | None:
+    """What shipment `n` draws from the seed: its mode and carrier (none if it stays planned)."""
+    if n % 10 == 9:
+        return None
+    return {"mode": rng.choice(MODES), "carrier_ref": f"CR-{rng.randint(1000, 9999)}"}
+
+
 async def _move(
-    client: AidlineClient, rng: random.Random, shipment: dict[str, Any], n: int, today: date
+    client: AidlineClient,
+    dispatch: dict[str, str] | None,
+    shipment: dict[str, Any],
+    n: int,
+    today: date,
 ) -> str:
     """Walk one shipment as far as the scenario takes it; returns where it ended."""
     sid, hub, donor, quantity = (
@@ -292,18 +353,10 @@ async def _move(
         [f"{sid}-{k:04d}" for k in range(quantity)] if shipment["eum_class"] == "enhanced" else []
     )
     stage = n % 10  # most go all the way; some stay behind at each step
-    if stage == 9:
+    if stage == 9 or dispatch is None:
         return "planned"
     await client.post(
-        "delivery",
-        f"{path}/dispatch",
-        {
-            "mode": rng.choice(MODES),
-            "carrier_ref": f"CR-{rng.randint(1000, 9999)}",
-            "serials": serials,
-        },
-        Role.DONOR,
-        nation=donor,
+        "delivery", f"{path}/dispatch", dispatch | {"serials": serials}, Role.DONOR, nation=donor
     )
     if stage == 8:
         await client.post(

@@ -161,11 +161,12 @@ async def test_the_ledger_gaps_and_decisions_as_of(service: Projection) -> None:
     "path",
     [
         "/board/requirements",
-        f"/board/requirements/{R1}",
+        # Ids without the run's random part: pytest-xdist's workers must collect the same ids.
+        pytest.param(f"/board/requirements/{R1}", id="/board/requirements/R1"),
         "/donors/DE/ledger",
         "/capabilities/gaps",
         "/decisions",
-        f"/decisions/{DEC}/execution",
+        pytest.param(f"/decisions/{DEC}/execution", id="/decisions/DEC/execution"),
     ],
 )
 @pytest.mark.parametrize(

@@ -290,6 +290,7 @@ async def _waiting_on_a_lock(db: Database, count: int = 1) -> bool:
             sa.text(
                 "SELECT count(*) FROM pg_stat_activity"
                 " WHERE wait_event_type = 'Lock' AND query LIKE '%things%'"
+                " AND datname = current_database()"
             )
         )
     return int(waiting or 0) >= count

@@ -23,6 +23,7 @@ import yaml
 from shared.cli.run import SERVICES
 from shared.messaging.topics import TopicSettings
 from shared.settings import ServiceSettings
+from tests.infra import wait_for_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy/helm/aidline"
@@ -54,8 +55,7 @@ INGRESS_AND_HPA = [
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    if not os.access(HELM, os.X_OK):
-        pytest.fail(f"{HELM} is missing; run deploy/local/test-tools.sh", pytrace=False)
+    wait_for_tool(HELM)  # `make test` may still be building it in the background
     return subprocess.run(
         [str(HELM), *args], capture_output=True, text=True, timeout=120, check=False
     )

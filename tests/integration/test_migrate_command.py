@@ -119,6 +119,8 @@ async def test_an_upgrade_waits_for_the_one_holding_the_schemas_lock(database_ur
             return bool(
                 await holder.fetchval(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND database = (SELECT oid FROM pg_database"
+                    " WHERE datname = current_database())"
                 )
             )
 

@@ -124,7 +124,9 @@ async def test_one_instances_commit_wakes_the_others_waiters(settings: Projectio
         async def listening() -> bool:  # the other's listener is up once it has woken once
             return bool(
                 await _fetchval(
-                    settings, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+                    settings,
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE query LIKE 'LISTEN%' AND datname = current_database()",
                 )
                 >= 4  # each instance: its swaps and its generation's commits
             )
@@ -152,7 +154,9 @@ async def test_audit_rows_are_numbered_in_commit_order_across_writers(
                 return bool(
                     await _fetchval(
                         settings,
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                        " AND database = (SELECT oid FROM pg_database"
+                        " WHERE datname = current_database())",
                     )
                 )
 

@@ -185,6 +185,9 @@ async def test_a_requirement_another_writer_created_meanwhile_is_kept(
 async def _waiting_on_a_lock(generation: Generation) -> bool:
     async with generation.db.engine.connect() as conn:
         waiting = await conn.scalar(
-            sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
         )
     return bool(waiting)
