@@ -3,8 +3,8 @@
 #
 #   deploy/local/test-suite.sh [pytest arguments]
 #
-# Installs the tools the tests drive (test-tools.sh; helm builds in the background if it is not
-# cached), then:
+# Installs the tools the tests drive (test-tools.sh; with workers, helm builds in the background
+# if it is not cached; HELM_IN_BACKGROUND=0/1 overrides), then:
 #   TEST_WORKERS=0   (default) one pytest, every test in line, on one broker and PostgreSQL (with-infra.sh)
 #   TEST_WORKERS=N   pytest-xdist with N workers (--dist loadgroup: tests/conftest.py keeps each
 #                    module, and each folder sharing a fixture, on one worker; each worker has a
@@ -38,7 +38,9 @@ log() { printf 'test-suite: %s\n' "$*" >&2; }
 [[ "$TEST_ISOLATED" == beside || "$TEST_ISOLATED" == after ]] \
   || { log "ERROR: TEST_ISOLATED must be beside or after (got '$TEST_ISOLATED')"; exit 2; }
 
-HELM_IN_BACKGROUND=1 "$SCRIPT_DIR/test-tools.sh"
+# helm's first build (minutes of both cores) beside the tests only with workers: in line, it would
+# compete with the first tests' services starting (a readiness wait of 60 s).
+HELM_IN_BACKGROUND="${HELM_IN_BACKGROUND:-$(( TEST_WORKERS > 0 ))}" "$SCRIPT_DIR/test-tools.sh"
 
 t0=$(date +%s)
 if (( TEST_WORKERS == 0 )); then

@@ -20,7 +20,7 @@ fi
 # helm: `go install` from the Go module proxy, once per version (~7 min on two busy cores with
 # nothing cached). The folder is the version (a `go install` binary says only "v4.3"); the build
 # lands in a temporary folder first, so a binary there is a whole one.
-# HELM_IN_BACKGROUND=1 (deploy/local/test-suite.sh sets it): the build runs on while the tests
+# HELM_IN_BACKGROUND=1 (deploy/local/test-suite.sh sets it with TEST_WORKERS > 0): the build runs on while the tests
 # that do not need helm run; tests/integration/test_helm_chart.py waits for it (tests/infra.py,
 # wait_for_helm), and fails with the build's log if it failed. Its pid is in build.pid, its
 # output in build.log and its exit status, once it ended, in build.status.
