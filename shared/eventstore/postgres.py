@@ -47,19 +47,21 @@ _EVENT_COLUMNS = (
 )
 
 # Any number of events in one statement. It takes the commit-order lock, queues the relay's
-# wake-up (NOTIFY is delivered at commit) and inserts, in that order: the rows come out of a
-# join with the lock's one-row subquery, so positions are drawn only once the lock is held.
-# Arrays keep the text, and so the prepared statement, the same for any number of rows.
+# wake-up (NOTIFY is delivered at commit; its payload names the appending log, so the leader
+# passes over its own process's appends, which the store announces in-process) and inserts, in
+# that order: the rows come out of a join with the lock's one-row subquery, so positions are
+# drawn only once the lock is held. Arrays keep the text, and so the prepared statement, the
+# same for any number of rows.
 _APPEND_EVENTS = (
     f"INSERT INTO events ({_EVENT_COLUMNS}) "
     f"SELECT {_EVENT_COLUMNS} FROM unnest("
     "$3::text[], $4::int[], $5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[], "
     "$10::timestamptz[]) WITH ORDINALITY "
     f"AS new_events ({_EVENT_COLUMNS}, ordinal) "
-    "CROSS JOIN (SELECT pg_advisory_xact_lock($1), pg_notify($2, '')) AS lock "
+    "CROSS JOIN (SELECT pg_advisory_xact_lock($1), pg_notify($2, $11)) AS lock "
     "ORDER BY ordinal RETURNING event_id, position"
 )
-_APPEND_PARAMETERS = 10
+_APPEND_PARAMETERS = 11
 
 # Where a publisher is: its checkpoint (or what it has published since, if further), the head,
 # and when the first event it has not published was recorded. Each reads one end of an index.
@@ -111,6 +113,10 @@ class PostgresEventLog(EventLog):
         # Commit-order lock key and wake-up channel are per schema: one store, one relay.
         self.lock_key = zlib.crc32(f"aidline.events.{db.schema}".encode())
         self.channel = f"aidline_events_{db.schema}"
+        # This log's appends are announced in-process (`EventStore.appended`): its leader skips
+        # their notifications, which would otherwise cost the relay a second, empty read per
+        # append.
+        self.origin = uuid.uuid4().hex
         self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextlib.asynccontextmanager
@@ -163,6 +169,7 @@ class PostgresEventLog(EventLog):
                 [json.dumps(row["data"]) for row in new],
                 [json.dumps(row["meta"]) for row in new],
                 [row["recorded_at"] for row in new],
+                self.origin,
             ]
         extra = []
         for table, values in rows:
@@ -202,8 +209,9 @@ class PostgresEventLog(EventLog):
                 await asyncio.sleep(retry_seconds)
             raw = await driver_connection(conn)
 
-            def _notified(*_args: object) -> None:
-                on_append()
+            def _notified(_conn: object, _pid: int, _channel: str, origin: object) -> None:
+                if origin != self.origin:  # this log's own appends are announced in-process
+                    on_append()
 
             await raw.add_listener(self.channel, _notified)
             try:
