@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,6 +42,12 @@ LATENCY = Histogram(
 )
 
 access_log = logging.getLogger("aidline.access")
+
+# The label series of each (method, route, status), resolved once: `labels()` takes a lock,
+# builds and checks the label tuple and looks it up for each metric, on every request. Bounded
+# (methods are any token a client sends): past it, series are resolved per request as before.
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_MAX_SERIES = 1000
 
 
 def incoming_correlation_id(scope: Scope) -> str | None:
@@ -115,9 +122,15 @@ class RequestObservability:
 
     @staticmethod
     def _observe(scope: Scope, status: int, seconds: float) -> None:
-        labels = (scope["method"], route_template(scope), str(status))
-        REQUESTS.labels(*labels).inc()
-        LATENCY.labels(*labels).observe(seconds)
+        key = (scope["method"], route_template(scope), status)
+        series = _SERIES.get(key)
+        if series is None:
+            labels = (key[0], key[1], str(status))
+            series = REQUESTS.labels(*labels), LATENCY.labels(*labels)
+            if len(_SERIES) < _MAX_SERIES:
+                _SERIES[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 def _bad_correlation_id() -> Problem:
