@@ -105,20 +105,11 @@ class RequestObservability:
                 if not answered:
                     self._observe(scope, status, time.perf_counter() - started)
                 route = route_template(scope)
-                access_log.log(
-                    logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
-                    "%s %s %d",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                )
+                level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+                # Checked first: the line's fields are built only when it is written (at WARNING,
+                # as benchmarks and quiet deployments run, never).
+                if access_log.isEnabledFor(level):
+                    _access_line(scope, route, level, status, started)
 
     @staticmethod
     def _observe(scope: Scope, status: int, seconds: float) -> None:
@@ -131,6 +122,23 @@ class RequestObservability:
                 _SERIES[key] = series
         series[0].inc()
         series[1].observe(seconds)
+
+
+def _access_line(scope: Scope, route: str, level: int, status: int, started: float) -> None:
+    access_log.log(
+        level,
+        "%s %s %d",
+        scope["method"],
+        scope["path"],
+        status,
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": route,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
 
 
 def _bad_correlation_id() -> Problem:
