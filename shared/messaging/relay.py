@@ -227,7 +227,7 @@ class Relay:
             # Read the outbox only when there can be something new: at the start, after an
             # append was announced (the store in-process, the log for other processes), after a
             # full batch, and on the idle poll (the safety net). Reading after every
-            # acknowledgement as well cost ~1.9 reads per event at 200 commands/s; this ~1.2.
+            # acknowledgement as well made about 3 reads per event when each is read alone; 1 now.
             more = True
             while True:
                 batch: list[OutboxRow] = []
