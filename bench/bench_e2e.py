@@ -11,11 +11,16 @@ it to its read models; the client timestamps each arrival. The client's own view
 notes. Commands go out open-loop on a fixed schedule: a slow answer does not slow the offered
 rate. A second, lower rate shows the same path when the request service is not saturated.
 
+Then the highest rate the stack sustains: steps of rising rates (each for a shorter span), up
+to the last whose accepted → visible p99 stays within 250 ms with every command accepted,
+offered at its rate and visible; the search stops at the first step that misses.
+
 The stack reads the shared topics from the start, so it first catches up with whatever is on
 them; each measurement begins once every service is idle.
 
 BENCH_E2E_RATE (commands/s, default 200), BENCH_E2E_LOW_RATE (default 50; 0 skips it),
-BENCH_E2E_SECONDS (per rate, default 20).
+BENCH_E2E_SECONDS (per rate, default 20), BENCH_E2E_STEPS (the rates of the search, default
+250,300,400,500,600,800; empty skips it), BENCH_E2E_STEP_SECONDS (per step, default 10).
 """
 
 from __future__ import annotations
@@ -48,8 +53,16 @@ from tests.infra import KAFKA, create_topic
 RATE = int(os.environ.get("BENCH_E2E_RATE", "200"))
 LOW_RATE = int(os.environ.get("BENCH_E2E_LOW_RATE", "50"))
 SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "20"))
+STEPS = [int(r) for r in os.environ.get("BENCH_E2E_STEPS", "250,300,400,500,600,800").split(",")
+         if r.strip()]  # fmt: skip
+STEP_SECONDS = float(os.environ.get("BENCH_E2E_STEP_SECONDS", "10"))
+# How long the service(s) may take to start: on a machine other runs keep busy, importing and
+# migrating four services at once took over 60 s (47-66 s measured).
+START_SECONDS = 300.0
 CONNECTIONS = 64
-TARGET_P99_MS = 250.0
+TARGET_P99_MS = 120.0  # at RATE (issue 20; 250 ms in the first round)
+MAX_RATE_P99_MS = 250.0  # what a step of the search must keep
+MAX_RATE_TARGET = 400.0
 MEMORY_TARGET_MB = 150.0
 SETTLE_SECONDS = 60.0  # how long the last events may take to arrive before they count as lost
 
@@ -221,7 +234,9 @@ async def _end_to_end(stack: Stack, rate: int, count: int) -> tuple[Tracker, flo
     return tracker, offered
 
 
-def _e2e_results(label: str, tracker: Tracker, offered: float, rate: int) -> list[Result]:
+def _e2e_results(
+    label: str, tracker: Tracker, offered: float, rate: int, seconds: float = SECONDS
+) -> list[Result]:
     ms = tracker.latencies()
     visible = ms["stored → visible"]
     lost = len(tracker.answered) - len(visible)
@@ -231,7 +246,7 @@ def _e2e_results(label: str, tracker: Tracker, offered: float, rate: int) -> lis
         if name != "stored → visible" and len(values) > 1
     )
     setup = (
-        f"{rate * SECONDS:,.0f} commands at {rate}/s (offered {offered:,.0f}/s), "
+        f"{rate * seconds:,.0f} commands at {rate}/s (offered {offered:,.0f}/s), "
         f"{len(tracker.answered):,} accepted, {tracker.failed} failed, {lost} not visible "
         f"within {SETTLE_SECONDS:g} s; {parts}"
     )
@@ -241,6 +256,73 @@ def _e2e_results(label: str, tracker: Tracker, offered: float, rate: int) -> lis
     ]
 
 
+@dataclass(frozen=True)
+class Step:
+    """One rate of the search: what was offered, and what came of it."""
+
+    rate: int
+    offered: float
+    accepted: int
+    failed: int
+    lost: int  # accepted, not visible within SETTLE_SECONDS
+    p99: float | None  # accepted → visible, ms
+
+    @property
+    def sustained(self) -> bool:
+        return (
+            self.p99 is not None
+            and self.p99 <= MAX_RATE_P99_MS
+            and self.failed == 0
+            and self.lost == 0
+            and self.offered >= 0.95 * self.rate  # the client kept up: the rate was real
+        )
+
+    def describe(self) -> str:
+        p99 = "no events" if self.p99 is None else f"p99 {self.p99:,.0f} ms"
+        missed = "" if self.sustained else " (missed)"
+        return (
+            f"{self.rate}/s: {p99}, offered {self.offered:,.0f}/s, {self.failed} failed, "
+            f"{self.lost} not visible{missed}"
+        )
+
+
+async def _search(stack: Stack) -> list[Step]:
+    """Each rate of STEPS in turn for STEP_SECONDS, from an idle stack, until one misses."""
+    steps: list[Step] = []
+    for rate in sorted(STEPS):
+        await wait_caught_up(stack, SERVICES)
+        tracker, offered = await _end_to_end(stack, rate, int(rate * STEP_SECONDS))
+        visible = tracker.latencies()["stored → visible"]
+        step = Step(
+            rate,
+            offered,
+            len(tracker.answered),
+            tracker.failed,
+            len(tracker.answered) - len(visible),
+            _p(visible, 99) if len(visible) > 1 else None,
+        )
+        steps.append(step)
+        if not step.sustained:
+            break
+    return steps
+
+
+def _max_rate_result(steps: list[Step]) -> Result:
+    sustained = [step for step in steps if step.sustained]
+    best = sustained[-1].rate if sustained else 0
+    return Result(
+        f"end to end: highest rate with accepted → visible p99 <= {MAX_RATE_P99_MS:g} ms",
+        best,
+        "commands/s",
+        f"the {RATE}/s run above",
+        RATE,
+        target=f">= {MAX_RATE_TARGET:g} commands/s",
+        met=best >= MAX_RATE_TARGET,
+        notes=f"steps of {STEP_SECONDS:g} s each, rising until one misses: "
+        + "; ".join(step.describe() for step in steps),
+    )
+
+
 async def run() -> list[Result]:
     database_url = await create_database()
     stack = Stack(database_url)
@@ -248,7 +330,7 @@ async def run() -> list[Result]:
     try:
         for service in SERVICES:
             stack.start(service)
-        await asyncio.gather(*(stack.wait_ready(s) for s in SERVICES))
+        await asyncio.gather(*(stack.wait_ready(s, START_SECONDS) for s in SERVICES))
         caught_up = await wait_caught_up(stack, SERVICES)
         settled = {s: rss_mb(stack.processes[s].pid) for s in SERVICES}
         kafka = await _kafka_baseline(int(RATE * SECONDS))
@@ -265,6 +347,7 @@ async def run() -> list[Result]:
             await wait_caught_up(stack, SERVICES)
             low = await _end_to_end(stack, LOW_RATE, int(LOW_RATE * SECONDS))
         memory = {s: rss_mb(stack.processes[s].pid) for s in SERVICES}
+        steps = await _search(stack)
     finally:
         stack.stop_all()
         await drop_database(database_url)
@@ -292,13 +375,15 @@ async def run() -> list[Result]:
             "ms",
             "raw Kafka produce → consume p99",
             _p(kafka, 99),
-            target="<= 250 ms",
+            target=f"<= {TARGET_P99_MS:g} ms",
             met=p99.value <= TARGET_P99_MS and lost == 0 and tracker.failed == 0,
             notes=f"{p99.notes}; {machine}",
         ),
     ]
     if low is not None:
         results += _e2e_results(f" at {LOW_RATE}/s (context)", *low, LOW_RATE)
+    if STEPS:
+        results.append(_max_rate_result(steps))
     for service, mb in memory.items():
         results.append(
             Result(

@@ -201,8 +201,11 @@ class EventStore:
         finally:
             if tx is not None:
                 tx.ended(committed)
-        if tx is not None and tx.stored:
-            self.appended.set()
+                # The relay's wake-up for this process's appends (its leader passes over their
+                # notifications). Also after a failed commit, which may have committed: an
+                # empty read costs less than an event waiting for the relay's safety-net poll.
+                if tx.stored:
+                    self.appended.set()
 
     async def append(
         self, stream_id: str, expected_version: int, new_events: Sequence[NewEvent]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,6 +42,12 @@ LATENCY = Histogram(
 )
 
 access_log = logging.getLogger("aidline.access")
+
+# The label series of each (method, route, status), resolved once: `labels()` takes a lock,
+# builds and checks the label tuple and looks it up for each metric, on every request. Bounded
+# (methods are any token a client sends): past it, series are resolved per request as before.
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_MAX_SERIES = 1000
 
 
 def incoming_correlation_id(scope: Scope) -> str | None:
@@ -98,26 +105,40 @@ class RequestObservability:
                 if not answered:
                     self._observe(scope, status, time.perf_counter() - started)
                 route = route_template(scope)
-                access_log.log(
-                    logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
-                    "%s %s %d",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                )
+                level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+                # Checked first: the line's fields are built only when it is written (at WARNING,
+                # as benchmarks and quiet deployments run, never).
+                if access_log.isEnabledFor(level):
+                    _access_line(scope, route, level, status, started)
 
     @staticmethod
     def _observe(scope: Scope, status: int, seconds: float) -> None:
-        labels = (scope["method"], route_template(scope), str(status))
-        REQUESTS.labels(*labels).inc()
-        LATENCY.labels(*labels).observe(seconds)
+        key = (scope["method"], route_template(scope), status)
+        series = _SERIES.get(key)
+        if series is None:
+            labels = (key[0], key[1], str(status))
+            series = REQUESTS.labels(*labels), LATENCY.labels(*labels)
+            if len(_SERIES) < _MAX_SERIES:
+                _SERIES[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
+
+
+def _access_line(scope: Scope, route: str, level: int, status: int, started: float) -> None:
+    access_log.log(
+        level,
+        "%s %s %d",
+        scope["method"],
+        scope["path"],
+        status,
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": route,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
 
 
 def _bad_correlation_id() -> Problem:

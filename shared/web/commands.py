@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import orjson
 import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -51,6 +52,19 @@ C = TypeVar("C")
 
 
 UnitOfWork = Callable[[Transaction], Awaitable[CommandResult]]
+
+
+class CommandResponse(JSONResponse):
+    """A command's answer, encoded by orjson: the same JSON as `JSONResponse` (compact, UTF-8,
+    keys in order) in a fraction of `json.dumps`'s time, on every command. What orjson refuses
+    (keys that are not strings, integers beyond 64 bits) goes to `JSONResponse`'s encoder as
+    before; a NaN, which no command answer holds (inputs refuse it), would be null, not a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:
+            return super().render(content)
 
 
 def expected_version(request: Request) -> int | None:
@@ -201,7 +215,7 @@ async def _run(
             if replay is not None:
                 return replay
         raise
-    return JSONResponse(body, status_code=result.status_code, headers=headers)
+    return CommandResponse(body, status_code=result.status_code, headers=headers)
 
 
 async def _reserve(
@@ -307,7 +321,7 @@ async def _replay(store: EventStore, key: str, scope: str, body_hash: str) -> JS
     if row.request_hash != body_hash:
         raise _key_conflict()
     headers = dict(row.headers) | {"Idempotent-Replayed": "true"}
-    return JSONResponse(row.response, status_code=row.status_code, headers=headers)
+    return CommandResponse(row.response, status_code=row.status_code, headers=headers)
 
 
 def canonical_json(data: Any) -> bytes:

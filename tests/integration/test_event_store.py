@@ -217,3 +217,17 @@ async def test_business_time_is_stored_beside_record_time_and_defaults_to_it(
     assert first.meta.occurred_at == announced
     assert second.meta.occurred_at is None and second.occurred_at == second.recorded_at
     assert [r.occurred_at for r in outbox] == [announced.isoformat(), None]
+
+
+async def test_jsonb_parameters_encode_as_before(pg_db: Database) -> None:
+    """orjson on the append path: keys that are not strings become strings and integers beyond
+    64 bits are kept, as with json.dumps; NaN is refused (PostgreSQL refused json.dumps' NaN)
+    and nothing is stored."""
+    store = EventStore(pg_db)
+    data = {"1": "one", "big": 2**70, "nested": {"x": [1.5, None, "é"]}}
+    raw = {1: "one", "big": 2**70, "nested": {"x": [1.5, None, "é"]}}
+    await store.append("J-1", 0, [NewEvent("probe", 1, raw, META)])
+    with pytest.raises(ValueError):
+        await store.append("J-2", 0, [NewEvent("probe", 1, {"x": [float("nan")]}, META)])
+    async with pg_db.engine.connect() as conn:
+        assert [e.data for e in await store.read_after(conn, 0, 10)] == [data]

@@ -9,8 +9,10 @@ import random
 import signal
 import subprocess
 import sys
+import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY
 
@@ -119,6 +121,48 @@ async def test_idle_relay_is_woken_by_commit_not_by_polling(kafka: str, db: Data
         await eventually(lambda: _published(relay, 1), timeout=10, what="the event on Kafka")
         if writer is not relay.store:
             await writer.db.dispose()
+
+
+async def test_the_relay_reads_the_outbox_only_when_told_of_news(kafka: str, db: Database) -> None:
+    """One read to start, then one per announced append: not one more after each
+    acknowledgement, nor for the NOTIFY of its own process's appends (issue 20)."""
+    topic = await create_topic(partitions=1)
+    store = EventStore(db)
+    relay = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
+                  idle_poll_seconds=60)  # fmt: skip
+    async with running(relay):
+        await eventually(lambda: _leader(relay), what="the relay to start")
+        await asyncio.sleep(0.2)  # the first read, of an empty outbox
+        before = _reads(topic)
+        appends = 20
+        for i in range(appends):
+            await store.append(f"S-{i}", 0, _credit(i))
+            await eventually(lambda n=i + 1: _published(relay, n), timeout=10, what="the event")
+        await asyncio.sleep(0.3)  # a stray notification would show as a read by now
+        reads = _reads(topic) - before
+    assert appends <= reads <= appends + 2, f"{reads} reads for {appends} appends"
+
+
+async def test_an_append_nobody_announced_is_published_by_the_safety_net_poll(
+    kafka: str, db: Database
+) -> None:
+    """An append the store did not announce (its own log's NOTIFY is passed over) still
+    leaves within the idle poll."""
+    topic = await create_topic(partitions=1)
+    store = EventStore(db)
+    relay = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
+                  idle_poll_seconds=0.5)  # fmt: skip
+    async with running(relay):
+        await eventually(lambda: _leader(relay), what="the relay to start")
+        row = {
+            "stream_id": "S-1", "stream_version": 1, "event_id": uuid.uuid4(),
+            "event_type": "ledger.credited", "schema_version": 1, "data": {"amount": 1},
+            "meta": {"actor": "tester", "correlation_id": None, "causation_id": None},
+            "recorded_at": datetime.now(UTC),
+        }  # fmt: skip
+        async with store.log.append_connection() as (conn, direct):
+            await store.log.insert(conn, [row], [], direct=direct)
+        await eventually(lambda: _published(relay, 1), timeout=10, what="the event on Kafka")
 
 
 async def test_relay_killed_mid_batch_loses_nothing(kafka: str, pg_db: Database) -> None:
@@ -294,6 +338,10 @@ async def _published(relay: Relay, count: int) -> bool:
 
 async def _any_leader(a: Relay, b: Relay) -> bool:
     return a.is_leader or b.is_leader
+
+
+def _reads(topic: str) -> float:
+    return REGISTRY.get_sample_value("aidline_relay_reads_total", {"topic": topic}) or 0.0
 
 
 async def _leader(relay: Relay) -> bool:
