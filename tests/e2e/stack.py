@@ -113,10 +113,12 @@ class Stack:
         self.processes.clear()
 
     async def wait_ready(
-        self, service: str, timeout: float = 60.0, *, degraded_ok: bool = False
+        self, service: str, timeout: float = 120.0, *, degraded_ok: bool = False
     ) -> None:
         """Until /readyz says ready (every check passes: the consumers have their partitions),
-        or with `degraded_ok` merely degraded (it answers callers, Kafka may be away)."""
+        or with `degraded_ok` merely degraded (it answers callers, Kafka may be away). Four
+        services starting at once on two busy cores took 47-66 s (each migrates in a child
+        process first): 60 s failed runs that were merely slow."""
         deadline = asyncio.get_running_loop().time() + timeout
         last = "no answer"
         async with httpx.AsyncClient(base_url=self.url(service), timeout=5) as client:

@@ -60,7 +60,7 @@ class Instances(Stack):
         return f"http://127.0.0.1:{self.ports[name]}"
 
     async def wait_ready(
-        self, service: str, timeout: float = 60.0, *, degraded_ok: bool = False
+        self, service: str, timeout: float = 120.0, *, degraded_ok: bool = False
     ) -> None:
         await super().wait_ready(service, timeout, degraded_ok=degraded_ok)
         self.rotation.add(service)
