@@ -29,6 +29,9 @@ from shared.supervision import Backoff, TaskStatus, retry, supervise
 
 log = logging.getLogger(__name__)
 
+# How long stopping waits for the supervised tasks to end once cancelled.
+STOP_TASK_SECONDS = 10.0
+
 # Young-generation collections every 50,000 allocations instead of 700: a consumer's batch
 # creates tens of thousands of short-lived objects, and with the default every batch paid for
 # repeated scans (and for promoting objects that die a moment later). Measured on the
@@ -167,9 +170,19 @@ class ServiceRuntime:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            # Bounded: a task that does not end on cancellation (stuck in a driver call) must
+            # not keep the process from stopping; it is named instead.
+            done, stuck = await asyncio.wait(self._tasks, timeout=STOP_TASK_SECONDS)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.debug("task %s ended with %r at stop", task.get_name(), task.exception())
+            for task in stuck:
+                log.error(
+                    "stopping: task %s did not end within %g s of its cancellation; left behind",
+                    task.get_name(),
+                    STOP_TASK_SECONDS,
+                )
         self._tasks.clear()
         if self._kafka is not None:
             await self._kafka.close()
