@@ -50,10 +50,13 @@ class PostgresDialect(Dialect):
     def is_transient(self, exc: BaseException) -> bool:
         state = sqlstate(exc)
         if state is None:
-            # asyncpg's own word for a connection that is gone (no SQLSTATE: the server
-            # never answered).
+            # asyncpg's own words for a connection that is gone (no SQLSTATE: the server
+            # never answered): lost mid-query, or found closed when a query was about to go
+            # out on it (`InterfaceError`, e.g. a raw append on a connection the restart of
+            # the server had just closed: a 500 in the fault test's restart before).
             return any(
                 isinstance(e, asyncpg.exceptions.ConnectionDoesNotExistError)
+                or (isinstance(e, asyncpg.exceptions.InterfaceError) and "is closed" in str(e))
                 for e in (exc, getattr(exc, "orig", None), exc.__cause__)
             )
         return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES

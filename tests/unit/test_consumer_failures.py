@@ -37,6 +37,7 @@ def _wrapped(orig: BaseException) -> OperationalError:
         asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
         asyncpg.exceptions.ConnectionFailureError("connection failure"),
         asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle"),
+        asyncpg.exceptions.InterfaceError("connection is closed"),
     ],
     ids=lambda e: type(e).__name__,
 )
