@@ -42,9 +42,9 @@ $(BIN)/uv:
 	@$(BIN)/pip install -q --disable-pip-version-check $$(grep -o '^uv==[^ ]*' $(DEV_LOCK))
 
 # Development and tests: exactly the dev lock (sync removes what it does not name).
-# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (as on CI machines), Python would
-# otherwise compile the ~6,000 installed modules again in every process it starts; importing the
-# four services took 4.2 s, 1.8 s with the bytecode written once here.
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (as on our 2-core machine, and in many
+# CI images), Python would otherwise compile the ~6,000 installed modules again in every process
+# it starts; importing the four services took 4.2 s, 1.8 s with the bytecode written once here.
 $(STAMP): $(DEV_LOCK) | $(BIN)/uv
 	@echo "==> installing Aidline and its locked dependencies (run, dev, bench) into $(VENV)"
 	@$(UV) pip sync -q --compile-bytecode --python $(BIN)/python --require-hashes $(DEV_LOCK)

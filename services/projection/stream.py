@@ -338,6 +338,13 @@ class EventStream:
                     return
                 if event.seq > session.upto and visible(event) and (frame := sse(event)):
                     yield frame
+            # Overflowed: ended here, the client resumes with Last-Event-ID (what it missed
+            # comes from the ring or the audit). Logged, so that a client too slow for the
+            # stream shows up somewhere other than in its own reconnects.
+            log.warning(
+                "event stream: %s fell %d events behind and was disconnected (it resumes "
+                "with Last-Event-ID)", principal.sub, queue.maxsize,
+            )  # fmt: skip
         finally:
             session.close()
 

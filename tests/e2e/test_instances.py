@@ -138,22 +138,34 @@ async def _leader(stack: Instances, service: str) -> str | None:
 
 @dataclass
 class Watched:
-    """The ids of the events a live stream sent."""
+    """The ids of the events a live stream sent, followed as a browser follows it: a stream
+    the server ends (a subscriber that fell too far behind is disconnected) is opened again
+    with `Last-Event-ID`, and what it missed comes first."""
 
     ids: set[str] = field(default_factory=set)
     opened: asyncio.Event = field(default_factory=asyncio.Event)
+    resumed: int = 0
 
     async def follow(self, url: str, ticket: str) -> None:
-        async with (
-            httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client,
-            client.stream("GET", url + "/events/stream", params={"ticket": ticket}) as response,
-        ):
-            assert response.status_code == 200, await response.aread()
-            async for line in response.aiter_lines():
-                if line == ": live":
-                    self.opened.set()
-                elif line.startswith("id:"):
-                    self.ids.add(line[3:].strip())
+        # The ticket opens the first stream only (it is for one opening); a resume shows the
+        # bearer token, as a client outside the browser does.
+        params, headers = {"ticket": ticket}, {}
+        last: str | None = None
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client:
+            while True:
+                async with client.stream(
+                    "GET", url + "/events/stream", params=params, headers=headers
+                ) as response:
+                    assert response.status_code == 200, await response.aread()
+                    async for line in response.aiter_lines():
+                        if line == ": live":
+                            self.opened.set()
+                        elif line.startswith("id:"):
+                            last = line[3:].strip()
+                            self.ids.add(last)
+                self.resumed += 1
+                params = {}
+                headers = _headers(Role.ADMIN) | ({"Last-Event-ID": last} if last else {})
 
 
 @dataclass
@@ -286,7 +298,11 @@ async def test_two_instances_of_every_service_lose_nothing(instances: Instances)
         async def all_streamed() -> bool:
             return all(a.event_id in watched.ids for a in load.acks)
 
-        await eventually(all_streamed, 60, f"{survivor}'s stream to show every event")
+        await eventually(
+            all_streamed,
+            60,
+            f"{survivor}'s stream to show every event (resumed {watched.resumed} times)",
+        )
     finally:
         stop_watch.set()
         following.cancel()

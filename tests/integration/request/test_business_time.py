@@ -91,11 +91,15 @@ async def test_an_import_of_years_of_pledges_is_dated_by_their_announcements(
         series: list[dict[str, Any]] = []
 
         async def charted() -> bool:
+            # The decision and the need are on other partitions than the pledges: the chart
+            # may be complete before they are applied.
             gaps = await projection.client.get("/capabilities/gaps", headers=OBSERVER)
             series[:] = gaps.json()["over_time"].get("artillery", [])
-            return len(series) == 4
+            decided = await projection.client.get("/decisions", headers=OBSERVER)
+            board = await projection.client.get(f"/board/requirements/{need}", headers=OBSERVER)
+            return len(series) == 4 and len(decided.json()["items"]) == 1 and board.is_success
 
-        await eventually(charted, what="four years of pledges on the chart")
+        await eventually(charted, what="four years of pledges on the chart, the need, the decision")
         assert series == [
             {"day": "2022-06-01", "pledged": 3, "delivered": 0},
             {"day": "2023-03-15", "pledged": 10, "delivered": 0},
