@@ -113,6 +113,16 @@ class TaskStatus:
         }
 
 
+def reraise_cancellation() -> None:
+    """Raise CancelledError again if the current task is being cancelled. For a loop that
+    retries on any error: a driver whose call was cut off by the cancellation may raise its own
+    error instead (the cancellation is then spent), and the loop would retry for ever, holding
+    up the stop (a test run hung on such a task, still reading a dropped schema)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def retry(
     status: TaskStatus, attempt: Callable[[], Awaitable[T]], backoff: Backoff = Backoff()
 ) -> T:
@@ -123,6 +133,7 @@ async def retry(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            reraise_cancellation()
             status.failed(exc)
             pause = backoff.delay(status.attempts)
             # The traceback once per run of failures: a bug shows where, an absent broker

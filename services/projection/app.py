@@ -71,9 +71,11 @@ class ProjectionRuntime(ServiceRuntime):
         self.supervise("commits", self.read_models.follow_commits)
 
     async def stop(self) -> None:
-        await self.rebuilder.stop()
-        await self.read_models.stop()
-        await super().stop()
+        try:
+            await self.rebuilder.stop()
+            await self.read_models.stop()
+        finally:  # the supervised tasks (the live stream's reader) end whatever failed above
+            await super().stop()
 
 
 def build_runtime(settings: ProjectionSettings) -> ProjectionRuntime:

@@ -44,7 +44,7 @@ from shared.eventstore import Transaction
 from shared.messaging.kafka import Cluster, KafkaConnection, new_admin, new_consumer
 from shared.observability.logs import configure_logging, resolve_format
 from shared.runtime import tune_gc
-from shared.supervision import Backoff, TaskStatus, retry
+from shared.supervision import Backoff, TaskStatus, reraise_cancellation, retry
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,7 @@ class Rebuilder:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            reraise_cancellation()
             log.exception("rebuild of generation %d failed", number)
             self.progress.state, self.progress.error = "failed", repr(exc)
             self.progress.finished_at = datetime.now(UTC)

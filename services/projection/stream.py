@@ -42,6 +42,7 @@ from services.projection.stream_admission import (
 from shared.auth import Principal
 from shared.auth.visibility import shown_event
 from shared.db import Database
+from shared.supervision import reraise_cancellation
 from shared.web.deps import BEARER_CHALLENGE, Authorize
 from shared.web.problems import Problem
 
@@ -191,6 +192,7 @@ class EventStream:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                reraise_cancellation()
                 log.exception("event stream: reading the audit failed; retrying")
                 await asyncio.sleep(1.0)
 

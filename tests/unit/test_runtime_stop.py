@@ -42,9 +42,49 @@ async def test_a_task_that_ignores_cancellation_does_not_hold_up_the_stop(
     runtime.supervise("stubborn", stubborn)
     runtime.supervise("polite", polite)
     await asyncio.sleep(0)
-    with caplog.at_level(logging.ERROR, logger="shared.runtime"):
-        await asyncio.wait_for(runtime.stop(), 5)
-    assert [r.getMessage() for r in caplog.records] == [
+    try:
+        with caplog.at_level(logging.ERROR, logger="shared.runtime"):
+            await asyncio.wait_for(runtime.stop(), 5)
+    finally:  # even when failing: a task left behind would hang the session's end
+        release.set()
+        _cancel("stubborn")
+    # The runtime's records only: the session's loop may run other tests' tasks meanwhile.
+    assert [r.getMessage() for r in caplog.records if r.name == "shared.runtime"] == [
         "stopping: task stubborn did not end within 0.2 s of its cancellation; left behind"
     ]
-    release.set()
+
+
+async def test_a_task_whose_driver_turns_the_cancellation_into_an_error_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call cut off by the cancellation may raise the driver's own error instead: the
+    supervised task must end all the same, not retry for ever (it held up a test run's end)."""
+    monkeypatch.setattr(runtime_module, "STOP_TASK_SECONDS", 0.5)
+    started, converting = asyncio.Event(), True
+
+    async def driver_call() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if converting:
+                raise ConnectionResetError("the driver's own error") from None
+            raise
+
+    runtime = _runtime(tmp_path)
+    runtime.supervise("reader", driver_call)
+    await started.wait()
+    try:
+        with caplog.at_level(logging.WARNING):
+            await runtime.stop()
+    finally:  # a failure here must not leave the task to hang the session's end
+        converting = False
+        _cancel("reader")
+    assert not [r.getMessage() for r in caplog.records if "reader" in r.getMessage()]
+
+
+def _cancel(name: str) -> None:
+    """End what a test left behind on the session's loop."""
+    for task in asyncio.all_tasks():
+        if task.get_name() == name:
+            task.cancel()

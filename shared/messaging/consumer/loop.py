@@ -52,7 +52,7 @@ from shared.messaging.kafka import Cluster, new_consumer
 from shared.messaging.topics import TopicSettings, ensure_topics
 from shared.messaging.tracking import tracker_for
 from shared.observability.context import bound
-from shared.supervision import Backoff, TaskStatus, supervise
+from shared.supervision import Backoff, TaskStatus, reraise_cancellation, supervise
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,7 @@ class EventConsumer:
             except RetryMessages as exc:
                 await asyncio.sleep(exc.delay)
             except Exception as exc:
+                reraise_cancellation()
                 if is_infrastructure_failure(exc, self.store.db.dialect):
                     log.warning("consumer %s: database unavailable, applying the batch again "
                                 "(attempt %d): %r", self.name, attempt + 1,
