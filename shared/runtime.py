@@ -115,6 +115,7 @@ class ServiceRuntime:
                 stall_seconds=settings.consumer_stall_seconds,
                 backoff=self.backoff,
                 topic_settings=self.topic_settings,
+                group_instance_id=settings.kafka_group_instance_id,
             )
             for spec in consumers
         ]

@@ -61,6 +61,13 @@ class ServiceSettings(BaseSettings):
     # The brokers see this instance as it (logs, quotas, consumer groups); default
     # `aidline-<service>-<host>-<pid>`, one per instance.
     kafka_client_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # Static group membership (Kafka's KIP-345): the consumers join their groups as this
+    # instance, and a restart under the same id (a StatefulSet's pod name) takes its partitions
+    # back at once, where a new member waits out the old one's session timeout (10 s) first.
+    # One process per id; unset: dynamic membership (docs/scaling.md).
+    kafka_group_instance_id: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$"
+    )
     environment: str = Field(default="development", pattern="^(development|test|production)$")
     migrate_on_start: bool = True
     relay_enabled: bool = True

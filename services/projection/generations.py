@@ -107,6 +107,8 @@ class Generation:
             # Every message applied has its audit row: that is its tracking record too.
             recorded_by_handler=t.audit.c.event_id,
             backoff=Backoff(cap=settings.kafka_retry_max_seconds),
+            # A rebuild's helpers join the same group as members of their own (no instance id).
+            group_instance_id=settings.kafka_group_instance_id,
         )
         self._task: asyncio.Task[None] | None = None
 

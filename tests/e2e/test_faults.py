@@ -31,8 +31,14 @@ DEPLOY = Path(__file__).parents[2] / "deploy" / "local"
 @pytest.fixture
 async def faulty_stack(kafka: str) -> AsyncIterator[Stack]:
     database_url = await create_database()
-    # Approvals happen on their own so that work flows on to the delivery service.
-    stack = Stack(database_url, env_overrides={"AUTO_APPROVE": "true"})
+    # Approvals happen on their own so that work flows on to the delivery service. Static group
+    # members: a service killed and started again takes its partitions back at once (its
+    # consumers otherwise wait out the dead ones' 10 s session first; dynamic members are
+    # killed and restarted in test_instances.py).
+    stack = Stack(
+        database_url,
+        env_overrides={"AUTO_APPROVE": "true", "KAFKA_GROUP_INSTANCE_ID": "faults-1"},
+    )
     try:
         for service in SERVICES:
             stack.start(service)

@@ -97,11 +97,13 @@ class EventConsumer:
         event_types: Collection[str] | None = None,
         backoff: Backoff | None = None,
         topic_settings: TopicSettings | None = None,
+        group_instance_id: str | None = None,
     ) -> None:
         """`bootstrap_servers`: the cluster (a `KafkaConnection`, or its addresses for
         plaintext); `recorded_by_handler`: the batch handler's own record of the events it
         applies (`shared.messaging.tracking`); `event_types`: the types it acts on (None: all);
-        `topic_settings`: what its dead-letter topics are created with."""
+        `topic_settings`: what its dead-letter topics are created with; `group_instance_id`:
+        static membership of its group (`ServiceSettings.kafka_group_instance_id`)."""
         if (handler is None) == (batch_handler is None):
             raise ValueError("give either a handler or a batch_handler")
         self.name = name
@@ -115,6 +117,7 @@ class EventConsumer:
         self.bootstrap_servers = bootstrap_servers
         self.topic_settings = topic_settings or TopicSettings()
         self.batch_size = batch_size
+        self.group_instance_id = group_instance_id
         self.retry_backoff_seconds = retry_backoff_seconds
         self.tracker = tracker_for(store.db, name, recorded_by_handler)
         self.dead_letters = DeadLetters(name, store.db)
@@ -171,6 +174,7 @@ class EventConsumer:
         consumer = new_consumer(
             self.bootstrap_servers,
             group_id=self.name,
+            group_instance_id=self.group_instance_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.batch_size,
