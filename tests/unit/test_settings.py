@@ -97,6 +97,8 @@ def test_public_key_and_jwks_together_are_ambiguous(tmp_path: Path) -> None:
         {"rate_limit_burst": 0},
         {"max_body_bytes": 10},
         {"environment": "staging"},
+        {"kafka_group_instance_id": ""},
+        {"kafka_group_instance_id": "pod 7"},  # the broker takes letters, digits, . _ - only
     ],
 )
 def test_out_of_range_values_are_refused(values: dict[str, Any]) -> None:
