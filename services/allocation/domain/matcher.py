@@ -23,6 +23,10 @@ Objective, in order, encoded as per-unit costs whose ranges never overlap:
    pledges + requirements - 1 allocations per family).
 Ties: nodes and arcs are laid out in id order and the solver is deterministic, so the same
 input always yields the same plan.
+
+Built arc by arc in plain Python, not over numpy arrays with the solver's vectorised calls:
+numpy was 15 MB of the allocation service's memory for this module alone (issue 20's 120 MB
+ceiling); the full plan of 10,000 x 10,000 takes longer by the figure in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-import numpy as np
 from ortools.graph.python import min_cost_flow
 
 MAX_PRIORITY = 4
@@ -88,26 +91,27 @@ def match(
     offers = sorted((s for s in supplies if s.quantity > 0), key=lambda s: s.pledge_id)
     if not needs or not offers:
         return []
-    pair_offer, pair_need = _candidate_pairs(needs, offers, compatible, excluded)
-    if pair_offer.size == 0:
+    pairs = _candidate_pairs(needs, offers, compatible, excluded, lead_days)
+    if not pairs:
         return []
-    free = np.array([s.quantity for s in offers], dtype=np.int64)
-    open_ = np.array([d.quantity for d in needs], dtype=np.int64)
-    cost = _pair_costs(needs, offers, pair_offer, pair_need, free, open_, lead_days)
-    capacity = np.minimum(free[pair_offer], open_[pair_need])
-    held = _held(needs, offers, pair_offer, pair_need, incumbents or {})
+    held = _held(needs, offers, pairs, incumbents or {})
+    flow = min_cost_flow.SimpleMinCostFlow()
+    add_arc = flow.add_arc_with_capacity_and_unit_cost
+    n_offers = len(offers)
     # Arcs: every pair at its full cost, then the incumbent pairs again without NEW_PAIR.
-    arc_offer = np.concatenate([pair_offer, pair_offer[held.pairs]])
-    arc_need = np.concatenate([pair_need, pair_need[held.pairs]])
-    arc_cost = np.concatenate([cost + NEW_PAIR, cost[held.pairs]])
-    arc_capacity = np.concatenate([capacity, np.minimum(held.quantity, capacity[held.pairs])])
-    flows = _solve(needs, offers, arc_offer, arc_need, arc_capacity, arc_cost, free, open_)
-    per_pair = flows[: pair_offer.size].copy()
-    np.add.at(per_pair, held.pairs, flows[pair_offer.size :])
-    used = np.nonzero(per_pair > 0)[0]
+    for o, n, capacity, cost in pairs:
+        add_arc(o, n_offers + n, capacity, cost + NEW_PAIR)
+    for k, quantity in held:
+        o, n, capacity, cost = pairs[k]
+        add_arc(o, n_offers + n, min(quantity, capacity), cost)
+    _solve(flow, needs, offers)
+    per_pair = [flow.flow(k) for k in range(len(pairs))]
+    for arc, (k, _) in enumerate(held, start=len(pairs)):
+        per_pair[k] += flow.flow(arc)
     result = [
-        Match(needs[pair_need[k]].requirement_id, offers[pair_offer[k]].pledge_id, int(per_pair[k]))
-        for k in used
+        Match(needs[n].requirement_id, offers[o].pledge_id, quantity)
+        for (o, n, _, _), quantity in zip(pairs, per_pair, strict=True)
+        if quantity > 0
     ]
     return sorted(result, key=lambda m: (m.requirement_id, m.pledge_id))
 
@@ -117,105 +121,83 @@ def _candidate_pairs(
     offers: Sequence[Supply],
     compatible: Callable[[str, str], bool],
     excluded: Collection[Pair],
-) -> tuple[np.ndarray, np.ndarray]:
-    """(offer index, need index) of every allowed pair, in offer-then-need order."""
-    items = sorted({d.item_code for d in needs} | {s.item_code for s in offers})
-    index = {code: i for i, code in enumerate(items)}
-    fits = np.array([[compatible(a, b) for b in items] for a in items], dtype=bool)
-    need_item = np.array([index[d.item_code] for d in needs])
-    offer_item = np.array([index[s.item_code] for s in offers])
-    allowed = fits[need_item][:, offer_item].T  # [offer, need]
-    if excluded:
-        need_at = {d.requirement_id: i for i, d in enumerate(needs)}
-        offer_at = {s.pledge_id: i for i, s in enumerate(offers)}
-        for requirement_id, pledge_id in excluded:
-            if requirement_id in need_at and pledge_id in offer_at:
-                allowed[offer_at[pledge_id], need_at[requirement_id]] = False
-    pair_offer, pair_need = np.nonzero(allowed)
-    return pair_offer.astype(np.int32), pair_need.astype(np.int32)
-
-
-def _pair_costs(
-    needs: Sequence[Demand],
-    offers: Sequence[Supply],
-    pair_offer: np.ndarray,
-    pair_need: np.ndarray,
-    free: np.ndarray,
-    open_: np.ndarray,
     lead_days: int,
-) -> np.ndarray:
-    available = np.array([s.available_from.toordinal() for s in offers], dtype=np.int64)
-    needed = np.array([d.needed_by.toordinal() for d in needs], dtype=np.int64)
-    late_days = np.clip(available[pair_offer] + lead_days - needed[pair_need], 0, MAX_LATE_DAYS)
-    cost = np.where(late_days > 0, LATE + LATE_PER_DAY * late_days, 0)
-    need_item = np.array([d.item_code for d in needs], dtype=object)
-    offer_item = np.array([s.item_code for s in offers], dtype=object)
-    cost += SUBSTITUTE * (need_item[pair_need] != offer_item[pair_offer])
-    a, b = free[pair_offer], open_[pair_need]
-    cost += FIT * np.abs(a - b) // np.maximum(a, b)
-    return cost.astype(np.int64)
-
-
-@dataclass(frozen=True)
-class _Held:
-    pairs: np.ndarray  # indices into the pair arrays
-    quantity: np.ndarray
+) -> list[tuple[int, int, int, int]]:
+    """(offer index, need index, capacity, cost) of every allowed pair, in offer-then-need
+    order. The cost: lateness, a substitute, unequal quantities (module doc); computed here, in
+    the one loop over the pairs (750,000 in the 10,000 x 10,000 benchmark)."""
+    fitting: dict[str, list[tuple[int, int, int, str, str]]] = {}  # an offer's item -> needs
+    for item in {s.item_code for s in offers}:
+        fitting[item] = [
+            (n, d.needed_by.toordinal(), d.quantity, d.item_code, d.requirement_id)
+            for n, d in enumerate(needs)
+            if compatible(d.item_code, item)
+        ]
+    refused = set(excluded)
+    pairs = []
+    for o, s in enumerate(offers):
+        ready, a, item, pledge_id = (
+            s.available_from.toordinal() + lead_days,
+            s.quantity,
+            s.item_code,
+            s.pledge_id,
+        )
+        for n, needed, b, need_item, requirement_id in fitting[item]:
+            if refused and (requirement_id, pledge_id) in refused:
+                continue
+            late = ready - needed
+            cost = (
+                LATE + LATE_PER_DAY * (late if late < MAX_LATE_DAYS else MAX_LATE_DAYS)
+                if late > 0
+                else 0
+            )
+            if need_item != item:
+                cost += SUBSTITUTE
+            if a < b:
+                pairs.append((o, n, a, cost + FIT * (b - a) // b))
+            else:
+                pairs.append((o, n, b, cost + FIT * (a - b) // a))
+    return pairs
 
 
 def _held(
     needs: Sequence[Demand],
     offers: Sequence[Supply],
-    pair_offer: np.ndarray,
-    pair_need: np.ndarray,
+    pairs: Sequence[tuple[int, int, int, int]],
     incumbents: Mapping[Pair, int],
-) -> _Held:
+) -> list[tuple[int, int]]:
+    """(pair index, quantity) of the incumbent pairs that are still candidates, in pair order."""
     if not incumbents:
-        return _Held(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        return []
     position = {
-        (needs[n].requirement_id, offers[o].pledge_id): k
-        for k, (o, n) in enumerate(zip(pair_offer.tolist(), pair_need.tolist(), strict=True))
+        (needs[n].requirement_id, offers[o].pledge_id): k for k, (o, n, _, _) in enumerate(pairs)
     }
-    found = sorted((position[pair], quantity) for pair, quantity in incumbents.items()
-                   if pair in position and quantity > 0)  # fmt: skip
-    return _Held(
-        np.array([k for k, _ in found], dtype=np.int64),
-        np.array([q for _, q in found], dtype=np.int64),
-    )
+    return sorted((position[pair], quantity) for pair, quantity in incumbents.items()
+                  if pair in position and quantity > 0)  # fmt: skip
 
 
 def _solve(
-    needs: Sequence[Demand],
-    offers: Sequence[Supply],
-    arc_offer: np.ndarray,
-    arc_need: np.ndarray,
-    arc_capacity: np.ndarray,
-    arc_cost: np.ndarray,
-    free: np.ndarray,
-    open_: np.ndarray,
-) -> np.ndarray:
-    """Flows on the pledge→requirement arcs, in the order given."""
+    flow: min_cost_flow.SimpleMinCostFlow, needs: Sequence[Demand], offers: Sequence[Supply]
+) -> None:
+    """Adds the SURPLUS and SHORT arcs and every node's supply to `flow` (its pair arcs in
+    place), and solves it."""
     n_offers, n_needs = len(offers), len(needs)
-    need_node = np.arange(n_needs, dtype=np.int32) + n_offers
     short, surplus = n_offers + n_needs, n_offers + n_needs + 1
-    priority = np.clip([d.priority for d in needs], 1, MAX_PRIORITY)
-    penalty = PRIORITY_STEP * (MAX_PRIORITY + 1 - priority)
-    total_open, total_free = int(open_.sum()), int(free.sum())
-    tails = np.concatenate(
-        [arc_offer, np.arange(n_offers), np.full(n_needs, short), [short]]
-    ).astype(np.int32)
-    heads = np.concatenate(
-        [need_node[arc_need], np.full(n_offers, surplus), need_node, [surplus]]
-    ).astype(np.int32)
-    capacities = np.concatenate([arc_capacity, free, open_, [total_open]]).astype(np.int64)
-    costs = np.concatenate([arc_cost, np.zeros(n_offers, dtype=np.int64), penalty, [0]]).astype(
-        np.int64
-    )
-    flow = min_cost_flow.SimpleMinCostFlow()
-    flow.add_arcs_with_capacity_and_unit_cost(tails, heads, capacities, costs)
-    supplies = np.concatenate([free, -open_, [total_open], [-total_free]]).astype(np.int64)
-    flow.set_nodes_supplies(np.arange(surplus + 1, dtype=np.int32), supplies)
+    for o, offer in enumerate(offers):
+        flow.add_arc_with_capacity_and_unit_cost(o, surplus, offer.quantity, 0)
+    for n, need in enumerate(needs):
+        priority = min(max(need.priority, 1), MAX_PRIORITY)
+        penalty = PRIORITY_STEP * (MAX_PRIORITY + 1 - priority)
+        flow.add_arc_with_capacity_and_unit_cost(short, n_offers + n, need.quantity, penalty)
+    total_open = sum(d.quantity for d in needs)
+    total_free = sum(s.quantity for s in offers)
+    flow.add_arc_with_capacity_and_unit_cost(short, surplus, total_open, 0)
+    for o, offer in enumerate(offers):
+        flow.set_node_supply(o, offer.quantity)
+    for n, need in enumerate(needs):
+        flow.set_node_supply(n_offers + n, -need.quantity)
+    flow.set_node_supply(short, total_open)
+    flow.set_node_supply(surplus, -total_free)
     status = flow.solve()
     if status != flow.OPTIMAL:
         raise RuntimeError(f"min-cost flow failed with status {status}")
-    result: np.ndarray = flow.flows(np.arange(arc_offer.size, dtype=np.int32))
-    return result
