@@ -57,8 +57,16 @@ async def run_consumer(url: str, schema: str, topic: str, group: str, slow_ms: i
         await asyncio.sleep(slow_ms / 1000)  # widen the window between effect and commit
 
     # Small polls, so that effects commit in several steps and a kill can land between them.
+    # A static member: the consumer started after a kill takes the partitions at once instead
+    # of waiting out the dead one's session (10 s).
     consumer = EventConsumer(
-        group, [topic], handler, EventStore(db), bootstrap_servers=KAFKA, batch_size=50
+        group,
+        [topic],
+        handler,
+        EventStore(db),
+        bootstrap_servers=KAFKA,
+        batch_size=50,
+        group_instance_id="worker",
     )
     print("consumer started", flush=True)
     await consumer.run()
