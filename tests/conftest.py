@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import DBAPIError
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
+from xdist.scheduler.protocol import Scheduling
 
 from shared.db import Database
 from shared.db.migrate import upgrade
@@ -55,17 +58,34 @@ def _relative(item: pytest.Item) -> str:
         return item.path.as_posix()
 
 
-def _group(item: pytest.Item) -> str:
-    """The xdist group of a test (`--dist loadgroup`): every test of a module together (module
-    fixtures start services), a folder together where it shares more, and the end-to-end tests
-    on the shared `stack` (package-scoped) together."""
-    relative = _relative(item)
+def _group(relative: str) -> str:
+    """The xdist group of a test file (relative to tests/): every test of a module together
+    (module fixtures start services), a folder together where it shares more, and the
+    end-to-end tests together (the package-scoped `stack` most of them share)."""
     for folder, group in SHARED_FOLDERS.items():
         if relative.startswith(folder + "/"):
             return group
-    if relative.startswith("e2e/") and "stack" in getattr(item, "fixturenames", ()):
-        return "e2e-stack"
+    if relative.startswith("e2e/"):
+        return "e2e"
     return relative
+
+
+class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
+    """`--dist loadgroup` by `_group`, from the test's node id. xdist's own loadgroup reads
+    `xdist_group` marks through a suffix it writes into node ids, which pytest 9.2's node ids
+    no longer take (pytest-xdist issue 1386): every test was then a group of its own, a module's
+    tests ran on both workers, and each worker started the module's services (two delivery
+    services planning the same shipments, a secure broker started twice on the same ports)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return _group(nodeid.split("::", 1)[0].removeprefix("tests/"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling | None:
+    if config.getvalue("dist") != "loadgroup":
+        return None  # xdist's own
+    return GroupScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -73,7 +93,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         relative = _relative(item)
         if relative in ISOLATED:
             item.add_marker(pytest.mark.isolated)
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
         if relative in LAST:  # the first to call helm may wait for its build (wait_for_tool)
             item.add_marker(pytest.mark.timeout(1500))
     items.sort(key=lambda item: _relative(item) in LAST)  # stable: the rest keep their order
