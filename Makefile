@@ -21,11 +21,11 @@ PYTEST_ARGS ?=
 # to +3). Choose other ports to run two suites at once: make test TEST_CLUSTER_PORT=20400 ...
 TEST_CLUSTER_PORT ?= 20100
 TEST_SECURE_PORT ?= 20200
-# `make test` runs the tests in one pytest, in line (TEST_WORKERS=0, the default), or on
-# TEST_WORKERS pytest-xdist workers (opt-in), the isolated ones (they stop the broker, crash
-# PostgreSQL...) beside them on a broker and PostgreSQL of their own (TEST_ISOLATED=after:
-# when the others are done); see deploy/local/test-suite.sh.
-TEST_WORKERS ?= 0
+# `make test` runs the tests on TEST_WORKERS pytest-xdist workers (2, the default), the isolated
+# ones (they stop the broker, crash PostgreSQL...) beside them on a broker and PostgreSQL of
+# their own (TEST_ISOLATED=after: when the others are done), or in one pytest, in line
+# (TEST_WORKERS=0); see deploy/local/test-suite.sh.
+TEST_WORKERS ?= 2
 TEST_ISOLATED ?= beside
 TEST_INFRA := AIDLINE_HOME=$(CURDIR)/.aidline/test KAFKA_PORT=19092 CONTROLLER_PORT=19093 \
 	AIDLINE_PG_PORT=15433 AIDLINE_TEST_CLUSTER_PORT=$(TEST_CLUSTER_PORT) \

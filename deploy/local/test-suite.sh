@@ -5,8 +5,8 @@
 #
 # Installs the tools the tests drive (test-tools.sh; with workers, helm builds in the background
 # if it is not cached; HELM_IN_BACKGROUND=0/1 overrides), then:
-#   TEST_WORKERS=0   (default) one pytest, every test in line, on one broker and PostgreSQL (with-infra.sh)
-#   TEST_WORKERS=N   pytest-xdist with N workers (--dist loadgroup: tests/conftest.py keeps each
+#   TEST_WORKERS=0   one pytest, every test in line, on one broker and PostgreSQL (with-infra.sh)
+#   TEST_WORKERS=N   (default 2) pytest-xdist with N workers (--dist loadgroup: tests/conftest.py keeps each
 #                    module, and each folder sharing a fixture, on one worker; each worker has a
 #                    database of its own) for every test but the isolated ones, and beside it a
 #                    serial pytest of the isolated ones (`-m isolated`: they stop the broker,
@@ -28,7 +28,7 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 cd "$REPO_ROOT"
 PYTEST="$REPO_ROOT/.venv/bin/pytest"
 WITH_INFRA="$SCRIPT_DIR/with-infra.sh"
-TEST_WORKERS="${TEST_WORKERS:-0}"
+TEST_WORKERS="${TEST_WORKERS:-2}"
 TEST_ISOLATED="${TEST_ISOLATED:-beside}"
 export AIDLINE_HOME="${AIDLINE_HOME:-$REPO_ROOT/.aidline/test}"
 
