@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -93,6 +95,25 @@ def test_allocations_before_their_requirement_still_count() -> None:
     assert (r.requested, r.pledged, r.allocated, r.status) == (100, 110, 60, "partially_covered")
     changes.apply(AllocationCancelled(reason="pledge withdrawn"), "A-1", NOW)
     assert (r.pledged, r.allocated, r.status) == (50, 0, "submitted")
+
+
+def test_a_batch_of_changes_is_freed_when_dropped_not_left_to_the_garbage_collector() -> None:
+    # A batch's Changes holds every row it loaded: as a reference cycle (its handlers bound to
+    # it) it outlived its batch until a collection, and a replay's memory grew with it.
+    changes = Changes({}, {}, {}, {})
+    for event, subject in [
+        (_submitted(), "R-1"),
+        (_proposed("A-1", 60), "A-1"),
+        (AllocationApproved(approved_by="p"), "A-1"),
+    ]:
+        changes.apply(event, subject, NOW)
+    dropped = weakref.ref(changes)
+    gc.disable()
+    try:
+        del changes
+        assert dropped() is None
+    finally:
+        gc.enable()
 
 
 def test_shipments_move_quantities_from_transit_to_delivered() -> None:
