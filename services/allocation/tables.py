@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.allocation.domain import Allocation, Shortfall
 from shared.db.rows import upsert
+from shared.eventstore import Transaction
 from shared.eventstore.tables import Json
 
 metadata = sa.MetaData()
@@ -200,16 +201,16 @@ async def list_allocations(
 # -- what the consumer learns from the request and delivery topics -------------------------
 
 
-async def add_requirement(conn: AsyncConnection, requirement_id: str, **values: Any) -> None:
-    await _insert_once(conn, requirements, requirements.c.requirement_id, requirement_id, **values)
+async def add_requirement(tx: Transaction, requirement_id: str, **values: Any) -> None:
+    await _insert_new(tx, requirements, requirement_id=requirement_id, **values)
 
 
-async def add_pledge(conn: AsyncConnection, pledge_id: str, **values: Any) -> None:
-    await _insert_once(conn, pledges, pledges.c.pledge_id, pledge_id, **values)
+async def add_pledge(tx: Transaction, pledge_id: str, **values: Any) -> None:
+    await _insert_new(tx, pledges, pledge_id=pledge_id, **values)
 
 
-async def add_shipment(conn: AsyncConnection, shipment_id: str, **values: Any) -> None:
-    await _insert_once(conn, shipments, shipments.c.shipment_id, shipment_id, **values)
+async def add_shipment(tx: Transaction, shipment_id: str, **values: Any) -> None:
+    await _insert_new(tx, shipments, shipment_id=shipment_id, **values)
 
 
 async def save_catalogue_item(
@@ -285,8 +286,6 @@ async def add_loss(
     return item
 
 
-async def _insert_once(
-    conn: AsyncConnection, table: sa.Table, key: sa.Column[Any], value: str, **values: Any
-) -> None:
-    if (await conn.execute(sa.select(key).where(key == value))).first() is None:
-        await conn.execute(table.insert().values({key.name: value, **values}))
+async def _insert_new(tx: Transaction, table: sa.Table, **row: Any) -> None:
+    """The row, unless one with its key is there already (the event delivered again)."""
+    await tx.conn.execute(tx.store.db.dialect.insert_new(table), row)

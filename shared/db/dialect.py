@@ -46,6 +46,11 @@ class Dialect(ABC):
         """Insert `rows` (tuples in `columns` order) inside the caller's transaction; JSON
         columns take text already encoded where `json_as_text`, Python values elsewhere."""
 
+    @abstractmethod
+    def insert_new(self, table: sa.Table) -> sa.Insert:
+        """An INSERT of rows given at execution that leaves a row whose key exists as it is
+        (`ON CONFLICT DO NOTHING`): one round trip where a look-up and an insert took two."""
+
     # JSON columns take already-encoded text (True) or Python values (False) in `insert_rows`.
     json_as_text: bool
     # CREATE TABLE prefixes for tables whose rows may be lost in a crash of the database server

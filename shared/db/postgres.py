@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shared.db.dialect import Dialect
@@ -99,6 +100,9 @@ class PostgresDialect(Dialect):
         if rows:
             driver = await driver_connection(conn)
             await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
+
+    def insert_new(self, table: sa.Table) -> sa.Insert:
+        return postgresql.insert(table).on_conflict_do_nothing()
 
     async def lock_transaction(self, conn: AsyncConnection, key: int) -> None:
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -86,6 +87,9 @@ class SqliteDialect(Dialect):
     ) -> None:
         if rows:
             await conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
+
+    def insert_new(self, table: sa.Table) -> sa.Insert:
+        return sqlite.insert(table).on_conflict_do_nothing()
 
     async def lock_transaction(self, conn: AsyncConnection, key: int) -> None:
         return None  # BEGIN IMMEDIATE: one writer at a time already

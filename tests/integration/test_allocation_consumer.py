@@ -100,6 +100,16 @@ async def test_announced_pledges_and_submitted_needs_are_not_matched(store: Even
     assert await _types(store) == []
 
 
+async def test_a_need_or_pledge_announced_again_keeps_its_first_row(store: EventStore) -> None:
+    s = Scenario()
+    need, pledge = s.requirement("R1", 100, 1), s.pledge("P1", 120)
+    await _feed(store, need + pledge)
+    await _feed(store, need[:1] + pledge[:1])  # submitted and announced once more
+    # Still endorsed and confirmed (a second insert would have failed the batch, an overwrite
+    # set them back to submitted and announced), so the match stands.
+    assert await _live(store) == {(s.id("R1"), s.id("P1")): 100}
+
+
 async def test_catalogue_substitutes_join_families_and_pick_the_hub(store: EventStore) -> None:
     s = Scenario()
     await _feed(store, s.requirement("R1", 40, 2) + s.pledge("P-er", 40, item=s.substitute))
