@@ -49,7 +49,8 @@ class Dialect(ABC):
     @abstractmethod
     def insert_new(self, table: sa.Table) -> sa.Insert:
         """An INSERT of rows given at execution that leaves a row whose key exists as it is
-        (`ON CONFLICT DO NOTHING`): one round trip where a look-up and an insert took two."""
+        (`ON CONFLICT DO NOTHING`): one round trip where a look-up and an insert took two.
+        Built once per table: consumers run it for every event."""
 
     # JSON columns take already-encoded text (True) or Python values (False) in `insert_rows`.
     json_as_text: bool

@@ -4,6 +4,7 @@ locks (see `shared.db.dialect` for the interface)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -102,7 +103,7 @@ class PostgresDialect(Dialect):
             await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
 
     def insert_new(self, table: sa.Table) -> sa.Insert:
-        return postgresql.insert(table).on_conflict_do_nothing()
+        return _insert_new(table)
 
     async def lock_transaction(self, conn: AsyncConnection, key: int) -> None:
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
@@ -125,3 +126,8 @@ class PostgresDialect(Dialect):
                 return True
             await driver.execute("SELECT pg_advisory_unlock($1)", key)
             return False
+
+
+@functools.cache
+def _insert_new(table: sa.Table) -> sa.Insert:
+    return postgresql.insert(table).on_conflict_do_nothing()

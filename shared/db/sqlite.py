@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -89,7 +90,7 @@ class SqliteDialect(Dialect):
             await conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
 
     def insert_new(self, table: sa.Table) -> sa.Insert:
-        return sqlite.insert(table).on_conflict_do_nothing()
+        return _insert_new(table)
 
     async def lock_transaction(self, conn: AsyncConnection, key: int) -> None:
         return None  # BEGIN IMMEDIATE: one writer at a time already
@@ -118,3 +119,8 @@ def _configure(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@functools.cache
+def _insert_new(table: sa.Table) -> sa.Insert:
+    return sqlite.insert(table).on_conflict_do_nothing()
