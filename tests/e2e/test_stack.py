@@ -9,6 +9,13 @@ import pytest
 
 from tests.e2e.stack import SERVICES, Stack
 
+WEBSOCKET_HANDSHAKE = {
+    "Connection": "Upgrade",
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_probes_docs_and_metrics(stack: Stack, service: str) -> None:
@@ -27,6 +34,10 @@ async def test_probes_docs_and_metrics(stack: Stack, service: str) -> None:
         missing = await client.get("/no-such-route")
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
+        # No service speaks WebSocket, so none loads a WebSocket library (uvicorn's `ws`):
+        # a handshake is answered as the plain HTTP request it also is.
+        handshake = await client.get("/healthz", headers=WEBSOCKET_HANDSHAKE)
+        assert handshake.status_code == 200 and handshake.json() == {"status": "ok"}
 
 
 def test_aidline_status_reports_every_service_ready(stack: Stack) -> None:
