@@ -16,10 +16,15 @@ to the last whose accepted → visible p99 stays within 250 ms with every comman
 offered at its rate and visible; the search stops at the first step that misses.
 
 The stack reads the shared topics from the start, so it first catches up with whatever is on
-them; each measurement begins once every service is idle.
+them; each measurement begins once every service is idle. The first load a stack sees pays for
+what each process and database connection does once (statements prepared, types looked up, the
+database server's catalogues read, code paths taken for the first time), so the figure at the
+main rate is taken after a warm-up at that rate; the warm-up's own figures are reported beside
+it, as the stack's first load.
 
 BENCH_E2E_RATE (commands/s, default 200), BENCH_E2E_LOW_RATE (default 50; 0 skips it),
-BENCH_E2E_SECONDS (per rate, default 20), BENCH_E2E_STEPS (the rates of the search, default
+BENCH_E2E_SECONDS (per rate, default 20), BENCH_E2E_WARMUP_SECONDS (at the main rate before
+it, default 10; 0 skips it), BENCH_E2E_STEPS (the rates of the search, default
 250,300,400,500,600,800; empty skips it), BENCH_E2E_STEP_SECONDS (per step, default 10).
 """
 
@@ -53,6 +58,7 @@ from tests.infra import KAFKA, create_topic
 RATE = int(os.environ.get("BENCH_E2E_RATE", "200"))
 LOW_RATE = int(os.environ.get("BENCH_E2E_LOW_RATE", "50"))
 SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "20"))
+WARMUP_SECONDS = float(os.environ.get("BENCH_E2E_WARMUP_SECONDS", "10"))
 STEPS = [int(r) for r in os.environ.get("BENCH_E2E_STEPS", "250,300,400,500,600,800").split(",")
          if r.strip()]  # fmt: skip
 STEP_SECONDS = float(os.environ.get("BENCH_E2E_STEP_SECONDS", "10"))
@@ -327,6 +333,7 @@ async def run() -> list[Result]:
     database_url = await create_database()
     stack = Stack(database_url)
     low: tuple[Tracker, float] | None = None
+    first: tuple[Tracker, float] | None = None
     try:
         for service in SERVICES:
             stack.start(service)
@@ -335,6 +342,9 @@ async def run() -> list[Result]:
         settled = {s: rss_mb(stack.processes[s].pid) for s in SERVICES}
         kafka = await _kafka_baseline(int(RATE * SECONDS))
         await wait_caught_up(stack, SERVICES)
+        if WARMUP_SECONDS:
+            first = await _end_to_end(stack, RATE, int(RATE * WARMUP_SECONDS))
+            await wait_caught_up(stack, SERVICES)
         meters = {s: CpuMeter(stack.processes[s].pid) for s in SERVICES}
         machine_meter = MachineMeter()
         machine_meter.start()
@@ -360,6 +370,7 @@ async def run() -> list[Result]:
         f"client, 4 services, PostgreSQL and Kafka on 2 cores; CPU during the run (share of one "
         f"core): {shares}, the whole machine {machine_busy:.2f} of 2 cores; stack idle after "
         f"{caught_up:.0f} s of catch-up on the shared topics"
+        + (f" and a {WARMUP_SECONDS:g} s warm-up at {RATE}/s" if first is not None else "")
     )
     results = [
         Result(
@@ -380,6 +391,9 @@ async def run() -> list[Result]:
             notes=f"{p99.notes}; {machine}",
         ),
     ]
+    if first is not None:
+        label = f" at {RATE}/s, the stack's first load (the warm-up; context)"
+        results += _e2e_results(label, *first, RATE, WARMUP_SECONDS)
     if low is not None:
         results += _e2e_results(f" at {LOW_RATE}/s (context)", *low, LOW_RATE)
     if STEPS:
