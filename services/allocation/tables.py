@@ -288,4 +288,4 @@ async def add_loss(
 
 async def _insert_new(tx: Transaction, table: sa.Table, **row: Any) -> None:
     """The row, unless one with its key is there already (the event delivered again)."""
-    await tx.conn.execute(tx.store.db.dialect.insert_new(table), row)
+    await tx.conn.execute(tx.store.db.dialect.insert_new(table, tuple(row)), row)

@@ -4,13 +4,11 @@ locks (see `shared.db.dialect` for the interface)."""
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shared.db.dialect import Dialect
@@ -102,9 +100,6 @@ class PostgresDialect(Dialect):
             driver = await driver_connection(conn)
             await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
 
-    def insert_new(self, table: sa.Table) -> sa.Insert:
-        return _insert_new(table)
-
     async def lock_transaction(self, conn: AsyncConnection, key: int) -> None:
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
 
@@ -126,8 +121,3 @@ class PostgresDialect(Dialect):
                 return True
             await driver.execute("SELECT pg_advisory_unlock($1)", key)
             return False
-
-
-@functools.cache
-def _insert_new(table: sa.Table) -> sa.Insert:
-    return postgresql.insert(table).on_conflict_do_nothing()

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -89,9 +87,6 @@ class SqliteDialect(Dialect):
         if rows:
             await conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
 
-    def insert_new(self, table: sa.Table) -> sa.Insert:
-        return _insert_new(table)
-
     async def lock_transaction(self, conn: AsyncConnection, key: int) -> None:
         return None  # BEGIN IMMEDIATE: one writer at a time already
 
@@ -119,8 +114,3 @@ def _configure(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-@functools.cache
-def _insert_new(table: sa.Table) -> sa.Insert:
-    return sqlite.insert(table).on_conflict_do_nothing()
