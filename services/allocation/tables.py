@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.allocation.domain import Allocation, Shortfall
-from shared.db.rows import upsert
+from shared.db.rows import insert_new, upsert
 from shared.eventstore import Transaction
 from shared.eventstore.tables import Json
 
@@ -288,4 +288,4 @@ async def add_loss(
 
 async def _insert_new(tx: Transaction, table: sa.Table, **row: Any) -> None:
     """The row, unless one with its key is there already (the event delivered again)."""
-    await tx.conn.execute(tx.store.db.dialect.insert_new(table, tuple(row)), row)
+    await insert_new(tx.conn, table, row)

@@ -6,7 +6,6 @@ generic code asks `Database.dialect` and never which backend it is on.
 
 from __future__ import annotations
 
-import functools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -47,13 +46,6 @@ class Dialect(ABC):
         """Insert `rows` (tuples in `columns` order) inside the caller's transaction; JSON
         columns take text already encoded where `json_as_text`, Python values elsewhere."""
 
-    def insert_new(self, table: sa.Table, columns: tuple[str, ...]) -> sa.TextClause:
-        """An INSERT of a row of `columns`, given at execution, that leaves a row whose key
-        exists as it is (`ON CONFLICT DO NOTHING`, the same on both backends): one round trip
-        where a look-up and an insert took two. Built once per table and columns: consumers
-        run it for every event."""
-        return _insert_new(table, columns)
-
     # JSON columns take already-encoded text (True) or Python values (False) in `insert_rows`.
     json_as_text: bool
     # CREATE TABLE prefixes for tables whose rows may be lost in a crash of the database server
@@ -79,18 +71,6 @@ class Dialect(ABC):
     @abstractmethod
     async def lock_held(self, engine: AsyncEngine, key: int) -> bool:
         """Whether a live process holds `key` (`hold_lock`); never where one process is all."""
-
-
-@functools.cache
-def _insert_new(table: sa.Table, columns: tuple[str, ...]) -> sa.TextClause:
-    # Text, not SQLAlchemy's `insert().on_conflict_do_nothing()`: that construct has no cache
-    # key (`inherit_cache = False` in 2.0), so it was compiled again at every execution, 10 % of
-    # the allocation service's samples at 200 commands/s. The parameters keep their columns'
-    # types, so values are converted as in any insert.
-    names = ", ".join(f'"{name}"' for name in columns)
-    values = ", ".join(f":{name}" for name in columns)
-    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({values}) ON CONFLICT DO NOTHING'
-    return sa.text(sql).bindparams(*(sa.bindparam(n, type_=table.c[n].type) for n in columns))
 
 
 def dialect_for(url: str) -> Dialect:
