@@ -60,7 +60,7 @@ def handler(planning: Planning) -> BatchHandler:
         causes: dict[str, list[str]] = {}
         trigger: dict[str, Message] = {}
         for message in messages:
-            change = await _apply(tx, message)
+            change = await _apply(tx.conn, message)
             if change is not None:
                 item_code, cause = change
                 causes.setdefault(item_code, []).append(cause)
@@ -78,14 +78,14 @@ def handler(planning: Planning) -> BatchHandler:
     return handle
 
 
-async def _apply(tx: Transaction, message: Message) -> Change:
+async def _apply(conn: AsyncConnection, message: Message) -> Change:
     envelope = message.event
     if message.topic == REQUESTS and envelope.event_type in requests:
         event = requests.decode(envelope.event_type, envelope.schema_version, envelope.data)
-        return await _on_request(tx, envelope.subject, event)
+        return await _on_request(conn, envelope.subject, event)
     if message.topic == DELIVERIES and envelope.event_type in deliveries:
         event = deliveries.decode(envelope.event_type, envelope.schema_version, envelope.data)
-        return await _on_delivery(tx, envelope.subject, event)
+        return await _on_delivery(conn, envelope.subject, event)
     return None
 
 
@@ -95,12 +95,11 @@ def _summary(causes: list[str]) -> str:
     return f"{len(causes)} changes, the last: {causes[-1]}"
 
 
-async def _on_request(tx: Transaction, subject: str, event: DomainEvent) -> Change:
-    conn = tx.conn
+async def _on_request(conn: AsyncConnection, subject: str, event: DomainEvent) -> Change:
     match event:
         case RequirementSubmitted():
             await tables.add_requirement(
-                tx,
+                conn,
                 event.requirement_id,
                 item_code=event.item_code,
                 quantity=event.quantity,
@@ -131,7 +130,7 @@ async def _on_request(tx: Transaction, subject: str, event: DomainEvent) -> Chan
             return await _requirement(conn, subject, {"status": "fulfilled"}, "fulfilled")
         case PledgeAnnounced():
             await tables.add_pledge(
-                tx,
+                conn,
                 event.pledge_id,
                 donor=event.donor,
                 item_code=event.item_code,
@@ -161,8 +160,7 @@ async def _on_request(tx: Transaction, subject: str, event: DomainEvent) -> Chan
     return None  # delivery recorded and the like: no effect on matching
 
 
-async def _on_delivery(tx: Transaction, subject: str, event: DomainEvent) -> Change:
-    conn = tx.conn
+async def _on_delivery(conn: AsyncConnection, subject: str, event: DomainEvent) -> Change:
     match event:
         case ShipmentPlanned():
             if await tables.allocation_item(conn, event.allocation_id) is None:
@@ -170,7 +168,7 @@ async def _on_delivery(tx: Transaction, subject: str, event: DomainEvent) -> Cha
                             event.shipment_id, event.allocation_id)  # fmt: skip
                 return None
             await tables.add_shipment(
-                tx,
+                conn,
                 event.shipment_id,
                 allocation_id=event.allocation_id,
                 quantity=event.quantity,

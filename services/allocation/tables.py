@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.allocation.domain import Allocation, Shortfall
 from shared.db.rows import insert_new, upsert
-from shared.eventstore import Transaction
 from shared.eventstore.tables import Json
 
 metadata = sa.MetaData()
@@ -199,18 +198,20 @@ async def list_allocations(
 
 
 # -- what the consumer learns from the request and delivery topics -------------------------
+# A need, pledge or shipment is inserted unless its row is there already (the event delivered
+# again).
 
 
-async def add_requirement(tx: Transaction, requirement_id: str, **values: Any) -> None:
-    await _insert_new(tx, requirements, requirement_id=requirement_id, **values)
+async def add_requirement(conn: AsyncConnection, requirement_id: str, **values: Any) -> None:
+    await insert_new(conn, requirements, {"requirement_id": requirement_id, **values})
 
 
-async def add_pledge(tx: Transaction, pledge_id: str, **values: Any) -> None:
-    await _insert_new(tx, pledges, pledge_id=pledge_id, **values)
+async def add_pledge(conn: AsyncConnection, pledge_id: str, **values: Any) -> None:
+    await insert_new(conn, pledges, {"pledge_id": pledge_id, **values})
 
 
-async def add_shipment(tx: Transaction, shipment_id: str, **values: Any) -> None:
-    await _insert_new(tx, shipments, shipment_id=shipment_id, **values)
+async def add_shipment(conn: AsyncConnection, shipment_id: str, **values: Any) -> None:
+    await insert_new(conn, shipments, {"shipment_id": shipment_id, **values})
 
 
 async def save_catalogue_item(
@@ -284,8 +285,3 @@ async def add_loss(
     )
     item: str = allocation.item_code
     return item
-
-
-async def _insert_new(tx: Transaction, table: sa.Table, **row: Any) -> None:
-    """The row, unless one with its key is there already (the event delivered again)."""
-    await insert_new(tx.conn, table, row)

@@ -16,17 +16,22 @@ async def upsert(
 ) -> None:
     """Insert the row with `key`, or update its `values` if it is there: one statement where
     an update, then an insert when it found nothing, took two round trips."""
-    updates = ", ".join(f"{_quoted(name)} = excluded.{_quoted(name)}" for name in values)
-    action = f"DO UPDATE SET {updates}" if values else "DO NOTHING"
-    conflict = f"ON CONFLICT ({', '.join(map(_quoted, key))}) {action}"
-    statement = _insert(table, (*key, *values), conflict)
-    await conn.execute(statement, {**key, **values})
+    await conn.execute(_upsert(table, tuple(key), tuple(values)), {**key, **values})
 
 
 async def insert_new(conn: AsyncConnection, table: sa.Table, row: Mapping[str, Any]) -> None:
     """Insert `row` unless a row with its key is there already (left as it is): one round
     trip where a look-up and an insert took two."""
     await conn.execute(_insert(table, tuple(row), "ON CONFLICT DO NOTHING"), row)
+
+
+@functools.cache
+def _upsert(table: sa.Table, key: tuple[str, ...], columns: tuple[str, ...]) -> sa.TextClause:
+    """Built once per table, key and columns, as `_insert` (the delivery consumer's hot path)."""
+    target = ", ".join(map(_quoted, key))
+    updates = ", ".join(f"{_quoted(name)} = excluded.{_quoted(name)}" for name in columns)
+    action = f"DO UPDATE SET {updates}" if columns else "DO NOTHING"
+    return _insert(table, (*key, *columns), f"ON CONFLICT ({target}) {action}")
 
 
 @functools.cache
