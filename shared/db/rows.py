@@ -19,6 +19,16 @@ async def upsert(
     await conn.execute(_upsert(table, tuple(key), tuple(values)), {**key, **values})
 
 
+async def upsert_all(
+    conn: AsyncConnection, table: sa.Table, key: tuple[str, ...], rows: list[dict[str, Any]]
+) -> None:
+    """`upsert` for rows with the same columns, `key` naming their key's: one statement,
+    executed for each row."""
+    if rows:
+        columns = tuple(name for name in rows[0] if name not in key)
+        await conn.execute(_upsert(table, key, columns), rows)
+
+
 async def insert_new(conn: AsyncConnection, table: sa.Table, row: Mapping[str, Any]) -> None:
     """Insert `row` unless a row with its key is there already (left as it is): one round
     trip where a look-up and an insert took two."""

@@ -32,7 +32,7 @@ class ReadModelSink(ABC):
 
     @abstractmethod
     async def begin_batch(self, conn: AsyncConnection) -> None:
-        """Called first in every batch's transaction."""
+        """Called first in every batch's transaction: it has begun on the server afterwards."""
 
     @abstractmethod
     async def load(

@@ -120,10 +120,9 @@ async def test_the_tracker_knows_what_it_applied_and_where_it_is(db: Database) -
     async with db.engine.begin() as conn:
         assert await tracker.applied(conn, {applied, other}) == set()
         await tracker.record(conn, [applied])
-        created = await tracker.save_offsets(conn, {tp: 5})
-    tracker.offsets_committed(created)
+        await tracker.save_offsets(conn, {tp: 5})
     async with db.engine.begin() as conn:
-        await tracker.save_offsets(conn, {tp: 9})  # the row exists now: one update
+        await tracker.save_offsets(conn, {tp: 9})  # the row exists now: updated
     async with db.engine.connect() as conn:
         assert await tracker.applied(conn, {applied, other}) == {applied}
         assert await tracker_for(db, "another").applied(conn, {applied}) == set()

@@ -344,8 +344,7 @@ class EventConsumer:
                 # move it on past what arrived meanwhile.
                 ends = await consumer.end_offsets(new)
                 async with self.store.db.engine.begin() as conn:
-                    created = await self.tracker.save_offsets(conn, ends)
-                self.tracker.offsets_committed(created)
+                    await self.tracker.save_offsets(conn, ends)
                 stored |= ends
             for tp in partitions:
                 if tp in stored:

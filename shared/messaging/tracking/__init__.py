@@ -21,7 +21,10 @@ from aiokafka import TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database
+from shared.db.rows import upsert_all
 from shared.eventstore.tables import consumer_offsets, processed_events
+
+_OFFSET_KEY = ("consumer", "topic", "partition")
 
 
 class Tracker(ABC):
@@ -31,15 +34,15 @@ class Tracker(ABC):
         self.db = db
         self.consumer = consumer
         self.recorded_by = recorded_by
-        # Partitions whose offset row is known to exist (committed): one UPDATE for them all.
-        self._offset_rows: set[TopicPartition] = set()
 
     @abstractmethod
     async def applied(
         self, conn: AsyncConnection, ids: Collection[uuid.UUID], *, handler_record: bool = True
     ) -> set[uuid.UUID]:
         """Which of `ids` this consumer has applied or dead-lettered; without `handler_record`,
-        only those its own tracking rows name."""
+        only those its own tracking rows name. The first statement of a consumer's transaction:
+        it begins the transaction on the server (through SQLAlchemy), so that the statements a
+        handler sends to the driver directly run in it."""
 
     async def record(self, conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> None:
         """Record `ids` as applied, in the caller's transaction."""
@@ -53,50 +56,16 @@ class Tracker(ABC):
 
     async def save_offsets(
         self, conn: AsyncConnection, next_offsets: Mapping[TopicPartition, int]
-    ) -> set[TopicPartition]:
-        """Store each partition's next offset in the caller's transaction; returns the
-        partitions whose row it may have created (pass them to `offsets_committed`)."""
+    ) -> None:
+        """Store each partition's next offset in the caller's transaction: one upsert (an
+        update built for each batch cost 7 % of a one-event batch's CPU)."""
         now = datetime.now(UTC)
-        known = [tp for tp in next_offsets if tp in self._offset_rows]
-        if known:
-            await conn.execute(
-                consumer_offsets.update()
-                .where(
-                    (consumer_offsets.c.consumer == self.consumer)
-                    & (consumer_offsets.c.topic == sa.bindparam("t"))
-                    & (consumer_offsets.c.partition == sa.bindparam("p"))
-                )
-                .values(next_offset=sa.bindparam("o"), updated_at=now),
-                [{"t": tp.topic, "p": tp.partition, "o": next_offsets[tp]} for tp in known],
-            )
-        created = set()
-        for tp, offset in next_offsets.items():
-            if tp in self._offset_rows:
-                continue
-            key = (
-                (consumer_offsets.c.consumer == self.consumer)
-                & (consumer_offsets.c.topic == tp.topic)
-                & (consumer_offsets.c.partition == tp.partition)
-            )
-            result = await conn.execute(
-                consumer_offsets.update().where(key).values(next_offset=offset, updated_at=now)
-            )
-            if result.rowcount == 0:
-                await conn.execute(
-                    consumer_offsets.insert().values(
-                        consumer=self.consumer,
-                        topic=tp.topic,
-                        partition=tp.partition,
-                        next_offset=offset,
-                        updated_at=now,
-                    )
-                )
-            created.add(tp)
-        return created
-
-    def offsets_committed(self, partitions: Collection[TopicPartition]) -> None:
-        """The transaction that saved these partitions' offsets has committed."""
-        self._offset_rows |= set(partitions)
+        rows = [
+            {"consumer": self.consumer, "topic": tp.topic, "partition": tp.partition,
+             "next_offset": offset, "updated_at": now}
+            for tp, offset in next_offsets.items()
+        ]  # fmt: skip
+        await upsert_all(conn, consumer_offsets, _OFFSET_KEY, rows)
 
     async def stored_offsets(
         self, partitions: Sequence[TopicPartition]

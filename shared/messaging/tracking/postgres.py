@@ -1,5 +1,5 @@
 """The tracking record's look-up on PostgreSQL: one prepared statement, whatever the batch
-size, sent to the driver directly (see `shared.messaging.tracking`)."""
+size (see `shared.messaging.tracking`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database
-from shared.db.postgres import driver_connection
 from shared.messaging.tracking import Tracker
 
 
@@ -34,6 +33,7 @@ class PostgresTracker(Tracker):
     ) -> set[uuid.UUID]:
         if not ids:
             return set()
-        driver = await driver_connection(conn)
         sql = self._all_sql if handler_record else self._own_sql
-        return {row[0] for row in await driver.fetch(sql, self.consumer, list(ids))}
+        # SQLAlchemy's, not the driver's: it begins the transaction (see `Tracker.applied`).
+        result = await conn.exec_driver_sql(sql, (self.consumer, list(ids)))
+        return {row[0] for row in result}
