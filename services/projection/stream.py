@@ -56,6 +56,17 @@ REPLAY_PAGE = 200
 REPLAY_READERS = 2
 
 
+# The audit read after every commit, built once: built for each read, its select was a fifth
+# of the tail's CPU.
+_AFTER = (
+    sa.select(t.audit)
+    .where(t.audit.c.seq > sa.bindparam("after"))
+    .order_by(t.audit.c.seq)
+    .limit(sa.bindparam("limit"))
+)
+_BETWEEN = _AFTER.where(t.audit.c.seq <= sa.bindparam("upto"))
+
+
 @dataclass(frozen=True)
 class StreamEvent:
     seq: int
@@ -207,11 +218,11 @@ class EventStream:
 
     @staticmethod
     async def _read(db: Database, after: int, limit: int, upto: int | None = None) -> list[Any]:
-        query = sa.select(t.audit).where(t.audit.c.seq > after)
+        query, params = _AFTER, {"after": after, "limit": limit}
         if upto is not None:
-            query = query.where(t.audit.c.seq <= upto)
+            query, params = _BETWEEN, params | {"upto": upto}
         async with db.engine.connect() as conn:
-            return list(await conn.execute(query.order_by(t.audit.c.seq).limit(limit)))
+            return list(await conn.execute(query, params))
 
     def _publish(self, event: StreamEvent) -> None:
         if len(self.ring) == self.ring.maxlen:

@@ -244,9 +244,11 @@ class PostgresEventLog(EventLog):
             try:
                 yield conn
             finally:
+                # The session (its lock, its listener, `synchronous_commit` off) ends with the
+                # leadership: back in the pool, a command would commit on it without waiting
+                # for the disk, and could be lost in a crash after it was acknowledged.
                 with contextlib.suppress(Exception):
-                    await raw.remove_listener(self.channel, _notified)
-                    await conn.scalar(sa.select(sa.func.pg_advisory_unlock(lock_key)))
+                    await conn.invalidate()
 
     async def save_checkpoint(
         self, leader: AsyncConnection | None, name: str, position: int, at: datetime

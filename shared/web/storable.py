@@ -45,11 +45,13 @@ def _walk(value: Any, where: str, found: list[str]) -> None:
 async def storable_text(request: Request) -> None:
     """A dependency of every route (see `shared.web.app.create_app`)."""
     found: list[str] = []
-    if _UNSTORABLE.search(request.url.path):
+    # The decoded path from the scope: `request.url` would build a URL object for it first.
+    if _UNSTORABLE.search(request.scope["path"]):
         found.append("path")
-    found += [
-        f"query.{k}" for k, v in request.query_params.multi_items() if _UNSTORABLE.search(k + v)
-    ]
+    if request.scope["query_string"]:
+        found += [
+            f"query.{k}" for k, v in request.query_params.multi_items() if _UNSTORABLE.search(k + v)
+        ]
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json" or content_type.endswith("+json"):
         body = await request.body()  # read once: FastAPI and run_command reuse it

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
 from shared.db import Database
@@ -250,6 +251,23 @@ async def test_only_one_relay_publishes_and_another_takes_over(kafka: str, pg_db
         await stores[1].db.dispose()
     records = await read_topic(topic)
     assert sorted(header(r, "ce_subject") for r in records) == ["S-1", "S-2"]
+
+
+async def test_a_leaders_session_is_not_handed_on_to_commands(pg_db: Database) -> None:
+    """The leader commits its checkpoints with `synchronous_commit` off and holds a lock: when
+    its leadership ends, its connection is closed, not returned to the pool, where a command
+    would have committed on it without waiting for the disk."""
+    db = Database(pg_db.url, pg_db.schema, pool_size=1)  # the next connection is that one
+    try:
+        async with EventStore(db).log.leadership("t", 0.1, lambda: None) as leader:
+            assert leader is not None
+            assert await leader.scalar(sa.text("SHOW synchronous_commit")) == "off"
+        async with db.engine.connect() as conn:
+            assert await conn.scalar(sa.text("SHOW synchronous_commit")) == "on"
+            held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            assert await conn.scalar(sa.text(f"{held} AND pid = pg_backend_pid()")) == 0
+    finally:
+        await db.dispose()
 
 
 async def test_an_event_the_broker_refuses_stops_the_relay_there_until_fixed_and_restarted(
