@@ -45,6 +45,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def named_cpu_seconds(name: str) -> float:
+    """CPU time used so far by every process of this machine whose command name starts with
+    `name` (a local database server's backends: `postgres`)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                command, rest = stat.read().split("(", 1)[1].rsplit(")", 1)
+        except OSError:  # gone meanwhile
+            continue
+        if command.startswith(name):
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
 def machine_cpu_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, over all cores (/proc/stat)."""
     with open("/proc/stat") as stat:

@@ -18,6 +18,12 @@ much less): compare two versions of the code in the same session, alternating.
 
 The default database is a fresh SQLite file (no infrastructure needed); `--database` takes a
 PostgreSQL URL (`$DATABASE_URL`), where a schema of its own is created and dropped.
+
+`--live` measures the live path instead: each event a poll of its own, in the order the events
+were made, through the consumer's `Applier` (its look-up of applied events, the transaction,
+its offsets), as the projection applies a light live load one event at a time. It reports CPU
+per event of this process and of the database server's processes when they run on this machine
+(`postgres` in /proc), after 200 events of warm-up.
 """
 
 from __future__ import annotations
@@ -30,11 +36,14 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 
 import sqlalchemy as sa
+from aiokafka import ConsumerRecord, TopicPartition
 
 from bench.bench_projection import _scenario
+from bench.procs import named_cpu_seconds
 from services.projection import tables as t
 from services.projection.consumers import ReadModelWriter, consumers
 from services.projection.generations import Generation
@@ -49,6 +58,7 @@ from shared.runtime import tune_gc
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 TOPICS = (DELIVERIES, ALLOCATIONS, REQUESTS)  # the order of a round of batches
+LIVE_WARMUP = 200  # `--live`: events applied before the measurement starts
 
 
 def stored_events(count: int) -> dict[str, list[StoredEvent]]:
@@ -116,6 +126,32 @@ async def replay(generation: Generation, messages: dict[str, list[Message]], bat
     return cpu
 
 
+async def live(
+    generation: Generation, by_topic: dict[str, list[StoredEvent]]
+) -> tuple[float, float]:
+    """Each event a poll of its own through the consumer's `Applier`, in the order made, after
+    `LIVE_WARMUP` of them; returns the CPU seconds of this process and of the database server."""
+    made = sorted(
+        ((event.position, topic, event) for topic, events in by_topic.items() for event in events),
+        key=itemgetter(0),
+    )
+    records, offsets = [], dict.fromkeys(by_topic, 0)
+    for _, topic, event in made:
+        key, value, headers = envelope.encode(event, REGISTRIES[topic].source)
+        records.append(
+            ConsumerRecord(topic, 0, offsets[topic], 0, 0, key, value, None, len(key), len(value),
+                           headers)
+        )  # fmt: skip
+        offsets[topic] += 1
+    applier = generation.consumer.applier
+    for record in records[:LIVE_WARMUP]:
+        await applier.apply({TopicPartition(record.topic, 0): [record]})
+    cpu, server = time.process_time(), named_cpu_seconds("postgres")
+    for record in records[LIVE_WARMUP:]:
+        await applier.apply({TopicPartition(record.topic, 0): [record]})
+    return time.process_time() - cpu, named_cpu_seconds("postgres") - server
+
+
 async def checksum(generation: Generation) -> str:
     """SHA-256 over every read-model table's rows, in key order."""
     digest = hashlib.sha256()
@@ -129,7 +165,20 @@ async def checksum(generation: Generation) -> str:
     return digest.hexdigest()[:16]
 
 
-async def measure(database: str, count: int, batch: int) -> tuple[float, float, float, str]:
+async def measure_live(database: str, count: int) -> tuple[float, float]:
+    """(this process's, the database server's) CPU µs per event of `live`."""
+    generation = await _generation(database, building=False)
+    try:
+        tune_gc()
+        cpu, server = await live(generation, stored_events(count + LIVE_WARMUP))
+        return cpu / count * 1e6, server / count * 1e6
+    finally:
+        await generation.db.drop_schema()
+        await generation.db.dispose()
+
+
+async def _generation(database: str, *, building: bool) -> Generation:
+    """A fresh generation of the projection in a schema of its own."""
     settings = ProjectionSettings(
         database_url=database,
         projection_schema=f"cpu_{uuid.uuid4().hex[:8]}",
@@ -139,9 +188,14 @@ async def measure(database: str, count: int, batch: int) -> tuple[float, float, 
         deliveries_topic=DELIVERIES,
     )
     (spec,) = consumers(settings)
-    generation = Generation(1, settings, spec, lambda *_: None, building=True)
+    generation = Generation(1, settings, spec, lambda *_: None, building=building)
     await generation.db.drop_schema()
     await generation.prepare()
+    return generation
+
+
+async def measure(database: str, count: int, batch: int) -> tuple[float, float, float, str]:
+    generation = await _generation(database, building=True)
     try:
         tune_gc()  # as the service does when it starts
         messages, encode_us, decode_us = codec(stored_events(count))
@@ -159,9 +213,19 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=2_000, help="messages per transaction")
     parser.add_argument("--database", help="a PostgreSQL URL; default: a fresh SQLite file")
     parser.add_argument("--repeat", type=int, default=1, help="runs (the median is reported)")
+    parser.add_argument("--live", action="store_true", help="one event per poll (see above)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         database = args.database or f"sqlite+aiosqlite:///{Path(scratch) / 'cpu.db'}"
+        if args.live:
+            lives = [await measure_live(database, args.events) for _ in range(args.repeat)]
+            print(
+                f"{args.events:,} events one per poll, {database.split(':')[0]}: "
+                f"{statistics.median(r[0] for r in lives):,.0f} µs/event of CPU here, "
+                f"{statistics.median(r[1] for r in lives):,.0f} in the database server "
+                f"(runs: {', '.join(f'{r[0]:,.0f} / {r[1]:,.0f}' for r in lives)})"
+            )
+            return
         runs = [await measure(database, args.events, args.batch) for _ in range(args.repeat)]
     handler = statistics.median(r[0] for r in runs)
     sums = {r[3] for r in runs}
