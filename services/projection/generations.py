@@ -49,7 +49,7 @@ from shared.supervision import Backoff
 # 1.1 is the usual value for SSDs. Commits are durable even where the server's default is
 # `synchronous_commit = off`: a crash must not lose a commit the consumer, still running, has
 # moved past (it would never apply those events again; issue 15's PostgreSQL-crash test lost 3
-# so). Set when connecting: a `SET LOCAL` in every batch was a round trip, 7 % of the CPU of a
+# so). Set when connecting: a `SET LOCAL` in every batch was a round trip, 4 % of the CPU of a
 # batch of one event.
 SESSION_SETTINGS = {"random_page_cost": "1.1", "synchronous_commit": "on"}
 

@@ -109,7 +109,8 @@ class PostgresDialect(Dialect):
     ) -> None:
         # COPY: several times faster than row-by-row parameters for thousands of rows. A few
         # rows (a live consumer's batch) go in one prepared INSERT run for each row, in one
-        # round trip: 300 to 340 against 350 to 380 µs of CPU for 1 to 20 rows.
+        # round trip: about 50 µs less CPU for 1 to 20 rows (300 to 340 against 350 to 380 µs
+        # with the transaction around it).
         if not rows:
             return
         driver = await driver_connection(conn)

@@ -22,8 +22,8 @@ async def upsert(
 async def upsert_all(
     conn: AsyncConnection, table: sa.Table, key: tuple[str, ...], rows: list[dict[str, Any]]
 ) -> None:
-    """`upsert` for rows with the same columns, `key` naming their key's: one statement,
-    executed for each row."""
+    """`upsert` of rows with the same columns (`key`: the names of the key's columns): one
+    statement, executed for each row."""
     if rows:
         columns = tuple(name for name in rows[0] if name not in key)
         await conn.execute(_upsert(table, key, columns), rows)

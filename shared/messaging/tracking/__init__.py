@@ -57,8 +57,9 @@ class Tracker(ABC):
     async def save_offsets(
         self, conn: AsyncConnection, next_offsets: Mapping[TopicPartition, int]
     ) -> None:
-        """Store each partition's next offset in the caller's transaction: one upsert (an
-        update built for each batch cost 7 % of a one-event batch's CPU)."""
+        """Store each partition's next offset in the caller's transaction: one upsert, its
+        statement built once (the update built anew for every batch was 7 % of py-spy's
+        samples of a consumer applying one event per batch)."""
         now = datetime.now(UTC)
         rows = [
             {"consumer": self.consumer, "topic": tp.topic, "partition": tp.partition,
