@@ -18,6 +18,7 @@ from shared.db import Database
 from shared.eventstore import EventStore
 from shared.eventstore.tables import idempotency_keys, processed_events, relay_checkpoints
 from shared.messaging.tracking import tracker_for
+from tests.infra import eventually
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -127,6 +128,44 @@ async def test_the_tracker_knows_what_it_applied_and_where_it_is(db: Database) -
         assert await tracker.applied(conn, {applied, other}) == {applied}
         assert await tracker_for(db, "another").applied(conn, {applied}) == set()
     assert await tracker.stored_offsets([tp, TopicPartition("t", 1)]) == {tp: 9}
+
+
+async def test_a_claim_records_the_ids_and_names_those_new(db: Database) -> None:
+    tracker = tracker_for(db, "c")
+    seen, new, undone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with db.engine.begin() as conn:
+        await tracker.record(conn, [seen])
+    async with db.engine.begin() as conn:
+        assert await tracker.claim(conn, {seen, new}) == {new}
+        assert await tracker.claim(conn, {new}) == set()  # this transaction has it already
+    with pytest.raises(RuntimeError):
+        async with db.engine.begin() as conn:
+            assert await tracker.claim(conn, {undone}) == {undone}
+            raise RuntimeError("the batch failed")
+    async with db.engine.connect() as conn:
+        assert await tracker.applied(conn, {seen, new, undone}) == {seen, new}
+
+
+async def test_a_claim_another_transaction_holds_is_waited_for(pg_db: Database) -> None:
+    """Two copies of a consumer (a rebalance) claiming one event: the second waits for the
+    first's commit and finds the event applied, instead of applying it a second time."""
+    tracker, event = tracker_for(pg_db, "c"), uuid.uuid4()
+
+    async def waiting() -> bool:
+        async with pg_db.engine.connect() as conn:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            return bool(await conn.scalar(sa.text(f"{query} AND datname = current_database()")))
+
+    async def second() -> set[uuid.UUID]:
+        async with pg_db.engine.begin() as conn:
+            return await tracker.claim(conn, {event})
+
+    async with pg_db.engine.begin() as first:
+        assert await tracker.claim(first, {event}) == {event}
+        late = asyncio.create_task(second())
+        await eventually(waiting, 10, "the second claim to wait")
+        assert not late.done()
+    assert await asyncio.wait_for(late, 10) == set()
 
 
 async def test_a_handler_record_counts_as_applied_unless_asked_for_the_own(db: Database) -> None:

@@ -6,12 +6,13 @@ events applied and each partition's next offset. A redelivered or re-published e
 ce_id) is skipped.
 
 Speed: the whole batch is first applied in the transaction itself (one handler call per
-message, or one call of a batch handler for all of them) and its tracking records are written in
-one statement. Only when that fails is the transaction rolled back and the batch applied again
-message by message, in a new one. Where the handler keeps its own record of applied events
-(`Tracker.recorded_by`), a first attempt does not look the batch's events up in it: its unique
-column refuses a second application (the transaction then rolls back every effect of the batch),
-and a batch that fails is looked up and applied again.
+message, or one call of a batch handler for all of them), after one statement that looks its
+events up in the consumer's tracking record and records them (`Tracker.claim`, undone with the
+rest if the batch fails). Only when that fails is the transaction rolled back and the batch
+applied again message by message, in a new one. Where the handler keeps its own record of
+applied events (`Tracker.recorded_by`), a first attempt does not look the batch's events up in
+it: its unique column refuses a second application (the transaction then rolls back every
+effect of the batch), and a batch that fails is looked up and applied again.
 
 Poison messages: in the per-message pass each message runs once in its own savepoint. While a
 failed message has attempts left, the transaction is rolled back (`RetryMessages`) and the caller
@@ -182,8 +183,12 @@ class Applier:
             # The handler's own record needs no look-up on a first attempt (module docstring).
             unchecked = self.tracker.recorded_by is not None and attempt == 1 and not each
             ids = {e.event_id for _, e in decoded}
-            # The look-up also begins the transaction on the server (`Tracker.applied`).
-            done = await self.tracker.applied(conn, ids, handler_record=not unchecked)
+            # The look-up (or claim) also begins the transaction on the server.
+            own_record = self.tracker.recorded_by is None
+            if own_record:  # recorded before they are applied: one statement for both
+                done = ids - await self.tracker.claim(conn, ids)
+            else:
+                done = await self.tracker.applied(conn, ids, handler_record=not unchecked)
             messages: list[Message] = []
             records: list[ConsumerRecord[Any, Any]] = []  # each message's record
             for record, event in decoded:
@@ -218,13 +223,12 @@ class Applier:
                 applied = messages
             dead_letters.sort(key=lambda d: (d[0].topic, d[0].partition, d[0].offset))
             await self.dead_letters.hold(conn, dead_letters)
-            tracked = messages
-            if self.tracker.recorded_by is not None:  # the handler recorded what it applied
-                tracked = []
-                if applied is not messages:  # what it did not apply (dead-lettered) needs ours
-                    done_by_handler = {id(m) for m in applied}
-                    tracked = [m for m in messages if id(m) not in done_by_handler]
-            await self.tracker.record(conn, [m.event.event_id for m in tracked])
+            if not own_record and applied is not messages:
+                # The handler recorded what it applied; what it did not (dead-lettered) needs
+                # a record of ours.
+                done_by_handler = {id(m) for m in applied}
+                tracked = [m.event.event_id for m in messages if id(m) not in done_by_handler]
+                await self.tracker.record(conn, tracked)
             await self.tracker.save_offsets(conn, next_offsets)
         return applied, dead_letters
 

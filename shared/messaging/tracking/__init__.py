@@ -44,6 +44,16 @@ class Tracker(ABC):
         it begins the transaction on the server (through SQLAlchemy), so that the statements a
         handler sends to the driver directly run in it."""
 
+    async def claim(self, conn: AsyncConnection, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """For a consumer without `recorded_by`: record `ids` as applied in the caller's
+        transaction, before they are, and return those not recorded before (the others were
+        applied or dead-lettered). Like `applied`, the first statement of a consumer's
+        transaction."""
+        done = await self.applied(conn, ids)
+        new = set(ids) - done
+        await self.record(conn, list(new))
+        return new
+
     async def record(self, conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> None:
         """Record `ids` as applied, in the caller's transaction."""
         now = datetime.now(UTC)
