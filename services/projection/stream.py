@@ -57,7 +57,7 @@ REPLAY_READERS = 2
 
 
 # The audit read after every commit, built once: built for each read, its select was a fifth
-# of the tail's CPU.
+# of the tail's samples in py-spy.
 _AFTER = (
     sa.select(t.audit)
     .where(t.audit.c.seq > sa.bindparam("after"))
