@@ -6,9 +6,9 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.db.rows import upsert_all
 from shared.readmodels import ReadModelSink, Values
 
 
@@ -39,9 +39,11 @@ class SqliteSink(ReadModelSink):
         rows: Sequence[Values],
         stored: Collection[str] | None,
     ) -> None:
-        if rows:
-            names = [c.name for c in table.columns]
-            await conn.execute(upsert(table), [dict(zip(names, r, strict=True)) for r in rows])
+        # An upsert built once per table (`shared.db.rows`): SQLAlchemy's SQLite insert with
+        # `on_conflict_do_update` has no cache key and was compiled again for every batch.
+        names = [c.name for c in table.columns]
+        key = tuple(c.name for c in table.primary_key.columns)
+        await upsert_all(conn, table, key, [dict(zip(names, r, strict=True)) for r in rows])
 
     async def build_lightly(
         self, conn: AsyncConnection, metadata: sa.MetaData, *, logged: Collection[str] = ()
@@ -56,12 +58,3 @@ class SqliteSink(ReadModelSink):
 
     async def built(self, conn: AsyncConnection) -> None:
         return None
-
-
-def upsert(table: sa.Table) -> Any:
-    insert = sqlite.insert(table)
-    key = [c.name for c in table.primary_key.columns]
-    return insert.on_conflict_do_update(
-        index_elements=key,
-        set_={c.name: insert.excluded[c.name] for c in table.columns if c.name not in key},
-    )
