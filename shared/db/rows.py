@@ -16,7 +16,7 @@ async def upsert(
 ) -> None:
     """Insert the row with `key`, or update its `values` if it is there: one statement where
     an update, then an insert when it found nothing, took two round trips."""
-    await conn.execute(_upsert(table, tuple(key), tuple(values)), {**key, **values})
+    await upsert_all(conn, table, tuple(key), [{**key, **values}])
 
 
 async def upsert_all(

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from shared.db import Database
-from shared.db.rows import insert_new, upsert
+from shared.db.rows import insert_new, upsert, upsert_all
 
 metadata = sa.MetaData()
 things = sa.Table(
@@ -41,3 +41,13 @@ async def test_insert_new_leaves_a_row_with_its_key_as_it_is(db: Database) -> No
         await insert_new(conn, things, {"key": "a", "view": None, "count": 9})
         await insert_new(conn, things, {"key": "b", "count": 2})
     assert await _rows(db) == [("a", {"first": True}, 1), ("b", None, 2)]
+
+
+async def test_upsert_all_writes_every_row_in_one_statement(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        await upsert(conn, things, {"key": "a"}, {"view": None, "count": 1})
+        await upsert_all(conn, things, ("key",), [
+            {"key": "a", "view": [1], "count": 5}, {"key": "c", "view": {"n": 2}, "count": 6},
+        ])  # fmt: skip
+    assert await _rows(db) == [("a", [1], 5), ("c", {"n": 2}, 6)]
