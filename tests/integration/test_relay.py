@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import asyncpg
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
@@ -270,6 +271,29 @@ async def test_a_leaders_session_is_not_handed_on_to_commands(pg_db: Database) -
         await db.dispose()
 
 
+async def test_a_leaders_own_appends_send_no_notification(pg_db: Database) -> None:
+    """While a log's relay leads, its appends wake the relay in-process and send no NOTIFY
+    (which it would only pass over); another process's appends still notify, and so do its own
+    once the leadership has ended."""
+    leading, other = EventStore(pg_db), EventStore(Database(pg_db.url, pg_db.schema))
+    listener = await asyncpg.connect(dsn=pg_db.url.replace("+asyncpg", ""))
+    origins: list[str] = []
+    await listener.add_listener(leading.log.channel, lambda *args: origins.append(args[-1]))
+    try:
+        async with leading.log.leadership("t", 0.1, lambda: None):
+            await leading.append("S-1", 0, _credit(1))
+            await other.append("S-2", 0, _credit(2))
+            # Delivered in commit order: the leader's would have come first.
+            await eventually(lambda: _at_least(origins, 1), what="the other's notification")
+            assert origins == [other.log.origin]
+        await leading.append("S-3", 0, _credit(3))
+        await eventually(lambda: _at_least(origins, 2), what="the former leader's notification")
+        assert origins == [other.log.origin, leading.log.origin]
+    finally:
+        await listener.close()
+        await other.db.dispose()
+
+
 async def test_an_event_the_broker_refuses_stops_the_relay_there_until_fixed_and_restarted(
     kafka: str, db: Database
 ) -> None:
@@ -360,6 +384,10 @@ async def _any_leader(a: Relay, b: Relay) -> bool:
 
 def _reads(topic: str) -> float:
     return REGISTRY.get_sample_value("aidline_relay_reads_total", {"topic": topic}) or 0.0
+
+
+async def _at_least(items: list[str], count: int) -> bool:
+    return len(items) >= count
 
 
 async def _leader(relay: Relay) -> bool:
