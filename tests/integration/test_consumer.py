@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from shared.db import Database
 from shared.eventstore import EventStore, Transaction
@@ -66,6 +67,12 @@ async def _running(consumer: EventConsumer) -> AsyncIterator[EventConsumer]:
             await task
 
 
+def _duplicates(group: str, topic: str) -> float:
+    """`aidline_consumer_duplicates_total` of the consumer (its name is the group's)."""
+    labels = {"consumer": group, "topic": topic}
+    return REGISTRY.get_sample_value("aidline_consumer_duplicates_total", labels) or 0.0
+
+
 async def _effects(db: Database) -> tuple[int, int]:
     """(rows, distinct events) in the effect table: equal unless something applied twice."""
     async with db.engine.connect() as conn:
@@ -113,6 +120,7 @@ async def test_duplicates_and_redelivery_have_no_second_effect(kafka: str, db: D
         await eventually(lambda: _applied(consumer, 100), what="all events")
         await eventually(lambda: _lag_zero(consumer), what="the duplicates to be read")
     assert await _effects(db) == (100, 100)
+    assert _duplicates(group, topic) == 20
     # Reset the consumer's stored offsets to the start: everything is delivered again.
     async with db.engine.begin() as conn:
         await conn.execute(consumer_offsets.delete())
@@ -121,6 +129,7 @@ async def test_duplicates_and_redelivery_have_no_second_effect(kafka: str, db: D
         await eventually(lambda: _lag_zero(consumer), what="the redelivery to be read")
         assert consumer.applied == 0
     assert await _effects(db) == (100, 100)
+    assert _duplicates(group, topic) == 20 + 120
 
 
 async def test_events_the_handler_does_not_act_on_are_passed_over_without_a_record(
@@ -257,6 +266,8 @@ async def test_a_handler_that_records_each_event_is_the_tracking_record(
     async with running() as consumer:
         await eventually(lambda: _lag_zero(consumer), what="every message")
         assert (consumer.applied, consumer.dead_lettered) == (30, 1)
+        # Counted once each, though the poison's batch was rolled back and applied again.
+        assert _duplicates(group, topic) == 10
         assert await consumer.processed(events[0].event_id)
         assert await consumer.processed(poison.event_id), "dead-lettered counts as processed"
         assert not await consumer.processed(uuid.uuid4())
@@ -272,6 +283,7 @@ async def test_a_handler_that_records_each_event_is_the_tracking_record(
         await asyncio.wait_for(consumer.assigned.wait(), 30)
         await eventually(lambda: _lag_zero(consumer), what="the redelivery to be read")
         assert (consumer.applied, consumer.dead_lettered) == (0, 0)
+        assert _duplicates(group, topic) == 10 + 41
 
 
 # -- consumers sharing tables (a rebuild's helper processes): another writer's rows ----------

@@ -191,9 +191,10 @@ class Applier:
                 done = await self.tracker.applied(conn, ids, handler_record=not unchecked)
             messages: list[Message] = []
             records: list[ConsumerRecord[Any, Any]] = []  # each message's record
+            duplicates: dict[str, int] = {}  # per topic, counted once the transaction commits
             for record, event in decoded:
                 if event.event_id in done:
-                    DUPLICATES.labels(self.name, record.topic).inc()
+                    duplicates[record.topic] = duplicates.get(record.topic, 0) + 1
                     continue
                 done.add(event.event_id)
                 records.append(record)
@@ -230,6 +231,9 @@ class Applier:
                 tracked = [m.event.event_id for m in messages if id(m) not in done_by_handler]
                 await self.tracker.record(conn, tracked)
             await self.tracker.save_offsets(conn, next_offsets)
+        # Not before: a batch rolled back (and applied again, or split) would count them twice.
+        for topic, count in duplicates.items():
+            DUPLICATES.labels(self.name, topic).inc(count)
         return applied, dead_letters
 
     async def _apply_all(
