@@ -149,11 +149,12 @@ class PostgresEventLog(EventLog):
         # their notifications, which would otherwise cost the relay a second, empty read per
         # append.
         self.origin = uuid.uuid4().hex
-        # While this log's relay leads, its appends send no NOTIFY: the leader would only pass
-        # over it. Per append: the process's CPU 301 against 331 µs, PostgreSQL's 159 against
-        # 205 µs (sequential appends, docs/benchmarks.md "Ninth session"). An append that
-        # commits just as the leadership moves to another process is published at the new
-        # leader's start, with the next notified append or on its idle poll.
+        # While this log's relay leads (one publisher per store), its appends send no NOTIFY:
+        # the leader would only pass over it. Per append: the process's CPU 301 against 331
+        # µs, PostgreSQL's 159 against 205 µs (sequential appends, docs/benchmarks.md "Ninth
+        # session"). An append that commits just as the leadership moves to another process
+        # is published at the new leader's start, with the next notified append or on its
+        # idle poll.
         self.leading = False
         self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
