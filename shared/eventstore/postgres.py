@@ -155,7 +155,7 @@ class PostgresEventLog(EventLog):
         # session"). An append that commits just as the leadership moves to another process
         # is published at the new leader's start, with the next notified append or on its
         # idle poll.
-        self.leading = False
+        self._leading = False
         self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextlib.asynccontextmanager
@@ -208,7 +208,7 @@ class PostgresEventLog(EventLog):
                 [_jsonb(row["meta"]) for row in new],
                 [row["recorded_at"] for row in new],
             ]
-            if not self.leading:
+            if not self._leading:
                 params += [self.channel, self.origin]
         extra = []
         for table, values in rows:
@@ -218,7 +218,7 @@ class PostgresEventLog(EventLog):
                 _jsonb(value) if isinstance(table.c[name].type, sa.JSON) else value
                 for name, value in values.items()
             )
-        return _append_sql(bool(new), not self.leading, tuple(extra)), tuple(params)
+        return _append_sql(bool(new), not self._leading, tuple(extra)), tuple(params)
 
     async def read_outbox(
         self, conn: AsyncConnection, position: int, limit: int
@@ -253,11 +253,11 @@ class PostgresEventLog(EventLog):
                     on_append()
 
             await raw.add_listener(self.channel, _notified)
-            self.leading = True
+            self._leading = True
             try:
                 yield conn
             finally:
-                self.leading = False
+                self._leading = False
                 # The session (its lock, its listener, `synchronous_commit` off) ends with the
                 # leadership: back in the pool, a command would commit on it without waiting
                 # for the disk, and could be lost in a crash after it was acknowledged.
