@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import sqlalchemy as sa
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import REGISTRY
 
 from shared.db import Database
@@ -99,6 +100,28 @@ async def test_many_writers_every_event_published_once_in_order(kafka: str, db: 
     assert len(stored) == written
     assert len(records) == written, "no failure happened, so no duplicates either"
     _check_published(records, stored)
+
+
+async def test_record_batches_that_fill_keep_each_partitions_order(
+    kafka: str, db: Database
+) -> None:
+    """The relay fills each partition's record batches itself: at 1 KiB a batch is full after a
+    few events, and each read makes several per partition. Every event is published once, in
+    order, on the partition the producer's own partitioner gives its key."""
+    store = EventStore(db)
+    topic = await create_topic(partitions=3)
+    for i in range(60):
+        await store.append(f"S-{i % 12}", i // 12, _credit(i))
+    relay = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
+                  producer_options={"max_batch_size": 1024})  # fmt: skip
+    async with running(relay):
+        await eventually(lambda: _published(relay, 60), what="every event on Kafka")
+    records = await read_topic(topic)
+    assert len(records) == 60
+    _check_published(records, await _all_ids(store))
+    partitioner = DefaultPartitioner()
+    assert all(r.partition == partitioner(r.key, [0, 1, 2], [0, 1, 2]) for r in records)
+    assert len({r.partition for r in records}) == 3, "the twelve streams span the partitions"
 
 
 async def test_idle_relay_is_woken_by_commit_not_by_polling(kafka: str, db: Database) -> None:
