@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
+import pytest
 import sqlalchemy as sa
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import REGISTRY
@@ -22,11 +23,16 @@ from prometheus_client import REGISTRY
 from shared.db import Database
 from shared.domain import Metadata, NewEvent
 from shared.eventstore import EventStore
-from shared.messaging.relay import Relay
+from shared.messaging.relay import RECORD_BATCHES_FROM, Relay
 from tests.infra import alter_topic, create_topic, eventually, header, read_topic
 from tests.sample_domain import Credited, registry
 
 META = Metadata(actor="tester")
+# Reads of a few events go record by record through the producer's `send`, larger ones in record
+# batches the relay fills: the tests of what Kafka refuses take both ways.
+BOTH_WAYS = pytest.mark.parametrize(
+    "record_batches_from", [RECORD_BATCHES_FROM, 1], ids=["by-record", "record-batches"]
+)
 
 
 def _credit(amount: int) -> list:
@@ -83,11 +89,15 @@ def _check_published(records: list, stored_ids: set[str]) -> None:
         assert first_seen == list(range(1, len(first_seen) + 1)), "no stream version skipped"
 
 
-async def test_many_writers_every_event_published_once_in_order(kafka: str, db: Database) -> None:
+@BOTH_WAYS
+async def test_many_writers_every_event_published_once_in_order(
+    kafka: str, db: Database, record_batches_from: int
+) -> None:
     store = EventStore(db)
     topic = await create_topic()
     # A small batch makes the relay read many times while writers are still committing.
-    relay = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka, batch_size=7)
+    relay = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
+                  batch_size=7, record_batches_from=record_batches_from)  # fmt: skip
     async with running(relay):
         written = await _write_concurrently(store, writers=16, appends=40)
 
@@ -113,7 +123,7 @@ async def test_record_batches_that_fill_keep_each_partitions_order(
     for i in range(60):
         await store.append(f"S-{i % 12}", i // 12, _credit(i))
     relay = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
-                  producer_options={"max_batch_size": 1024})  # fmt: skip
+                  producer_options={"max_batch_size": 1024}, record_batches_from=1)  # fmt: skip
     async with running(relay):
         await eventually(lambda: _published(relay, 60), what="every event on Kafka")
     records = await read_topic(topic)
@@ -317,15 +327,16 @@ async def test_a_leaders_own_appends_send_no_notification(pg_db: Database) -> No
         await other.db.dispose()
 
 
+@BOTH_WAYS
 async def test_an_event_the_broker_refuses_stops_the_relay_there_until_fixed_and_restarted(
-    kafka: str, db: Database
+    kafka: str, db: Database, record_batches_from: int
 ) -> None:
     topic = await create_topic(partitions=1, configs={"max.message.bytes": "10000"})
     store = EventStore(db)
     await store.append("S-1", 0, _credit(1))
     await store.append("S-2", 0, _note(20_000))  # larger than the topic takes
     relay = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
-                  idle_poll_seconds=0.1)  # fmt: skip
+                  idle_poll_seconds=0.1, record_batches_from=record_batches_from)  # fmt: skip
     async with running(relay):
         await eventually(lambda: _stopped(relay), what="the relay to stop at the refused event")
         health = await relay.observe()
@@ -341,7 +352,8 @@ async def test_an_event_the_broker_refuses_stops_the_relay_there_until_fixed_and
     assert [header(r, "ce_position") for r in await read_topic(topic)] == ["1"]
 
     await alter_topic(topic, {"max.message.bytes": "1048588"})  # the operator's fix
-    restarted = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka)
+    restarted = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
+                      record_batches_from=record_batches_from)  # fmt: skip
     async with running(restarted):  # a restart tries it again
         await eventually(lambda: _published(restarted, 3), what="everything, once fixed")
         health = await restarted.observe()
@@ -351,15 +363,17 @@ async def test_an_event_the_broker_refuses_stops_the_relay_there_until_fixed_and
     _check_published(records, await _all_ids(store))
 
 
+@BOTH_WAYS
 async def test_an_event_larger_than_the_producer_sends_stops_the_relay_before_it(
-    kafka: str, db: Database
+    kafka: str, db: Database, record_batches_from: int
 ) -> None:
     topic = await create_topic(partitions=1)
     store = EventStore(db)
     await store.append("S-1", 0, _note(20_000))
     await store.append("S-2", 0, _credit(2))
     relay = Relay(store, topic=topic, source="/aidline/test", bootstrap_servers=kafka,
-                  producer_options={"max_request_size": 10_000})  # fmt: skip
+                  producer_options={"max_request_size": 10_000},
+                  record_batches_from=record_batches_from)  # fmt: skip
     async with running(relay):
         await eventually(lambda: _stopped(relay), what="the relay to stop at the first event")
         assert relay.refused is not None and relay.refused.event.position == 1
