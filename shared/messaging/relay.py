@@ -295,6 +295,8 @@ class Relay:
             return await self.store.read_outbox(conn, after, self.batch_size)
 
     async def _send(self, producer: Any, batch: list[OutboxRow]) -> _InFlight:
+        """A backlog in record batches of the relay's own; a few events (the live path) record
+        by record (`RECORD_BATCHES_FROM`)."""
         if len(batch) >= self.record_batches_from:
             return await self._send_record_batches(producer, batch)
         futures: list[asyncio.Future[Any]] = []
