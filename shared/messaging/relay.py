@@ -54,8 +54,9 @@ PUBLISHED = Counter("aidline_relay_published_total", "Events published by the re
 READS = Counter("aidline_relay_reads_total", "Outbox reads by the relay", ["topic"])
 # How often a publishing relay saves its checkpoint (and how long an idle one waits to).
 CHECKPOINT_SECONDS = 0.5
-# The producer's partitioner (murmur2 of the key, as Kafka's Java clients), and its default
-# largest request when the options name none.
+# The producer's partitioner (murmur2 of the key, as Kafka's Java clients), and the largest
+# request it sends when the options name none (aiokafka's default, set explicitly: the relay
+# refuses what the producer would by the same figure).
 _PARTITIONER = DefaultPartitioner()
 DEFAULT_MAX_REQUEST_SIZE = 1_048_576
 # A read of this many events or more goes out in record batches the relay fills; fewer, record
@@ -144,10 +145,10 @@ class Relay:
         self.election_retry_seconds = election_retry_seconds
         self.checkpoint_seconds = checkpoint_seconds
         self.stall_seconds = stall_seconds
-        self.producer_options = producer_options or {}
-        self.max_request_size: int = self.producer_options.get(
-            "max_request_size", DEFAULT_MAX_REQUEST_SIZE
+        self.producer_options = {"max_request_size": DEFAULT_MAX_REQUEST_SIZE} | (
+            producer_options or {}
         )
+        self.max_request_size: int = self.producer_options["max_request_size"]
         self.is_leader = False
         self.position = 0  # acknowledged by Kafka
         self._saved, self._saved_at = 0, 0.0  # the checkpoint in the database, and when
