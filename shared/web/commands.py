@@ -132,13 +132,13 @@ async def run_command(
             f"Use 1 to {MAX_KEY_LENGTH} characters.",
             kind="invalid-idempotency-key",
         )
+    if key is None:  # nothing to remember, nothing to compare
+        return await _run(request, store, handler, None, "", "", append_only)
     body_hash = hashlib.sha256(
         request.method.encode() + request.scope["path"].encode() + b"\0" + await request.body()
     ).hexdigest()
     principal = getattr(request.state, "principal", None)
     key_scope = scope or (principal.sub if principal is not None else "")
-    if key is None:
-        return await _run(request, store, handler, key, key_scope, body_hash, append_only)
     # Duplicates within this process wait for the first in memory, not by polling the
     # database: on SQLite every look takes the one write lock, and sixteen pollers starved
     # the first request's own writes past the lock's timeout.

@@ -34,10 +34,9 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        problem = Problem(413, TITLE, _detail(self.max_bytes))
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await problem_response(problem)(scope, receive, send)
+            await self._refuse(scope, receive, send)
             return
         received = 0
         started = False
@@ -61,4 +60,8 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await problem_response(problem)(scope, receive, send)
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        problem = Problem(413, TITLE, _detail(self.max_bytes))
+        await problem_response(problem)(scope, receive, send)
