@@ -71,7 +71,8 @@ class EventLog(ABC):
     ) -> dict[uuid.UUID, int]:
         """Write `new` events and `rows` in commit order; returns each event's position.
         A second writer at a stream version raises `IntegrityError` (see `is_version_conflict`).
-        `direct`: `conn` is outside a transaction (from `append_connection`)."""
+        `direct`: `conn` is outside a transaction (from `append_connection`); where the backend
+        allows, the writes go with other units' in one statement (`group_commit`)."""
 
     @abstractmethod
     def payload_text(self, data: dict[str, Any]) -> str:

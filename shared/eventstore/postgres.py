@@ -5,7 +5,8 @@ Every appending transaction takes one transaction-scoped advisory lock just befo
 and keeps it until commit, so positions are handed out and committed strictly one transaction
 after another (a rolled-back transaction leaves a gap, never a late arrival). An append-only
 unit of work sends its inserts as one statement that commits as it runs, so the lock is never
-held while the answer travels back to a busy event loop.
+held while the answer travels back to a busy event loop; units ready while another's statement
+runs go in the next one together (`shared.eventstore.group_commit`).
 
 One publisher per store: the relay holds a session advisory lock on a connection of its own; a
 copy that dies loses the lock with its connection and another takes over. Appends NOTIFY at
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database
 from shared.db.postgres import driver_connection
+from shared.eventstore.group_commit import GroupCommit
 from shared.eventstore.log import EventLog, EventRow, ExtraRow, OutboxRow
 
 # The relay's read, in the column order of OutboxRow.
@@ -64,6 +66,8 @@ _APPEND_EVENTS = (
     "ORDER BY ordinal RETURNING event_id, position"
 )
 _APPEND_PARAMETERS = 9  # and the channel and the origin when it notifies
+# Units of work in one statement at most: a statement of a few hundred events stays short.
+GROUP_MOST = 64
 
 # Where a publisher is: its checkpoint (or what it has published since, if further), the head,
 # and when the first event it has not published was recorded. Each reads one end of an index.
@@ -110,23 +114,29 @@ def _append_sql(
     notify: bool,
     extra: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...],
 ) -> str:
-    """The append statement, with one data-modifying CTE per extra row ((table, columns, SQL
-    types)): everything the unit of work writes, in one statement."""
+    """The append statement, with one data-modifying CTE per table of extra rows ((table,
+    columns, SQL types); their values in arrays, as the events'): everything the units of work
+    of a group write, in one statement whose text does not depend on how many they are."""
     number = (_APPEND_PARAMETERS + 2 * notify) if with_events else 0
     ctes = []
     for index, (table, columns, types) in enumerate(extra):
         casts = []
         for sql_type in types:
             number += 1
-            casts.append(f"${number}::{sql_type}")
+            casts.append(f"${number}::{sql_type}[]")
         names, values = ", ".join(columns), ", ".join(casts)
-        ctes.append(f"row_{index} AS (INSERT INTO {table} ({names}) VALUES ({values}))")
+        ctes.append(
+            f"row_{index} AS (INSERT INTO {table} ({names}) SELECT * FROM unnest({values}))"
+        )
     prefix = f"WITH {', '.join(ctes)} " if ctes else ""
     if not with_events:
         return prefix + "SELECT 1 WHERE false"
     wake_up = ", pg_notify($10, $11)" if notify else ""
     return prefix + _APPEND_EVENTS.format(notify=wake_up)
 
+
+# What a unit of work writes in one statement: its events and its extra rows.
+_Writes = tuple[Sequence[EventRow], Sequence[ExtraRow]]
 
 _SQL_TYPES: dict[tuple[str, str], str] = {}
 
@@ -157,6 +167,16 @@ class PostgresEventLog(EventLog):
         # idle poll.
         self._leading = False
         self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # The one-statement units of work of this process, a group per statement. A group the
+        # database refused (a version conflict, a value too long for its column) or that could
+        # not be encoded (NaN) committed nothing and may be one unit's fault: each goes alone.
+        self._groups = GroupCommit(
+            self._write_group,
+            give_back=lambda conn: conn.close(),
+            fresh=self._autocommit.connect,
+            split_on=(IntegrityError, asyncpg.DataError, ValueError),
+            most=GROUP_MOST,
+        )
 
     @contextlib.asynccontextmanager
     async def append_connection(self) -> AsyncIterator[tuple[AsyncConnection, bool]]:
@@ -173,16 +193,27 @@ class PostgresEventLog(EventLog):
         *,
         direct: bool,
     ) -> dict[uuid.UUID, int]:
+        if direct:  # with the units ready meanwhile, if another's statement runs
+            return await self._groups.commit(conn, (new, rows))
         sql, params = self._statement(new, rows)
-        if direct:  # the driver itself: SQLAlchemy's execution costs as much as the rest
-            driver = await driver_connection(conn)
-            try:
-                returned = await driver.fetch(sql, *params)
-            except asyncpg.IntegrityConstraintViolationError as exc:
-                raise IntegrityError(sql, params, exc) from exc
-        else:
-            returned = list(await conn.exec_driver_sql(sql, params))
-        return {row[0]: row[1] for row in returned} if new else {}
+        returned = list(await conn.exec_driver_sql(sql, params))
+        return {row[0]: row[1] for row in returned}
+
+    async def _write_group(
+        self, conn: AsyncConnection, group: Sequence[_Writes]
+    ) -> dict[uuid.UUID, int]:
+        """The writes of a group of units of work in one statement, on the connection of the
+        one leading it, through the driver itself (SQLAlchemy's execution cost as much as the
+        rest of a small command's append)."""
+        sql, params = self._statement(
+            [row for new, _ in group for row in new], [row for _, rows in group for row in rows]
+        )
+        driver = await driver_connection(conn)
+        try:
+            returned = await driver.fetch(sql, *params)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(sql, params, exc) from exc
+        return {row[0]: row[1] for row in returned}
 
     def payload_text(self, data: dict[str, Any]) -> str:
         # JSONB gives text back in UTF-8 with ", " and ": " between members, as json.dumps
@@ -195,6 +226,8 @@ class PostgresEventLog(EventLog):
     def _statement(
         self, new: Sequence[EventRow], rows: Sequence[ExtraRow]
     ) -> tuple[str, tuple[Any, ...]]:
+        """The append statement and its parameters for `new` events and `rows` (of any number
+        of units of work)."""
         params: list[Any] = []
         if new:
             params = [
@@ -210,14 +243,15 @@ class PostgresEventLog(EventLog):
             ]
             if not self._leading:
                 params += [self.channel, self.origin]
-        extra = []
+        by_table: dict[tuple[sa.Table, tuple[str, ...]], list[dict[str, Any]]] = {}
         for table, values in rows:
-            columns = tuple(values)
+            by_table.setdefault((table, tuple(values)), []).append(values)
+        extra = []
+        for (table, columns), table_rows in by_table.items():
             extra.append((table.name, columns, tuple(_sql_type(table.c[c]) for c in columns)))
-            params.extend(
-                _jsonb(value) if isinstance(table.c[name].type, sa.JSON) else value
-                for name, value in values.items()
-            )
+            for name in columns:
+                is_json = isinstance(table.c[name].type, sa.JSON)
+                params.append([_jsonb(row[name]) if is_json else row[name] for row in table_rows])
         return _append_sql(bool(new), not self._leading, tuple(extra)), tuple(params)
 
     async def read_outbox(

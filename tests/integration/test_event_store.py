@@ -231,3 +231,54 @@ async def test_jsonb_parameters_encode_as_before(pg_db: Database) -> None:
         await store.append("J-2", 0, [NewEvent("probe", 1, {"x": [float("nan")]}, META)])
     async with pg_db.engine.connect() as conn:
         assert [e.data for e in await store.read_after(conn, 0, 10)] == [data]
+
+
+def _key_record(key: str) -> dict[str, object]:
+    return {"key": key, "scope": "s", "request_hash": "h", "status_code": 201,
+            "response": {"id": key}, "headers": {}, "created_at": datetime.now(UTC)}  # fmt: skip
+
+
+async def _units(store: EventStore, streams: list[tuple[str, int]]) -> list[object]:
+    """One append-only unit of work per (stream, expected version), all at once, each with
+    an idempotency record; what each ended with (its stored events or its error)."""
+
+    async def unit(stream_id: str, version: int) -> object:
+        async with store.append_only() as tx:
+            tx.append(stream_id, version, _credits(version + 1))
+            tx.add_row(idempotency_keys, _key_record(f"{stream_id}@{version}"))
+        return tx.stored
+
+    return await asyncio.gather(*(unit(*s) for s in streams), return_exceptions=True)
+
+
+async def test_append_only_units_ready_together_commit_in_one_statement(
+    pg_db: Database,
+) -> None:
+    """Group commit: units ready while another's statement runs go in the next one together
+    (one transaction each group: rows of one transaction share their xmin), every unit with its
+    own events' positions and its own record."""
+    store = EventStore(pg_db)
+    results = await _units(store, [(f"G-{n}", 0) for n in range(40)])
+    async with pg_db.engine.connect() as conn:
+        rows = (await conn.execute(sa.text(
+            "SELECT stream_id, position, xmin::text::bigint FROM events ORDER BY position"
+        ))).all()  # fmt: skip
+        keys = set((await conn.execute(sa.select(idempotency_keys.c.key))).scalars())
+    assert {(e.stream_id, e.position) for r in results for e in r} == {  # type: ignore[attr-defined]
+        (r.stream_id, r.position) for r in rows
+    }
+    assert len(rows) == 40 and keys == {f"G-{n}@0" for n in range(40)}
+    transactions = len({r.xmin for r in rows})
+    assert transactions < 40, "every unit committed alone"
+
+
+async def test_a_conflict_in_a_group_fails_only_its_own_unit(pg_db: Database) -> None:
+    store = EventStore(pg_db)
+    await store.append("G-7", 0, _credits(1))
+    results = await _units(store, [(f"G-{n}", 0) for n in range(20)])
+    assert isinstance(results[7], ConcurrencyError)
+    assert all(isinstance(r, list) and len(r) == 1 for n, r in enumerate(results) if n != 7)
+    async with pg_db.engine.connect() as conn:
+        keys = set((await conn.execute(sa.select(idempotency_keys.c.key))).scalars())
+        assert len(await store.read_after(conn, 0, 100)) == 20
+    assert keys == {f"G-{n}@0" for n in range(20) if n != 7}
