@@ -177,7 +177,9 @@ class EventStore:
 
         Where the backend allows (PostgreSQL), its reads run outside a transaction and its
         writes go in one statement that commits as it runs: one round trip, and the
-        commit-order lock is held only while the database runs it. Writing through `tx.conn`
+        commit-order lock is held only while the database runs it; units ready together share
+        the statement (`shared.eventstore.group_commit`), and a unit that waits for it gives
+        `tx.conn` back meanwhile: nothing reads after the writes. Writing through `tx.conn`
         is not allowed here: use `transaction()` for work that writes tables of its own."""
         async with self._unit(self.log.append_connection()) as tx:
             yield tx
