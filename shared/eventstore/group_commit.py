@@ -6,13 +6,18 @@ in flight on average when another began); one statement for all of them costs th
 the database one round trip, one lock and one commit instead of ten. A unit that finds no
 statement running writes at once, as it would alone.
 
-The unit that starts a group leads it: the statement runs on its connection, in its task, so a
-group costs no connection and no task of its own. Once it returns, the first unit that waited
-leads the next group, with everything that waited meanwhile. A failure that commits nothing and
-may be one member's fault (`split_on`: a version conflict, a value too long) writes every member
-again alone, so each gets its own answer; any other failure is every member's (the connection
-lost: each would have had it alone). A leader cancelled in its statement leaves its members
-not knowing whether they committed, as if their connection had been lost (`Interrupted`).
+A group is led by one of its units: the statement runs in the leader's task, so grouping needs
+no task of its own. A unit that finds no statement running leads at once, on its own connection.
+One that must wait gives its connection back first (`give_back`: waiting units holding the
+pool's connections would starve it); once the statement it waited for returns, the first unit
+that waited leads the next group, with everything that waited meanwhile, on a connection it
+takes then (`fresh`).
+
+A failure that commits nothing and may be one member's fault (`split_on`: a version conflict, a
+value too long) writes every member again alone, so each gets its own answer; any other failure
+is every member's (the connection lost: each would have had it alone). A leader cancelled in
+its statement leaves its members not knowing whether they committed, as if their connection had
+been lost (`Interrupted`).
 """
 
 from __future__ import annotations
