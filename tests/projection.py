@@ -184,15 +184,17 @@ async def fed_projection(
     topics = await Topics.fresh()
     url = POSTGRES_URL if backend == "postgresql" else f"sqlite+aiosqlite:///{folder}/aidline.db"
     async with projection_service(topics, url, READ_YOUR_WRITES_TIMEOUT="20") as service:
-        lasts = []
+        # Every stream's last event: a topic's partitions are applied side by side, so its
+        # last event applied says nothing of the streams on its other partitions.
+        lasts: dict[tuple[str, str], StoredEvent] = {}
         for topic, events in (
             (topics.deliveries, deliveries),
             (topics.allocations, allocations),
             (topics.requests, requests),
         ):
             await produce(topic, events)
-            lasts.append(events[-1])
-        for last in lasts:
+            lasts |= {(topic, event.stream_id): event for event in events}
+        for last in lasts.values():
             await read(service, "/decisions", "admin", after_event=str(last.event_id))
         yield service
 
