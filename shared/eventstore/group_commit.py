@@ -76,8 +76,8 @@ class GroupCommit(Generic[C, J, R]):
         self._busy = False  # a group's statement runs, or a member was just handed the lead
 
     async def commit(self, via: C, job: J) -> R:
-        """Write `job`: on `via` now if no group is being written, else with the next group
-        (on `via` if this one leads it)."""
+        """Write `job`: on `via` now if no group is being written, else (`via` given back)
+        with the next group, on a fresh connection if this one leads it."""
         me: _Member[J, R] = _Member(job, asyncio.get_running_loop().create_future())
         if not self._busy:
             self._busy = True
