@@ -62,3 +62,32 @@ def test_partitions_taken_away_are_no_longer_reported() -> None:
     liveness.forget([theirs])  # another instance of the group holds it now
     liveness.forget([theirs])
     assert liveness.lag == {mine: 3}
+
+
+class _Client:
+    """What `measure` may read of aiokafka's consumer: its assignment and each partition's end
+    at the last fetch. Its `position()` would wait for a valid position: never to be called."""
+
+    def __init__(self, highwater: dict[TopicPartition, int | None]) -> None:
+        self._highwater = highwater
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._highwater)
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self._highwater[tp]
+
+    async def position(self, tp: TopicPartition) -> int:
+        raise AssertionError("measure waited for aiokafka's position")
+
+
+def test_lag_is_the_partition_end_less_the_next_offset_applied_and_never_waits() -> None:
+    liveness = _liveness()
+    applied, fresh, unfetched = (TopicPartition("t", n) for n in range(3))
+    client = _Client({applied: 120, fresh: 40, unfetched: None})
+    # `fresh` has nothing applied or stored yet: it is read from the beginning. `unfetched` has
+    # no end known yet.
+    liveness.measure(client, {applied: 100, unfetched: 7})  # type: ignore[arg-type]
+    assert liveness.lag == {applied: 20, fresh: 40}
+    liveness.measure(client, {applied: 130, fresh: 40})  # type: ignore[arg-type]
+    assert liveness.lag == {applied: 0, fresh: 0}

@@ -98,6 +98,11 @@ class Applier:
         # How often each message of a batch being retried has failed (its own fault).
         self._failures: dict[Place, int] = {}
 
+    @property
+    def next_offsets(self) -> Mapping[TopicPartition, int]:
+        """Each partition's next offset to apply: stored at its assignment, then committed."""
+        return self._committed
+
     def resume(self, offsets: Mapping[TopicPartition, int]) -> None:
         """The partitions were (re)assigned and seeked to these stored offsets."""
         self._committed.update(offsets)

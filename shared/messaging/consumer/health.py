@@ -40,13 +40,17 @@ class Liveness:
     def polled(self, at: float | None = None) -> None:
         self.last_poll = time.monotonic() if at is None else at
 
-    async def measure(self, consumer: AIOKafkaConsumer) -> None:
-        """The lag of every assigned partition, from the client's last fetch."""
+    def measure(self, consumer: AIOKafkaConsumer, applied: Mapping[TopicPartition, int]) -> None:
+        """The lag of every assigned partition: its end at the client's last fetch less the
+        next offset `applied` (0 for a partition with nothing applied or stored: it is read
+        from the beginning). It never waits: aiokafka's `position()` waits, round after round,
+        for a position that is not valid (a reset in flight, a leader away), and the loop must
+        get back to `getmany`, where the client's errors surface."""
         lag = {}
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                lag[tp] = max(0, highwater - await consumer.position(tp))
+                lag[tp] = max(0, highwater - applied.get(tp, 0))
         self.observe(lag)
 
     def forget(self, partitions: Collection[TopicPartition]) -> None:

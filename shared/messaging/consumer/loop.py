@@ -199,7 +199,7 @@ class EventConsumer:
                 self.liveness.polled()
                 if batches:
                     await self._apply(consumer, batches)
-                await self.liveness.measure(consumer)
+                self.liveness.measure(consumer, self.applier.next_offsets)
         finally:
             self.liveness.running = False
             with contextlib.suppress(Exception):
