@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database
+from shared.db.on_demand import ConnectionOnDemand
 from shared.db.postgres import driver_connection
 from shared.eventstore.group_commit import GroupCommit
 from shared.eventstore.log import EventLog, EventRow, ExtraRow, OutboxRow
@@ -181,9 +182,15 @@ class PostgresEventLog(EventLog):
     @contextlib.asynccontextmanager
     async def append_connection(self) -> AsyncIterator[tuple[AsyncConnection, bool]]:
         # Reads outside a transaction see what is committed, as they would inside one at READ
-        # COMMITTED; the expected versions make the append conditional.
-        async with self._autocommit.connect() as conn:
+        # COMMITTED; the expected versions make the append conditional. The connection is
+        # checked out by the unit's first read: one that only appends takes one if it leads
+        # its group, and none while it waits for it.
+        conn = ConnectionOnDemand(self._autocommit)
+        try:
             yield conn, True
+        finally:
+            if conn.checked_out and not conn.closed:  # (a unit that waited gave it back)
+                await asyncio.shield(conn.close())  # even if cancelled, as `async with` would
 
     async def insert(
         self,
@@ -194,7 +201,8 @@ class PostgresEventLog(EventLog):
         direct: bool,
     ) -> dict[uuid.UUID, int]:
         if direct:  # with the units ready meanwhile, if another's statement runs
-            return await self._groups.commit(conn, (new, rows))
+            via = conn if not isinstance(conn, ConnectionOnDemand) or conn.checked_out else None
+            return await self._groups.commit(via, (new, rows))
         sql, params = self._statement(new, rows)
         returned = list(await conn.exec_driver_sql(sql, params))
         return {row[0]: row[1] for row in returned}

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database
 from shared.db.migrate import upgrade
+from shared.db.on_demand import ConnectionOnDemand
 from shared.domain import Metadata, NewEvent
 from shared.eventstore import ConcurrencyError, EventStore, Repository
 from shared.eventstore.tables import idempotency_keys
@@ -251,14 +252,42 @@ async def _units(store: EventStore, streams: list[tuple[str, int]]) -> list[obje
     return await asyncio.gather(*(unit(*s) for s in streams), return_exceptions=True)
 
 
+def _count_checkouts(db: Database) -> list[int]:
+    """A one-item list counting the pool's checkouts from now on."""
+    count = [0]
+
+    def checked_out(*_: object) -> None:
+        count[0] += 1
+
+    sa.event.listen(db.engine.sync_engine, "checkout", checked_out)
+    return count
+
+
+async def test_a_connection_on_demand_is_checked_out_by_its_first_statement(db: Database) -> None:
+    checkouts = _count_checkouts(db)
+    unused = ConnectionOnDemand(db.engine)
+    await unused.close()
+    assert checkouts == [0]
+    conn = ConnectionOnDemand(db.engine)
+    assert not conn.checked_out
+    assert await conn.scalar(sa.select(sa.literal(1))) == 1
+    assert conn.checked_out and checkouts == [1]
+    assert await conn.scalar(sa.select(sa.literal(2))) == 2
+    await conn.close()
+    assert checkouts == [1] and db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
 async def test_append_only_units_ready_together_commit_in_one_statement(
     pg_db: Database,
 ) -> None:
     """Group commit: units ready while another's statement runs go in the next one together
     (one transaction each group: rows of one transaction share their xmin), every unit with its
-    own events' positions and its own record."""
+    own events' positions and its own record. Units that read nothing take a connection only
+    to lead their group: none while they wait."""
     store = EventStore(pg_db)
+    checkouts = _count_checkouts(pg_db)
     results = await _units(store, [(f"G-{n}", 0) for n in range(40)])
+    taken = checkouts[0]
     async with pg_db.engine.connect() as conn:
         rows = (await conn.execute(sa.text(
             "SELECT stream_id, position, xmin::text::bigint FROM events ORDER BY position"
@@ -270,6 +299,7 @@ async def test_append_only_units_ready_together_commit_in_one_statement(
     assert len(rows) == 40 and keys == {f"G-{n}@0" for n in range(40)}
     transactions = len({r.xmin for r in rows})
     assert transactions < 40, "every unit committed alone"
+    assert taken == transactions, "a unit took a connection it did not lead on"
 
 
 async def test_a_conflict_in_a_group_fails_only_its_own_unit(pg_db: Database) -> None:
