@@ -16,10 +16,11 @@ class ConnectionOnDemand(AsyncConnection):
     ran a statement returns nothing to the pool.
 
     For a unit of work that may read before it appends (`EventStore.append_only`): one that
-    does not read holds no connection while its group commit forms. Under `bench http`'s load,
-    where most units wait for a group, the request service spent 390 µs of CPU per command
-    against 570 µs with a connection checked out for each (docs/benchmarks.md, "Eleventh
-    session"). (`stream` is not covered: it still needs the connection started first.)"""
+    reads nothing and waits for its group commit holds no connection meanwhile. Under `bench
+    http`'s load, where most units wait for a group, the request service spent 373-410 µs of
+    CPU per command against 557-583 µs with a connection checked out (and given back) by each
+    (docs/benchmarks.md, "Eleventh session"). `stream` is not covered: it needs the connection
+    started first."""
 
     @property
     def checked_out(self) -> bool:

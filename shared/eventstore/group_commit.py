@@ -7,12 +7,11 @@ the database one round trip, one lock and one commit instead of ten. A unit that
 statement running writes at once, as it would alone.
 
 A group is led by one of its units: the statement runs in the leader's task, so grouping needs
-no task of its own. A unit that finds no statement running leads at once, on its own connection
-if it holds one (it read before it appends), else on a fresh one (`fresh`). One that must wait
-holds no connection meanwhile: it gives back the one it holds (`give_back`: waiting units
-holding the pool's connections would starve it). Once the statement it waited for returns, the
-first unit that waited leads the next group, with everything that waited meanwhile, on a fresh
-connection.
+no task of its own. A unit that finds no statement running leads at once, on its own connection.
+One that must wait gives its connection back first (`give_back`: waiting units holding the
+pool's connections would starve it); once the statement it waited for returns, the first unit
+that waited leads the next group, with everything that waited meanwhile, on a connection it
+takes then (`fresh`).
 
 A failure that commits nothing and may be one member's fault (`split_on`: a version conflict, a
 value too long) writes every member again alone, so each gets its own answer; any other failure
@@ -76,32 +75,26 @@ class GroupCommit(Generic[C, J, R]):
         self._waiting: deque[_Member[J, R]] = deque()
         self._busy = False  # a group's statement runs, or a member was just handed the lead
 
-    async def commit(self, via: C | None, job: J) -> R:
-        """Write `job`: now if no group is being written, else with the next group. `via` is
-        the unit's connection if it holds one (it read first): led on now, or given back while
-        the unit waits. A unit that leads without one (it held none, or it waited) takes a
-        fresh connection."""
+    async def commit(self, via: C, job: J) -> R:
+        """Write `job`: on `via` now if no group is being written, else (`via` given back)
+        with the next group, on a fresh connection if this one leads it."""
         me: _Member[J, R] = _Member(job, asyncio.get_running_loop().create_future())
         if not self._busy:
             self._busy = True
-        else:
-            if via is not None:
-                await self._give_back(via)  # not held while it waits: the pool has it
-                via = None
-            if self._busy:
-                self._waiting.append(me)
-                try:
-                    outcome = await me.turn
-                except asyncio.CancelledError:
-                    if me.turn.done() and not me.turn.cancelled() and me.turn.result() is _LEAD:
-                        self._hand_over()  # handed the lead as it was cancelled: the next takes it
-                    raise
-                if not isinstance(outcome, _Lead):
-                    return outcome
-            else:  # the group it would have waited for ended meanwhile
-                self._busy = True
-        if via is not None:
             return await self._lead(via, me)
+        await self._give_back(via)  # not held while it waits: the pool has it
+        if self._busy:
+            self._waiting.append(me)
+            try:
+                outcome = await me.turn
+            except asyncio.CancelledError:
+                if me.turn.done() and not me.turn.cancelled() and me.turn.result() is _LEAD:
+                    self._hand_over()  # handed the lead as it was cancelled: the next takes it
+                raise
+            if not isinstance(outcome, _Lead):
+                return outcome
+        else:  # the group it would have waited for ended meanwhile
+            self._busy = True
         async with contextlib.AsyncExitStack() as stack:
             try:
                 fresh = await stack.enter_async_context(self._fresh())

@@ -183,8 +183,10 @@ class PostgresEventLog(EventLog):
     async def append_connection(self) -> AsyncIterator[tuple[AsyncConnection, bool]]:
         # Reads outside a transaction see what is committed, as they would inside one at READ
         # COMMITTED; the expected versions make the append conditional. The connection is
-        # checked out by the unit's first read: one that only appends takes one if it leads
-        # its group, and none while it waits for it.
+        # checked out by the unit's first statement (a read, or its group's if it leads one at
+        # once): a unit that only appends and waits for a group holds none, and gives nothing
+        # back (docs/benchmarks.md "Eleventh session": 373-410 against 557-583 µs of CPU per
+        # POST /requirements under `bench http`'s load).
         conn = ConnectionOnDemand(self._autocommit)
         try:
             yield conn, True
@@ -201,8 +203,7 @@ class PostgresEventLog(EventLog):
         direct: bool,
     ) -> dict[uuid.UUID, int]:
         if direct:  # with the units ready meanwhile, if another's statement runs
-            via = conn if not isinstance(conn, ConnectionOnDemand) or conn.checked_out else None
-            return await self._groups.commit(via, (new, rows))
+            return await self._groups.commit(conn, (new, rows))
         sql, params = self._statement(new, rows)
         returned = list(await conn.exec_driver_sql(sql, params))
         return {row[0]: row[1] for row in returned}

@@ -86,23 +86,6 @@ async def test_a_job_alone_is_written_at_once() -> None:
     assert db.groups == [("a", ["a"])]
 
 
-async def test_a_unit_holding_no_connection_leads_on_a_fresh_one_and_gives_none_back() -> None:
-    """A unit of work that did not read holds no connection: alone it takes one to write; while
-    a group is written it waits with nothing to give back."""
-    db = Database()
-    groups = _groups(db)
-    assert await groups.commit(None, "a") == "a"
-    db.go.clear()
-    first = asyncio.create_task(groups.commit(None, "b"))
-    await db.writing.wait()
-    others = [asyncio.create_task(groups.commit(None, job)) for job in "cd"]
-    await asyncio.sleep(0)
-    db.go.set()
-    assert await asyncio.gather(first, *others) == ["b", "c+d", "c+d"]
-    assert db.groups == [("fresh-1", ["a"]), ("fresh-2", ["b"]), ("fresh-3", ["c", "d"])]
-    assert db.given_back == []
-
-
 async def test_jobs_ready_while_a_group_is_written_go_together_next_led_by_the_first() -> None:
     db = Database()
     first, others = await _while_first_is_written(db, _groups(db), "b", "c", "d")
@@ -184,13 +167,3 @@ async def test_a_unit_handed_the_lead_without_a_connection_fails_alone() -> None
     results = await asyncio.gather(*others, return_exceptions=True)
     assert isinstance(results[0], ConnectionError) and results[1] == "c"
     assert db.groups == [("a", ["a"]), ("fresh-2", ["c"])]
-
-
-async def test_a_unit_alone_that_finds_no_connection_fails_and_the_next_goes_on() -> None:
-    db = Database()
-    db.no_connection = {1}
-    groups = _groups(db)
-    with pytest.raises(ConnectionError):
-        await groups.commit(None, "a")
-    assert await groups.commit(None, "b") == "b"
-    assert db.groups == [("fresh-2", ["b"])]
