@@ -17,8 +17,8 @@ class ConnectionOnDemand(AsyncConnection):
 
     For a unit of work that may read before it appends (`EventStore.append_only`): one that
     reads nothing and waits for its group commit holds no connection meanwhile. Under `bench
-    http`'s load, where most units wait for a group, the request service spent 373-410 µs of
-    CPU per command against 557-583 µs with a connection checked out (and given back) by each
+    http`'s load, where most units wait for a group, the request service spent 363-377 µs of
+    CPU per command against 553-570 µs with a connection checked out (and given back) by each
     (docs/benchmarks.md, "Eleventh session"). `stream` is not covered: it needs the connection
     started first."""
 

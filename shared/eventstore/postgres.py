@@ -185,7 +185,7 @@ class PostgresEventLog(EventLog):
         # COMMITTED; the expected versions make the append conditional. The connection is
         # checked out by the unit's first statement (a read, or its group's if it leads one at
         # once): a unit that only appends and waits for a group holds none, and gives nothing
-        # back (docs/benchmarks.md "Eleventh session": 373-410 against 557-583 µs of CPU per
+        # back (docs/benchmarks.md "Eleventh session": 363-377 against 553-570 µs of CPU per
         # POST /requirements under `bench http`'s load).
         conn = ConnectionOnDemand(self._autocommit)
         try:
