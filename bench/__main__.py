@@ -5,13 +5,13 @@ python -m bench [name ...]      e.g. python -m bench allocation relay
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import pkgutil
 import sys
 from pathlib import Path
 
 from bench.report import Result, write
+from shared.runtime import run_loop
 
 OUT = Path("bench-results")
 
@@ -46,4 +46,4 @@ async def main(selected: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1:])))
+    sys.exit(run_loop(main(sys.argv[1:])))

@@ -111,7 +111,7 @@ async def _on_topics() -> int:
         ]
         ends = await consumer.end_offsets(partitions) if partitions else {}
         begins = await consumer.beginning_offsets(partitions) if partitions else {}
-        return sum(ends.values()) - sum(begins.values())
+        return int(sum(ends.values()) - sum(begins.values()))
     finally:
         await consumer.stop()
 

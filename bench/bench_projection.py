@@ -41,7 +41,7 @@ from shared.domain import Metadata, StoredEvent
 from shared.messaging import envelope
 from shared.messaging.kafka import new_producer
 from shared.messaging.topics import TopicSpec, ensure_topics
-from shared.runtime import tune_gc
+from shared.runtime import run_loop, tune_gc
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 DATABASE = os.environ.get(
@@ -240,8 +240,8 @@ async def run() -> list[Result]:
 
 if __name__ == "__main__":  # the producer's and the raw consumer's processes
     if sys.argv[1] == "produce":
-        print(asyncio.run(_produce(json.loads(sys.argv[2]), int(sys.argv[3]))))
+        print(run_loop(_produce(json.loads(sys.argv[2]), int(sys.argv[3]))))
     else:
         spec = json.loads(sys.argv[2])
         targets = {TopicPartition(topic, partition): end for topic, partition, end in spec}
-        print(asyncio.run(_read_raw(targets)))
+        print(run_loop(_read_raw(targets)))

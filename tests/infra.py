@@ -10,7 +10,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -209,7 +209,7 @@ def stored_event(stream_id: str, version: int, data: dict[str, Any], **kw: Any) 
     )
 
 
-async def produce(topic: str, items: list[StoredEvent | bytes]) -> list[RecordMetadata]:
+async def produce(topic: str, items: Sequence[StoredEvent | bytes]) -> list[RecordMetadata]:
     """Publish CloudEvents (or raw bytes, for malformed messages) in order, keyed by stream;
     returns where each landed (partition, offset)."""
     producer = new_producer(KAFKA)

@@ -43,7 +43,7 @@ from shared.domain.errors import DomainError
 from shared.eventstore import Transaction
 from shared.messaging.kafka import Cluster, KafkaConnection, new_admin, new_consumer
 from shared.observability.logs import configure_logging, resolve_format
-from shared.runtime import tune_gc
+from shared.runtime import run_loop, tune_gc
 from shared.supervision import Backoff, TaskStatus, reraise_cancellation, retry
 
 log = logging.getLogger(__name__)
@@ -354,4 +354,4 @@ async def _main(number: int) -> None:
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(int(sys.argv[1])))
+        run_loop(_main(int(sys.argv[1])))
