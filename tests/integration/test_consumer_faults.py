@@ -1,7 +1,7 @@
 """The consumer under infrastructure faults: dead letters published only after their batch
 committed (once, and not lost when the process dies in between), no lock held while Kafka is
-slow, and a database that drops the consumer's connection mid-batch (nothing dead-lettered,
-every event applied once)."""
+slow, a database that drops the consumer's connection mid-batch (nothing dead-lettered, every
+event applied once), and a Kafka client that stops delivering (replaced, nothing lost)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import uuid
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from shared.db import Database
@@ -17,6 +18,7 @@ from shared.domain.events import NewEvent
 from shared.eventstore import EventStore, Transaction
 from shared.eventstore.tables import dead_letters, events
 from shared.messaging.consumer import EventConsumer, Message
+from shared.messaging.consumer import loop as consumer_loop
 from shared.messaging.kafka import new_producer
 from shared.messaging.topics import dlq_topic
 from tests.infra import create_topic, eventually, header, produce, read_topic, stored_event
@@ -232,3 +234,47 @@ async def test_a_terminated_connection_mid_batch_is_retried_never_dead_lettered(
 
 async def _applied(consumer: EventConsumer, count: int) -> bool:
     return consumer.applied >= count
+
+
+async def test_a_client_that_stops_delivering_is_replaced_and_nothing_is_lost(
+    kafka: str, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiokafka can stop fetching without a word after a request times out (aio-libs/
+    aiokafka#1037): the loop polls and gets nothing while messages wait. Here the first client
+    hands out nothing after its first batch (it still polls Kafka, so the partition's end is
+    known); once the stall time has passed with messages behind, the consumer starts a new
+    client, which applies the rest, each once."""
+    topic = await create_topic(partitions=1)
+    await produce(topic, [stored_event(f"S-{i}", 1, {"amount": i}) for i in range(1, 11)])
+    await _prepare(db)
+    clients: list[Any] = []
+    real_new_consumer = consumer_loop.new_consumer
+
+    def first_one_stops_delivering(*args: Any, **kwargs: Any) -> Any:
+        client = real_new_consumer(*args, **kwargs)
+        clients.append(client)
+        if len(clients) == 1:
+            real_getmany, delivered = client.getmany, asyncio.Event()
+
+            async def getmany(*a: Any, **kw: Any) -> Any:
+                batches = await real_getmany(*a, **kw)
+                if delivered.is_set():
+                    return {}  # polled, and lost
+                if batches:
+                    delivered.set()
+                return batches
+
+            client.getmany = getmany
+        return client
+
+    monkeypatch.setattr(consumer_loop, "new_consumer", first_one_stops_delivering)
+    consumer = EventConsumer(
+        f"g{uuid.uuid4().hex[:8]}", [topic], _handler, EventStore(db), bootstrap_servers=KAFKA,
+        retry_backoff_seconds=0.01, stall_seconds=2,
+    )  # fmt: skip
+    async with _running(consumer):
+        await eventually(lambda: _applied(consumer, 1), what="the first batch")
+        await produce(topic, [stored_event(f"T-{i}", 1, {"amount": i}) for i in range(11, 21)])
+        await eventually(lambda: _applied(consumer, 20), timeout=60, what="the rest")
+    assert len(clients) == 2, "the first client was not replaced"
+    assert await _effects(db) == (20, 20)

@@ -91,3 +91,25 @@ def test_lag_is_the_partition_end_less_the_next_offset_applied_and_never_waits()
     assert liveness.lag == {applied: 20, fresh: 40}
     liveness.measure(client, {applied: 130, fresh: 40})  # type: ignore[arg-type]
     assert liveness.lag == {applied: 0, fresh: 0}
+
+
+def test_a_client_that_delivers_nothing_while_messages_wait_is_starved() -> None:
+    liveness = _liveness()  # stall_seconds=30
+    behind = TopicPartition("t", 0)
+    liveness.observe({behind: 5})
+    assert not liveness.starved(delivered=False, at=100.0)
+    assert not liveness.starved(delivered=False, at=130.0)
+    assert liveness.starved(delivered=False, at=130.5)
+    liveness.restarted()  # a new client gets its own time
+    assert not liveness.starved(delivered=False, at=131.0)
+
+
+def test_a_client_is_not_starved_while_it_delivers_or_nothing_waits() -> None:
+    liveness = _liveness()
+    behind = TopicPartition("t", 0)
+    liveness.observe({behind: 5})
+    assert not liveness.starved(delivered=False, at=100.0)
+    assert not liveness.starved(delivered=True, at=120.0)  # a delivery starts the time again
+    assert not liveness.starved(delivered=False, at=140.0)
+    liveness.observe({behind: 0})
+    assert not liveness.starved(delivered=False, at=500.0)  # nothing to deliver

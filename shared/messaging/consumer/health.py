@@ -36,6 +36,7 @@ class Liveness:
         self.lag: dict[TopicPartition, int] = {}
         self._lag_total = 0
         self._lag_growing_since: float | None = None
+        self._starved_since: float | None = None
 
     def polled(self, at: float | None = None) -> None:
         self.last_poll = time.monotonic() if at is None else at
@@ -52,6 +53,23 @@ class Liveness:
             if highwater is not None:
                 lag[tp] = max(0, highwater - applied.get(tp, 0))
         self.observe(lag)
+
+    def starved(self, delivered: bool, at: float | None = None) -> bool:
+        """Whether the client has delivered nothing for `stall_seconds` while its partitions'
+        ends, as last fetched, are ahead of what is applied (after `measure`). aiokafka can
+        stop fetching without a word after a request times out (aio-libs/aiokafka#1037): the
+        loop keeps polling and gets nothing. The caller then starts a new client."""
+        now = time.monotonic() if at is None else at
+        if delivered or self._lag_total == 0:
+            self._starved_since = None
+            return False
+        if self._starved_since is None:
+            self._starved_since = now
+        return now - self._starved_since > self.stall_seconds
+
+    def restarted(self) -> None:
+        """A new client: it has had no chance to deliver yet."""
+        self._starved_since = None
 
     def forget(self, partitions: Collection[TopicPartition]) -> None:
         """Partitions taken away (another instance of the group holds them now): their lag is

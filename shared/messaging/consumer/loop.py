@@ -77,6 +77,14 @@ ADVISORY_COMMIT_SECONDS = 1.0
 FETCH_MAX_WAIT_MS = 100
 
 
+# How long a Kafka client that is being replaced (or the service stopping) has to stop.
+CLIENT_STOP_SECONDS = 10.0
+
+
+class ClientStarved(Exception):
+    """The Kafka client delivered nothing for the stall time while messages were waiting."""
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -200,10 +208,23 @@ class EventConsumer:
                 if batches:
                     await self._apply(consumer, batches)
                 self.liveness.measure(consumer, self.applier.next_offsets)
+                if self.liveness.starved(delivered=bool(batches)):
+                    raise ClientStarved(
+                        f"the Kafka client delivered nothing for {self.liveness.stall_seconds:g}"
+                        f" s while {sum(self.liveness.lag.values())} messages were behind"
+                    )
         finally:
             self.liveness.running = False
+            self.liveness.restarted()
             with contextlib.suppress(Exception):
-                await consumer.stop()
+                try:
+                    # Bounded: aiokafka's stop waits for its coordinator's task, which a wedged
+                    # client may never end (aio-libs/aiokafka#773); the next must start anyway.
+                    async with asyncio.timeout(CLIENT_STOP_SECONDS):
+                        await consumer.stop()
+                except TimeoutError:
+                    log.warning("consumer %s: its Kafka client did not stop within %g s; left "
+                                "behind", self.name, CLIENT_STOP_SECONDS)  # fmt: skip
             with contextlib.suppress(Exception):
                 await self.dead_letters.stop()
 
