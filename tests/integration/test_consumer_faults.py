@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.records_to_delete import RecordsToDelete
 
 from shared.db import Database
 from shared.domain.events import NewEvent
@@ -278,3 +281,36 @@ async def test_a_client_that_stops_delivering_is_replaced_and_nothing_is_lost(
         await eventually(lambda: _applied(consumer, 20), timeout=60, what="the rest")
     assert len(clients) == 2, "the first client was not replaced"
     assert await _effects(db) == (20, 20)
+
+
+async def test_a_partition_whose_start_retention_moved_is_not_behind(
+    kafka: str, db: Database
+) -> None:
+    """The lag counts from where a partition starts, not from 0: a fresh group on a partition
+    whose first records were deleted (retention, `kafka-delete-records.sh`) is at lag 0 once it
+    has read the rest, and its client is not taken for starved."""
+    topic = await create_topic(partitions=1)
+    await produce(topic, [stored_event(f"S-{i}", 1, {"amount": i}) for i in range(1, 6)])
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(5)})
+    finally:
+        await admin.close()
+    await _prepare(db)
+    consumer = EventConsumer(
+        f"g{uuid.uuid4().hex[:8]}", [topic], _handler, EventStore(db), bootstrap_servers=KAFKA,
+        stall_seconds=1,
+    )  # fmt: skip
+    async with _running(consumer):
+        await consumer.assigned.wait()
+        await eventually(
+            lambda: _lag_is(consumer, {TopicPartition(topic, 0): 0}), what="lag 0 from offset 5"
+        )
+        await asyncio.sleep(2)  # beyond the stall time: a starved client would be replaced
+        assert consumer.status.attempts == 0 and consumer.status.state == "running"
+        assert consumer.applied == 0
+
+
+async def _lag_is(consumer: EventConsumer, lag: dict[TopicPartition, int]) -> bool:
+    return consumer.lag == lag

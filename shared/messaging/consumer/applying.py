@@ -100,11 +100,13 @@ class Applier:
 
     @property
     def next_offsets(self) -> Mapping[TopicPartition, int]:
-        """Each partition's next offset to apply: stored at its assignment, then committed."""
+        """Each partition's next offset to apply: stored (or the partition's start) at its
+        assignment, then committed."""
         return self._committed
 
     def resume(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """The partitions were (re)assigned and seeked to these stored offsets."""
+        """The partitions were (re)assigned and seeked to these offsets (stored, or their
+        start)."""
         self._committed.update(offsets)
 
     def forget(self, partitions: Collection[TopicPartition]) -> None:

@@ -43,8 +43,8 @@ class Liveness:
 
     def measure(self, consumer: AIOKafkaConsumer, applied: Mapping[TopicPartition, int]) -> None:
         """The lag of every assigned partition: its end at the client's last fetch less the
-        next offset `applied` (0 for a partition with nothing applied or stored: it is read
-        from the beginning). It never waits: aiokafka's `position()` waits, round after round,
+        next offset `applied` (stored, or the partition's start, at its assignment; 0 if
+        neither is known). It never waits: aiokafka's `position()` waits, round after round,
         for a position that is not valid (a reset in flight, a leader away), and the loop must
         get back to `getmany`, where the client's errors surface."""
         lag = {}

@@ -367,12 +367,15 @@ class EventConsumer:
                 async with self.store.db.engine.begin() as conn:
                     await self.tracker.save_offsets(conn, ends)
                 stored |= ends
+            starts = {}
             for tp in partitions:
                 if tp in stored:
                     consumer.seek(tp, stored[tp])
-                else:
-                    await consumer.seek_to_beginning(tp)
-            self.applier.resume(stored)
+                elif await consumer.seek_to_beginning(tp):  # reset: its position is its start
+                    # Not 0 where retention moved it: the lag (and a starved client) counts
+                    # from here.
+                    starts[tp] = await consumer.position(tp)
+            self.applier.resume(stored | starts)
         log.info("consumer %s assigned %s (stored offsets: %s)", self.name, sorted(partitions),
                  stored)  # fmt: skip
         self.assigned.set()
