@@ -22,7 +22,7 @@ from shared.eventstore import EventStore, Transaction
 from shared.eventstore.tables import dead_letters, events
 from shared.messaging.consumer import EventConsumer, Message
 from shared.messaging.consumer import loop as consumer_loop
-from shared.messaging.kafka import new_producer
+from shared.messaging.kafka import new_consumer, new_producer
 from shared.messaging.topics import dlq_topic
 from tests.infra import create_topic, eventually, header, produce, read_topic, stored_event
 from tests.integration.test_consumer import Poison, _effects, _handler, _running
@@ -251,10 +251,9 @@ async def test_a_client_that_stops_delivering_is_replaced_and_nothing_is_lost(
     await produce(topic, [stored_event(f"S-{i}", 1, {"amount": i}) for i in range(1, 11)])
     await _prepare(db)
     clients: list[Any] = []
-    real_new_consumer = consumer_loop.new_consumer
 
     def first_one_stops_delivering(*args: Any, **kwargs: Any) -> Any:
-        client = real_new_consumer(*args, **kwargs)
+        client = new_consumer(*args, **kwargs)
         clients.append(client)
         if len(clients) == 1:
             real_getmany, delivered = client.getmany, asyncio.Event()

@@ -274,7 +274,7 @@ async def test_a_connection_on_demand_is_checked_out_by_its_first_statement(db: 
     assert conn.checked_out and checkouts == [1]
     assert await conn.scalar(sa.select(sa.literal(2))) == 2
     await conn.close()
-    assert checkouts == [1] and db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert checkouts == [1] and db.engine.pool.checkedout() == 0
 
 
 async def test_append_only_units_ready_together_commit_in_one_statement(

@@ -86,9 +86,9 @@ def test_lag_is_the_partition_end_less_the_next_offset_applied_and_never_waits()
     applied, fresh, unfetched = (TopicPartition("t", n) for n in range(3))
     client = _Client({applied: 120, fresh: 40, unfetched: None})
     # `fresh` has no offset known yet: it counts from 0. `unfetched` has no end known yet.
-    liveness.measure(client, {applied: 100, unfetched: 7})  # type: ignore[arg-type]
+    liveness.measure(client, {applied: 100, unfetched: 7})
     assert liveness.lag == {applied: 20, fresh: 40}
-    liveness.measure(client, {applied: 130, fresh: 40})  # type: ignore[arg-type]
+    liveness.measure(client, {applied: 130, fresh: 40})
     assert liveness.lag == {applied: 0, fresh: 0}
 
 
