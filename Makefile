@@ -101,7 +101,7 @@ mutation: $(STAMP) ## Mutation testing of the domain layers and the projector (n
 lint: $(STAMP) ## ruff and mypy
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
-	@$(BIN)/mypy shared services
+	@$(BIN)/mypy shared services bench tests
 
 .PHONY: run
 run: $(RUN_STAMP) ## Start Kafka and the four services with demo data; prints the dashboard address

@@ -185,9 +185,9 @@ def header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
 
 
 async def eventually(
-    predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition"
+    predicate: Callable[[], Awaitable[object]], timeout: float = 30.0, what: str = "condition"
 ) -> None:
-    """Await a condition (polling gently) instead of sleeping a fixed time."""
+    """Await a condition (anything true; polling gently) instead of sleeping a fixed time."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await predicate():
         if asyncio.get_running_loop().time() > deadline:

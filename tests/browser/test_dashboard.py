@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Error, expect
 
 from shared.auth import Principal, Role
 from shared.auth.visibility import Resource, hidden_fields
@@ -66,6 +67,11 @@ async def test_the_dashboard_shows_the_board_and_live_events(
         assert await page.evaluate("window.cspViolations") == []
     finally:
         await page.close()
+
+
+def _collected_in(errors: list[str]) -> Callable[[Error], None]:
+    """A page's error handler that adds each error's text to `errors`."""
+    return lambda exc: errors.append(str(exc))
 
 
 def _hides(role: str, field: str) -> bool:
@@ -125,7 +131,7 @@ async def test_the_dashboard_follows_a_decision_to_what_is_stuck(
         page = await browser.new_page()
         try:
             errors: list[str] = []
-            page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+            page.on("pageerror", _collected_in(errors))
             await page.add_init_script(CSP_VIOLATIONS)
             await page.goto(service.url + "/" + hash_)
             row = f'#decisions tr[data-id="{decision}"]'
@@ -169,7 +175,7 @@ async def test_the_chart_spreads_years_of_pledges_over_those_years(
             occurred_at=datetime.combine(day, time.min, UTC))
         for i, day in enumerate(days)
     ]  # fmt: skip
-    await produce(topics.requests, pledges)  # type: ignore[arg-type]
+    await produce(topics.requests, pledges)
     applied = await service.client.get(
         "/capabilities/gaps", params={"after_event": str(pledges[-1].event_id)},
         headers=auth("observer"),

@@ -32,6 +32,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     events a fault test writes there its own tests' events waited past their timeouts."""
     here = Path(__file__).parent
     slots = [i for i, item in enumerate(items) if here in item.path.parents]
-    ordered = sorted((items[i] for i in slots), key=lambda it: "stack" in it.fixturenames)
+    ordered = sorted(
+        (items[i] for i in slots), key=lambda it: "stack" in getattr(it, "fixturenames", ())
+    )
     for slot, item in zip(slots, ordered, strict=True):
         items[slot] = item

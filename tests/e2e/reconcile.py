@@ -129,8 +129,10 @@ async def reconcile(stack: Stack, load: Load, poison: bytes | None = None) -> di
     for service, ids in ids_by_service.items():
         records = await read_topic(TOPIC_OF[service], cluster=stack.kafka)
         seen = Counter(v.decode() for r in records for k, v in r.headers if k == "ce_id")
-        missing = ids - set(seen)
-        assert not missing, f"{len(missing)} acknowledged {service} events never reached Kafka"
+        unpublished = ids - set(seen)
+        assert not unpublished, (
+            f"{len(unpublished)} acknowledged {service} events never reached Kafka"
+        )
         duplicates += sum(seen[i] - 1 for i in ids)
 
     # 5. The dead-letter topics hold exactly the poison messages (none without poison).

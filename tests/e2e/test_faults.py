@@ -15,6 +15,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -77,15 +78,15 @@ async def test_nothing_acknowledged_is_lost_under_faults(faulty_stack: Stack) ->
     try:
         for service in SERVICES:  # kill -9 each service in turn, under load
             await eventually(
-                lambda n=len(load.acks): acknowledged_more_than(n + 20),
+                partial(acknowledged_more_than, len(load.acks) + 20),
                 60,
                 "load before the next fault",
             )
             await _restart(stack, service)
-        await eventually(lambda n=len(load.acks): acknowledged_more_than(n + 20), 60, "load")
+        await eventually(partial(acknowledged_more_than, len(load.acks) + 20), 60, "load")
         _broker("down")  # the broker goes away and comes back
         _broker("up")
-        await eventually(lambda n=len(load.acks): acknowledged_more_than(n + 20), 60, "load")
+        await eventually(partial(acknowledged_more_than, len(load.acks) + 20), 60, "load")
         conn = await connect(stack)
         try:  # full redelivery: every consumer forgets where it was
             for schema in await schemas_with(conn, "consumer_offsets"):
@@ -98,7 +99,7 @@ async def test_nothing_acknowledged_is_lost_under_faults(faulty_stack: Stack) ->
         # redelivery after it would (rightly) dead-letter it again.
         for topic in (REQUESTS, ALLOCATIONS, DELIVERIES):
             await produce(topic, [poison])
-        await eventually(lambda n=len(load.acks): acknowledged_more_than(n + 20), 60, "load")
+        await eventually(partial(acknowledged_more_than, len(load.acks) + 20), 60, "load")
     finally:
         stop.set()
         await running
@@ -123,9 +124,9 @@ async def test_nothing_acknowledged_is_lost_when_postgres_restarts_abruptly(
 
     try:
         for _ in range(2):
-            await eventually(lambda n=len(load.acks): acknowledged_more_than(n + 40), 60, "load")
+            await eventually(partial(acknowledged_more_than, len(load.acks) + 40), 60, "load")
             _crash_postgres()
-        await eventually(lambda n=len(load.acks): acknowledged_more_than(n + 40), 90, "load")
+        await eventually(partial(acknowledged_more_than, len(load.acks) + 40), 90, "load")
     finally:
         stop.set()
         await running

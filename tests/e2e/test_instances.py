@@ -149,7 +149,8 @@ class Watched:
     async def follow(self, url: str, ticket: str) -> None:
         # The ticket opens the first stream only (it is for one opening); a resume shows the
         # bearer token, as a client outside the browser does.
-        params, headers = {"ticket": ticket}, {}
+        params: dict[str, str] = {"ticket": ticket}
+        headers: dict[str, str] = {}
         last: str | None = None
         async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client:
             while True:

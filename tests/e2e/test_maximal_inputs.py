@@ -26,8 +26,8 @@ def _sub(role: str) -> str:
     return f"{role}-{RUN}-".ljust(MAX_SUB_CHARS, "s")
 
 
-def _token(role: Role, **scope: str) -> str:
-    return mint_token(DEV_SECRET, _sub(str(role)), [str(role)], **scope)
+def _token(role: Role, nation: str | None = None, hub: str | None = None) -> str:
+    return mint_token(DEV_SECRET, _sub(str(role)), [str(role)], nation=nation, hub=hub)
 
 
 class Client:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.records_to_delete import RecordsToDelete
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database
 from shared.domain.events import NewEvent
@@ -22,7 +24,7 @@ from shared.eventstore import EventStore, Transaction
 from shared.eventstore.tables import dead_letters, events
 from shared.messaging.consumer import EventConsumer, Message
 from shared.messaging.consumer import loop as consumer_loop
-from shared.messaging.kafka import new_consumer, new_producer
+from shared.messaging.kafka import Cluster, new_consumer, new_producer
 from shared.messaging.topics import dlq_topic
 from tests.infra import create_topic, eventually, header, produce, read_topic, stored_event
 from tests.integration.test_consumer import Poison, _effects, _handler, _running
@@ -35,7 +37,7 @@ class _GatedProducer:
     """A dead-letter producer whose sends wait for `gate` (a broker that does not answer), or
     fail while `failing` (a broker that refuses)."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, bootstrap_servers: Cluster) -> None:
         self.real = new_producer(bootstrap_servers)
         self.gate = asyncio.Event()
         self.waiting = asyncio.Event()
@@ -101,7 +103,7 @@ async def test_a_command_answers_while_a_dead_letter_publish_hangs(
     consumer = _consumer(db, topic, f"g{uuid.uuid4().hex[:8]}", echo)
     gated: list[_GatedProducer] = []
 
-    def gated_producer(servers: str) -> _GatedProducer:
+    def gated_producer(servers: Cluster) -> _GatedProducer:
         gated.append(_GatedProducer(servers))
         return gated[-1]
 
@@ -145,14 +147,14 @@ async def test_a_batch_rolled_back_after_its_dead_letter_publishes_it_once(
     save_offsets = consumer.tracker.save_offsets
     failures = 0
 
-    async def failing_once(conn: Any, offsets: Any) -> Any:
+    async def failing_once(conn: AsyncConnection, offsets: Mapping[TopicPartition, int]) -> None:
         nonlocal failures
         if failures == 0:
             failures += 1
             raise ConnectionResetError("the database went away before the commit")
-        return await save_offsets(conn, offsets)
+        await save_offsets(conn, offsets)
 
-    consumer.tracker.save_offsets = failing_once  # type: ignore[method-assign]
+    consumer.tracker.save_offsets = failing_once  # type: ignore[method-assign,assignment]
     async with _running(consumer):
         await eventually(lambda: _dead(consumer, 1), timeout=90, what="the dead letter")
     assert failures == 1
@@ -174,7 +176,7 @@ async def test_a_dead_letter_held_when_the_process_died_is_published_at_start(
     first = _consumer(db, topic, group)
     refusing: list[_GatedProducer] = []
 
-    def refusing_producer(servers: str) -> _GatedProducer:
+    def refusing_producer(servers: Cluster) -> _GatedProducer:
         producer = _GatedProducer(servers)
         producer.failing = True
         refusing.append(producer)

@@ -26,7 +26,9 @@ from tests.integration.inprocess import running
 ADMIN = {"Authorization": f"Bearer {token(Role.ADMIN, sub='ops')}"}
 
 
-def _record(value: bytes, headers: list[tuple[str, bytes]], offset: int) -> ConsumerRecord:  # type: ignore[type-arg]
+def _record(
+    value: bytes, headers: list[tuple[str, bytes]], offset: int
+) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(REQUESTS, 0, offset, 0, 0, b"k", value, None, 1, len(value), headers)
 
 

@@ -213,7 +213,9 @@ async def test_figures_for_all_shipments_as_the_table_allows(
     assert answer["stuck"]["held"] == {"shipments": 1, "quantity": 40}
     assert {x["subject"] for x in answer["lines"]} == {R1, R2, P1}
     # Why a requirement is short: as the table shows a planning record's reasons to the role.
-    principal = Principal("viewer", frozenset({Role(role)}), **scope)
+    principal = Principal(
+        "viewer", frozenset({Role(role)}), nation=scope.get("nation"), hub=scope.get("hub")
+    )
     hidden = hidden_fields(principal, Resource.PLANNING) or frozenset()
     assert ("no pledge of ART-155-HE" in response.text) == ("shortfall_reason" not in hidden)
     assert bool(answer["shipments"]) == sees_shipments

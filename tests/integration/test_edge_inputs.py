@@ -25,8 +25,16 @@ PROBLEM = "application/problem+json"
 SERVICES = ["request", "allocation", "delivery", "projection"]
 
 
-def bearer(*roles: Role, sub: str = "edge-tester", **scope: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(DEV_SECRET, sub, list(roles), **scope)}"}
+def bearer(
+    *roles: Role, sub: str = "edge-tester", nation: str | None = None, hub: str | None = None
+) -> dict[str, str]:
+    token = mint_token(DEV_SECRET, sub, list(roles), nation=nation, hub=hub)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def raw(headers: dict[str, str]) -> dict[bytes, bytes]:
+    """`headers` as bytes, to send beside a header whose value is bytes as given."""
+    return {name.encode(): value.encode() for name, value in headers.items()}
 
 
 @asynccontextmanager
@@ -77,7 +85,7 @@ async def test_if_match_that_is_no_version_is_400(
     allocation: httpx.AsyncClient, value: bytes
 ) -> None:
     response = await allocation.post(
-        "/allocations/AL-NONE/approve", headers=bearer(Role.PLANNER) | {"If-Match": value}
+        "/allocations/AL-NONE/approve", headers=raw(bearer(Role.PLANNER)) | {b"If-Match": value}
     )
     assert _problem(response, 400)["type"] == "/problems/invalid-if-match"
 
@@ -87,7 +95,7 @@ async def test_idempotency_key_that_does_not_fit_is_400(
     projection: httpx.AsyncClient, key: bytes
 ) -> None:
     response = await projection.post(
-        "/admin/rebuild", headers=bearer(Role.ADMIN) | {"Idempotency-Key": key}
+        "/admin/rebuild", headers=raw(bearer(Role.ADMIN)) | {b"Idempotency-Key": key}
     )
     body = _problem(response, 400)
     assert body["type"] == "/problems/invalid-idempotency-key"

@@ -2,6 +2,7 @@
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from shared.db.migrate import upgrade
 from shared.db.on_demand import ConnectionOnDemand
 from shared.domain import Metadata, NewEvent
 from shared.eventstore import ConcurrencyError, EventStore, Repository
+from shared.eventstore.postgres import PostgresEventLog
 from shared.eventstore.tables import idempotency_keys
 from tests.conftest import MIGRATIONS
 from tests.sample_domain import Credited, Ledger, registry
@@ -19,7 +21,7 @@ from tests.sample_domain import Credited, Ledger, registry
 META = Metadata(actor="tester")
 
 
-def _credits(*amounts: int) -> list:
+def _credits(*amounts: int) -> list[NewEvent]:
     return [registry.encode(Credited(amount=a), META) for a in amounts]
 
 
@@ -119,6 +121,7 @@ async def test_an_append_only_unit_has_committed_when_its_statement_returns(
     """The commit-order lock is never held across a round trip to the client: once the one
     statement has run, another connection sees the events and can take the lock."""
     store = EventStore(pg_db)
+    assert isinstance(store.log, PostgresEventLog)
     async with store.append_only() as tx:
         tx.append("L-1", 0, _credits(1))
         await tx.flush()
@@ -226,7 +229,7 @@ async def test_jsonb_parameters_encode_as_before(pg_db: Database) -> None:
     and nothing is stored."""
     store = EventStore(pg_db)
     data = {"1": "one", "big": 2**70, "nested": {"x": [1.5, None, "é"]}}
-    raw = {1: "one", "big": 2**70, "nested": {"x": [1.5, None, "é"]}}
+    raw: dict[Any, Any] = {1: "one", "big": 2**70, "nested": {"x": [1.5, None, "é"]}}
     await store.append("J-1", 0, [NewEvent("probe", 1, raw, META)])
     with pytest.raises(ValueError):
         await store.append("J-2", 0, [NewEvent("probe", 1, {"x": [float("nan")]}, META)])

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -173,7 +174,7 @@ async def _commit_in_order(models: ReadModels, generation: Generation) -> None:
         await models.sink.commit_in_order(conn, generation.schema)
 
 
-async def _fetchval(settings: ProjectionSettings, sql: str) -> object:
+async def _fetchval(settings: ProjectionSettings, sql: str) -> Any:
     conn = await asyncpg.connect(dsn=settings.database_url.replace("+asyncpg", ""))
     try:
         return await conn.fetchval(sql)

@@ -13,16 +13,19 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
+from aiokafka import ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import REGISTRY
 
 from shared.db import Database
 from shared.domain import Metadata, NewEvent
 from shared.eventstore import EventStore
+from shared.eventstore.postgres import PostgresEventLog
 from shared.messaging.relay import RECORD_BATCHES_FROM, Relay
 from tests.infra import alter_topic, create_topic, eventually, header, read_topic
 from tests.sample_domain import Credited, registry
@@ -35,7 +38,7 @@ BOTH_WAYS = pytest.mark.parametrize(
 )
 
 
-def _credit(amount: int) -> list:
+def _credit(amount: int) -> list[NewEvent]:
     return [registry.encode(Credited(amount=amount), META)]
 
 
@@ -73,7 +76,7 @@ async def _write_concurrently(store: EventStore, writers: int, appends: int) -> 
     return writers * appends
 
 
-def _check_published(records: list, stored_ids: set[str]) -> None:
+def _check_published(records: list[ConsumerRecord[bytes, bytes]], stored_ids: set[str]) -> None:
     ids = [header(r, "ce_id") for r in records]
     assert set(ids) == stored_ids, "every stored event is on the topic, nothing else"
     per_partition: dict[int, list[int]] = defaultdict(list)
@@ -172,7 +175,7 @@ async def test_the_relay_reads_the_outbox_only_when_told_of_news(kafka: str, db:
         appends = 20
         for i in range(appends):
             await store.append(f"S-{i}", 0, _credit(i))
-            await eventually(lambda n=i + 1: _published(relay, n), timeout=10, what="the event")
+            await eventually(partial(_published, relay, i + 1), timeout=10, what="the event")
         await asyncio.sleep(0.3)  # a stray notification would show as a read by now
         reads = _reads(topic) - before
     assert appends <= reads <= appends + 2, f"{reads} reads for {appends} appends"
@@ -309,6 +312,7 @@ async def test_a_leaders_own_appends_send_no_notification(pg_db: Database) -> No
     (which it would only pass over); another process's appends still notify, and so do its own
     once the leadership has ended."""
     leading, other = EventStore(pg_db), EventStore(Database(pg_db.url, pg_db.schema))
+    assert isinstance(leading.log, PostgresEventLog) and isinstance(other.log, PostgresEventLog)
     listener = await asyncpg.connect(dsn=pg_db.url.replace("+asyncpg", ""))
     origins: list[str] = []
     await listener.add_listener(leading.log.channel, lambda *args: origins.append(args[-1]))

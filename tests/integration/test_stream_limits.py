@@ -82,7 +82,7 @@ async def test_a_resume_reaches_back_so_far_and_no_further(
         "justification": "stream limits"})] + [
         event(requirement, v, "requirement.amended", {"quantity": v}) for v in range(2, 131)
     ]  # fmt: skip
-    await produce(topics.requests, events)  # type: ignore[arg-type]
+    await produce(topics.requests, events)
     applied = await service.client.get(
         f"/board/requirements/{requirement}",
         params={"after_event": str(events[-1].event_id)}, headers=auth("planner"),

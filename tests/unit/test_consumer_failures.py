@@ -19,7 +19,7 @@ PG, LITE = PostgresDialect(), SqliteDialect()
 
 def _wrapped(orig: BaseException) -> OperationalError:
     """As SQLAlchemy raises it."""
-    return OperationalError("UPDATE things SET amount = 1", None, orig)  # type: ignore[arg-type]
+    return OperationalError("UPDATE things SET amount = 1", None, orig)
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ def test_postgresql_errors_of_the_data_are_the_messages(error: Exception) -> Non
 
 def _sqlite_error(kind: type[sqlite3.Error], message: str, name: str) -> sqlite3.Error:
     error = kind(message)
-    error.sqlite_errorname = name  # type: ignore[attr-defined]
+    error.sqlite_errorname = name
     return error
 
 
@@ -119,7 +119,7 @@ def test_a_real_busy_sqlite_database_is_transient(tmp_path: Path) -> None:
     ids=str,
 )
 def test_sqlite_errors_of_the_data_are_the_messages(error: Exception) -> None:
-    wrapped = IntegrityError("INSERT", None, error) if isinstance(error, sqlite3.Error) else error  # type: ignore[arg-type]
+    wrapped = IntegrityError("INSERT", None, error) if isinstance(error, sqlite3.Error) else error
     for exc in (error, wrapped):
         assert not LITE.is_transient(exc)
         assert not not_the_message(exc, LITE)

@@ -35,12 +35,12 @@ def _app(error: Exception) -> TestClient:
         OperationalError(
             "INSERT",
             None,
-            asyncpg.exceptions.CannotConnectNowError("starting up"),  # type: ignore[arg-type]
+            asyncpg.exceptions.CannotConnectNowError("starting up"),
         ),
         OperationalError(
             "INSERT",
             None,
-            asyncpg.exceptions.AdminShutdownError("terminating connection"),  # type: ignore[arg-type]
+            asyncpg.exceptions.AdminShutdownError("terminating connection"),
         ),
     ],
     ids=["refused", "starting-up", "admin-shutdown"],

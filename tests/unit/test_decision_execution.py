@@ -8,6 +8,7 @@ from typing import Any
 
 from services.projection.domain import Changes
 from services.projection.domain.execution import shipment_stuck, stuck_reasons, trace
+from services.projection.domain.history import History
 from shared.contracts.allocations import AllocationApproved, AllocationProposed, ShortfallRecorded
 from shared.contracts.deliveries import (
     ShipmentArrivedAtHub,
@@ -73,7 +74,7 @@ DECISION = DecisionRecorded(
 )  # fmt: skip
 
 
-def _followed() -> Changes:
+def _followed() -> Changes[History]:
     """Decision D-1 endorses R-1 (100) and R-2 (50) and confirms P-1 (120). R-1 is covered by
     three allocations — A-1 and A-3 naming D-1, A-2 stored before lineage (unknown) — and one
     naming another decision (A-9, not D-1's). S-1 is handed over and received; S-2 (of A-2,
@@ -119,7 +120,9 @@ def _followed() -> Changes:
     return changes
 
 
-def _trace(changes: Changes, reasons: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def _trace(
+    changes: Changes[History], reasons: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return trace(
         changes.decisions["D-1"],
         [r for r in changes.requirements.values() if r.decision_id == "D-1"],

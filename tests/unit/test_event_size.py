@@ -97,7 +97,7 @@ def test_the_cheap_bound_is_never_below_the_measure_on_either_backend(
     """The store skips the measure of an event the bound puts under the limit: a bound below the
     measure would let an event Kafka refuses be stored."""
     meta = Metadata(actor, correlation, causation, occurred).as_dict()
-    row = {
+    row: dict[str, Any] = {
         "stream_id": stream_id,
         "stream_version": 2**31 - 1,
         "event_id": uuid.uuid4(),

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.projection.domain import Changes
-from services.projection.domain.history import as_of
+from services.projection.domain.history import History, as_of
 from services.projection.domain.model import Row
 from shared.contracts.allocations import (
     AllocationApproved,
@@ -152,7 +152,7 @@ def _interleave(streams: list[Stream], rng: random.Random) -> Stream:
     return out
 
 
-def _project(events: Stream) -> Changes:
+def _project(events: Stream) -> Changes[History]:
     changes = Changes({}, {}, {}, {}, {})
     for event, subject, at in events:
         changes.apply(event, subject, at)

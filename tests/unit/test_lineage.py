@@ -4,6 +4,7 @@ reach their allocations and shipments; stored v1 events read as "not known" (pur
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from services.allocation.domain import Allocation
 from services.delivery.domain import Shipment
@@ -63,7 +64,7 @@ def test_a_shipment_records_its_allocations_lineage() -> None:
     assert (again.endorsed_by_decision, again.confirmed_by_decision) == ("DEC-1", "DEC-2")
 
 
-PROPOSED_V1 = {
+PROPOSED_V1: dict[str, Any] = {
     "allocation_id": "AL-1", "requirement_id": "R-1", "pledge_id": "P-1",
     "item_code": "ART-155-HE", "quantity": 10, "hub": "PL-RZE", "handover_by": "2025-03-01",
     "rationale": "stored before lineage",

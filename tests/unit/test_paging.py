@@ -52,7 +52,7 @@ def _request(query: str) -> Request:
 def test_a_page_links_to_the_next_with_every_other_parameter_kept() -> None:
     request = _request("status=endorsed&limit=2&offset=2&capability=air%20defence")
     answer = paged(request, ["c", "d"], total=5, limit=2, offset=2, extra={"from": "x"})
-    assert json.loads(answer.body) == {
+    assert json.loads(bytes(answer.body)) == {
         "items": ["c", "d"],
         "total": 5,
         "limit": 2,
@@ -74,7 +74,7 @@ def test_a_page_links_to_the_next_with_every_other_parameter_kept() -> None:
 def test_the_last_page_has_no_next() -> None:
     # Fewer items than the limit (the reader may not see some rows) is not the end: the total is.
     middle = paged(_request("limit=2"), ["a"], total=3, limit=2, offset=0)
-    assert json.loads(middle.body)["next_offset"] == 2 and "Link" in middle.headers
+    assert json.loads(bytes(middle.body))["next_offset"] == 2 and "Link" in middle.headers
     last = paged(_request("limit=2&offset=2"), ["c"], total=3, limit=2, offset=2)
-    assert json.loads(last.body)["next_offset"] is None and "Link" not in last.headers
+    assert json.loads(bytes(last.body))["next_offset"] is None and "Link" not in last.headers
     assert next_offset(0, 50, 0) is None

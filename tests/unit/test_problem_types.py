@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import html
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -30,7 +31,7 @@ DEFAULTS = {
 }
 
 
-def _literal(node: ast.expr | None, names: dict[str, object]) -> object:
+def _literal(node: ast.expr | None, names: Mapping[str, object]) -> object:
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Name):

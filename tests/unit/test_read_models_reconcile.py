@@ -353,8 +353,9 @@ def _project(
             changes.apply(event, subject, at)
             applied.record(subject, event, at)
             n += 1
-        for table, kind in zip(TABLES, (rows.Requirement, rows.Pledge, rows.Allocation,
-                                        rows.Shipment, rows.Decision), strict=True):  # fmt: skip
+        kinds: tuple[type[rows.Row], ...] = (rows.Requirement, rows.Pledge, rows.Allocation,
+                                             rows.Shipment, rows.Decision)  # fmt: skip
+        for table, kind in zip(TABLES, kinds, strict=True):
             dirty = {row.key: row for row in changes.dirty(kind)}
             # A row the batch changed was named by keys_of, so it was loaded, not made anew.
             assert set(dirty) <= named[table], (table, set(dirty), named[table])
@@ -418,12 +419,12 @@ def _allocation_row(a: Allocation, applied: Applied) -> dict[str, Any]:
 def _requirement_row(w: World, applied: Applied) -> dict[str, Any]:
     req = w.requirement
     shipped = w.shipments.values()
-    figures = {
+    figures: dict[str, Any] = {
         "requested": req.quantity,
         "allocated": sum(a.quantity for a in w.allocations.values() if a.status == "approved"),
         "in_transit": sum(s.remaining for s in shipped if s.status in MOVING),
     }
-    flags = {
+    flags: dict[str, Any] = {
         "endorsed": req.decision_id is not None,
         "cancelled": req.status is RequirementStatus.CANCELLED,
         "fulfilled": req.status is RequirementStatus.FULFILLED,
@@ -563,8 +564,8 @@ def test_every_read_model_row_equals_the_write_sides_own(
         # As the query loads them: the requirements and pledges the decision names.
         ours = [r for r in stored["requirements"].values() if r.decision_id == d.id]
         pledges = [p for p in stored["pledges"].values() if p.decision_id == d.id]
-        everything = [list(stored[table].values()) for table in ("allocations", "shipments")]
-        shown = trace(stored["decisions"][d.id], ours, pledges, *everything)
+        allocations, shipments = (list(stored[t].values()) for t in ("allocations", "shipments"))
+        shown = trace(stored["decisions"][d.id], ours, pledges, allocations, shipments)
         assert {
             (line["kind"], line["subject"]): {k: line[k] for k in FUNNEL} for line in shown["lines"]
         } == _execution(world, d, applied)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from shared.auth import Principal, Role
@@ -89,14 +91,14 @@ def test_a_record_asked_for_by_id_is_refused_not_redacted() -> None:
 
 
 def test_a_shipment_event_of_unknown_scope_is_shown_only_to_those_who_see_every_shipment() -> None:
-    event = {"type": "shipment.eum_discrepancy", "data": {"missing": ["S2"]}}
+    event: dict[str, Any] = {"type": "shipment.eum_discrepancy", "data": {"missing": ["S2"]}}
     for principal in (_who(Role.HUB, hub="PL-RZE"), _who(Role.DONOR, nation="PL")):
         assert shown_event(principal, event["type"], event, hub=None, donor=None) is None
     assert shown_event(_who(Role.PLANNER), event["type"], event, hub=None, donor=None) == event
 
 
 def test_observers_see_planning_events_without_people_reasons_or_shipments() -> None:
-    event = {
+    event: dict[str, Any] = {
         "type": "requirement.delivery_recorded",
         "actor": "op1@PL-RZE",
         "data": {"shipment_id": "SHP-1", "quantity": 3, "reason": "x"},

@@ -3,7 +3,7 @@ requirement status of DESIGN.md §5. Pure: no I/O."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, fields
 from datetime import date, datetime
 from typing import Any, ClassVar, Literal, get_args
 
@@ -25,12 +25,14 @@ class Row:
     """A read-model row: a dataclass whose fields are the table's columns."""
 
     KEY: ClassVar[str]
+    # Declared for the type checker: every subclass is a dataclass (so `fields` takes a row).
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
     # Changed by events of more than one topic (so, in a replay shared between processes, by
     # more than one writer at once).
     SHARED: ClassVar[bool] = False
 
     def as_row(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def key(self) -> str:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from shared.contracts.allocations import AllocationApproved, AllocationCancelled
 from shared.contracts.allocations import registry as allocations
+from shared.contracts.requests import registry as requests_catalogue
 from shared.contracts.topics import ALLOCATIONS, DELIVERIES, REQUESTS
 from tests.infra import header, produce, read_topic
 from tests.integration.delivery.conftest import (
@@ -21,7 +22,6 @@ from tests.integration.delivery.conftest import (
     proposal,
     stored,
 )
-from tests.integration.delivery.conftest import requests as requests_catalogue
 
 TOMORROW = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
 
