@@ -564,7 +564,8 @@ def test_every_read_model_row_equals_the_write_sides_own(
         # As the query loads them: the requirements and pledges the decision names.
         ours = [r for r in stored["requirements"].values() if r.decision_id == d.id]
         pledges = [p for p in stored["pledges"].values() if p.decision_id == d.id]
-        allocations, shipments = (list(stored[t].values()) for t in ("allocations", "shipments"))
+        allocations = list(stored["allocations"].values())
+        shipments = list(stored["shipments"].values())
         shown = trace(stored["decisions"][d.id], ours, pledges, allocations, shipments)
         assert {
             (line["kind"], line["subject"]): {k: line[k] for k in FUNNEL} for line in shown["lines"]
