@@ -8,7 +8,8 @@
 #                                     would: no checkpoint, crash recovery at the next start)
 #
 # The cluster lives in ${AIDLINE_HOME:-<repo>/.aidline}/postgres (or, when the postgres
-# OS user cannot reach that folder, /var/tmp/aidline-postgres-<hash>), listens on
+# OS user cannot reach that folder, or as root in <repo>/.aidline, which `make run` closes to
+# other users, /var/tmp/aidline-postgres-<hash>), listens on
 # 127.0.0.1:${AIDLINE_PG_PORT:-5433} only, and has role aidline/aidline (SUPERUSER: tests
 # create and drop schemas) owning database aidline. The Debian-managed cluster
 # (pg_ctlcluster, port 5432) is never used or touched.
@@ -124,14 +125,24 @@ pick_state_dir() {
   id postgres >/dev/null 2>&1 || die "OS user 'postgres' does not exist" \
     "apt-get install -y postgresql (creates it), or: useradd --system --home /var/lib/postgresql postgres"
   mkdir -p "$AIDLINE_HOME"
-  if as_pg test -x "$AIDLINE_HOME" 2>/dev/null; then
+  # `make run` makes the repository's state folder its owner's alone (0700: it holds the
+  # development tokens, shared/cli/run.py), and a cluster inside it would lose its folder while
+  # it runs (`make test` beside `make run`: PostgreSQL stops at its next checkpoint). A new one
+  # goes elsewhere; one made there before stays.
+  local private="$REPO_ROOT/.aidline" why=""
+  if [[ "$AIDLINE_HOME/" == "$private/"* && ! -d "$wanted/data" ]]; then
+    why="$private becomes its owner's alone when \`make run\` starts"
+  elif ! as_pg test -x "$AIDLINE_HOME" 2>/dev/null; then
+    why="the postgres OS user cannot enter $AIDLINE_HOME (a parent folder is not traversable)"
+  fi
+  if [[ -z "$why" ]]; then
     PG_STATE="$wanted"
   else
     local h
     h="$(printf '%s' "$AIDLINE_HOME" | sha256sum | cut -c1-12)"
     PG_STATE="/var/tmp/aidline-postgres-$h"
     if [[ "${1:-}" != quiet ]]; then
-      log "the postgres OS user cannot enter $AIDLINE_HOME (a parent folder is not traversable):"
+      log "$why:"
       log "  using $PG_STATE for the cluster instead"
     fi
   fi
