@@ -118,4 +118,8 @@ down: ## Docker Compose: stop the stack
 .PHONY: clean
 clean: ## Remove the virtual environment and local state (keeps the Kafka jar cache)
 	-@$(INFRA) down
+	@# The PostgreSQL clusters of `make run`, `make test` and its isolated tests: as root they
+	@# may live outside .aidline (deploy/local/postgres.sh, in /var/tmp).
+	-@for home in .aidline .aidline/test .aidline/test/isolated; do \
+	  AIDLINE_HOME=$(CURDIR)/$$home deploy/local/postgres.sh remove; done
 	rm -rf $(VENV) .aidline .pytest_cache .mypy_cache .ruff_cache mutants

@@ -6,6 +6,7 @@
 #   deploy/local/postgres.sh status   exit 0 if running (ours or external), 3 if not
 #   deploy/local/postgres.sh crash    restart it abruptly (pg_ctl -m immediate, as a power cut
 #                                     would: no checkpoint, crash recovery at the next start)
+#   deploy/local/postgres.sh remove   stop it and delete its folder, wherever it lives (make clean)
 #
 # The cluster lives in ${AIDLINE_HOME:-<repo>/.aidline}/postgres (or, when the postgres
 # OS user cannot reach that folder, or as root in <repo>/.aidline, which `make run` closes to
@@ -298,6 +299,14 @@ cmd_down() {
   log "stopped"
 }
 
+cmd_remove() { # `make clean`: the cluster stopped and its folder gone, wherever it lives
+  cmd_down
+  [[ -n "$PG_BIN" ]] || return 0
+  rm -rf "$PG_STATE"
+  if [[ "$PG_SOCK_DIR" == /tmp/aidline-pg-* ]]; then rm -rf "$PG_SOCK_DIR"; fi
+  log "removed $PG_STATE"
+}
+
 cmd_crash() {
   PG_BIN="$(find_pg_bin)"
   [[ -n "$PG_BIN" ]] || die "not installed" "deploy/local/postgres.sh up"
@@ -340,7 +349,7 @@ cmd_status() {
 }
 
 usage() {
-  sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -349,5 +358,6 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   crash) cmd_crash ;;
+  remove) cmd_remove ;;
   *) usage ;;
 esac

@@ -61,7 +61,7 @@ async def test_a_cluster_keeps_running_when_make_run_closes_the_state_folder(
     repo, port = scratch_repository, free_port()
     started = _script(repo, "up", port)
     assert started.returncode == 0, started.stderr
-    cluster = _data_directory(_script(repo, "status", port)).parent
+    cluster = _data_directory(_script(repo, "status", port)).parent  # /var/tmp/... as root
     try:
         conn = await asyncpg.connect(f"postgresql://aidline:aidline@127.0.0.1:{port}/aidline")
         try:
@@ -75,6 +75,7 @@ async def test_a_cluster_keeps_running_when_make_run_closes_the_state_folder(
         status = _script(repo, "status", port)
         assert status.returncode == 0, status.stdout + status.stderr
     finally:
-        stopped = _script(repo, "down", port)
-        shutil.rmtree(cluster, ignore_errors=True)  # also when it is outside the repository
-    assert stopped.returncode == 0, stopped.stderr
+        removed = _script(repo, "remove", port)  # as `make clean` does
+    assert removed.returncode == 0, removed.stderr
+    assert not cluster.exists(), "removed wherever it lived"
+    assert _script(repo, "status", port).returncode == 3  # not running
