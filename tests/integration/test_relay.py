@@ -212,7 +212,10 @@ async def test_relay_killed_mid_batch_loses_nothing(kafka: str, pg_db: Database)
                 tx.append(f"S-{i}", 0, _credit(i))
     topic = await create_topic()
     args = [sys.executable, "-m", "tests.integration.worker", "relay", pg_db.url, pg_db.schema]
-    first = subprocess.Popen([*args, topic, "50"], env=os.environ.copy())
+    # Batches of 10, each checkpointed: 300 of them, so that the relay is still at work when
+    # the test sees the first 500 published (with 60 batches of 50 a busy machine once let it
+    # finish all 3,000 in between).
+    first = subprocess.Popen([*args, topic, "10"], env=os.environ.copy())
     try:
         await eventually(lambda: _checkpoint_beyond(store, 500), what="the first batches")
     finally:
