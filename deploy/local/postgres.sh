@@ -302,9 +302,11 @@ cmd_down() {
 cmd_remove() { # `make clean`: the cluster stopped and its folder gone, wherever it lives
   cmd_down
   [[ -n "$PG_BIN" ]] || return 0
-  rm -rf "$PG_STATE"
   if [[ "$PG_SOCK_DIR" == /tmp/aidline-pg-* ]]; then rm -rf "$PG_SOCK_DIR"; fi
-  log "removed $PG_STATE"
+  if [[ -d "$PG_STATE" ]]; then
+    rm -rf "$PG_STATE"
+    log "removed $PG_STATE"
+  fi
 }
 
 cmd_crash() {
