@@ -27,7 +27,8 @@ TEST_SECURE_PORT ?= 20200
 # (TEST_WORKERS=0); see deploy/local/test-suite.sh.
 TEST_WORKERS ?= 2
 TEST_ISOLATED ?= beside
-TEST_INFRA := AIDLINE_HOME=$(CURDIR)/.aidline/test KAFKA_PORT=19092 CONTROLLER_PORT=19093 \
+TEST_HOME := $(CURDIR)/.aidline/test
+TEST_INFRA := AIDLINE_HOME=$(TEST_HOME) KAFKA_PORT=19092 CONTROLLER_PORT=19093 \
 	AIDLINE_PG_PORT=15433 AIDLINE_TEST_CLUSTER_PORT=$(TEST_CLUSTER_PORT) \
 	AIDLINE_TEST_SECURE_PORT=$(TEST_SECURE_PORT)
 
@@ -115,11 +116,12 @@ up: ## Docker Compose: the whole stack (needs a key, or AIDLINE_ENVIRONMENT=deve
 down: ## Docker Compose: stop the stack
 	docker compose down
 
+# `clean` removes the PostgreSQL clusters of `make run`, `make test` and its isolated tests
+# (test-suite.sh: <home>/isolated) by name: as root they may live outside .aidline (postgres.sh,
+# in /var/tmp).
 .PHONY: clean
 clean: ## Remove the virtual environment and local state (keeps the Kafka jar cache)
 	-@$(INFRA) down
-	@# The PostgreSQL clusters of `make run`, `make test` and its isolated tests: as root they
-	@# may live outside .aidline (deploy/local/postgres.sh, in /var/tmp).
-	-@for home in .aidline .aidline/test .aidline/test/isolated; do \
-	  AIDLINE_HOME=$(CURDIR)/$$home deploy/local/postgres.sh remove; done
+	-@for home in $(CURDIR)/.aidline $(TEST_HOME) $(TEST_HOME)/isolated; do \
+	  AIDLINE_HOME=$$home deploy/local/postgres.sh remove; done
 	rm -rf $(VENV) .aidline .pytest_cache .mypy_cache .ruff_cache mutants
